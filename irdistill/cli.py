@@ -1,0 +1,181 @@
+"""``irdistill``: a thin command line over the library. Bad input exits with code 2 and a one-line error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from .errors import InputError
+
+DEFAULT_METRICS = "ndcg@10,recall@100,mrr@10"
+
+
+def _add_dataset(p, required=True):
+    p.add_argument("--dataset", required=required, help="BEIR folder, MS MARCO folder (collection.tsv) or ir_datasets id")
+    p.add_argument("--split", help="split (BEIR default: test; MS MARCO default: dev.small; ir_datasets: appended to the id)")
+
+
+def _add_retriever(p):
+    p.add_argument("--retriever", choices=["bm25", "dense"], default="bm25")
+    p.add_argument("--model", help="sentence-transformers model (hub name or folder) for --retriever dense")
+    p.add_argument("--kind", choices=["flat", "hnsw", "ivfpq"], default="flat", help="FAISS index kind (dense)")
+    p.add_argument("--index", help="index folder (default: indexes/<dataset>/...)")
+    p.add_argument("--rebuild", action="store_true", help="build the index again even if it exists")
+    p.add_argument("--batch-size", type=int, default=64, help="encoding batch size (dense)")
+
+
+def _dataset(args):
+    from .data import load_dataset
+
+    return load_dataset(args.dataset, args.split)
+
+
+def _name(args) -> str:
+    from .index.retrieve import slug
+
+    parts = [slug(args.dataset), args.split or "", args.retriever]
+    if args.retriever == "dense":
+        parts += [slug(args.model or ""), args.kind]
+    return "-".join(p for p in parts if p)
+
+
+def cmd_index(args):
+    from .index import open_bm25, open_dense
+    from .index.retrieve import index_path
+
+    ds = _dataset(args)
+    if args.retriever == "bm25":
+        idx = open_bm25(ds.corpus, args.index or index_path(ds, "bm25"), args.rebuild)
+    else:
+        if not args.model:
+            raise InputError("--retriever dense needs --model")
+        idx, _ = open_dense(ds, args.model, args.kind, args.index, args.rebuild, args.batch_size)
+    print(f"index: {os.path.abspath(idx.path)} ({len(ds.corpus)} documents)")
+
+
+def cmd_search(args):
+    from .data import read_queries, write_run
+    from .index import BM25Index, load_index
+    from .models import load_sentence_transformer
+
+    if bool(args.query) == bool(args.queries):
+        raise InputError("give either --query TEXT or --queries FILE")
+    queries = {"q1": args.query} if args.query else read_queries(args.queries)
+    index = load_index(args.index)
+    if isinstance(index, BM25Index):
+        run = index.search(queries, args.k)
+    else:
+        run = index.search(load_sentence_transformer(args.model or index.meta["model"]), queries, args.k)
+    if args.output:
+        write_run(run, args.output)
+        print(f"run: {args.output} ({run['qid'].nunique()} queries)")
+    else:
+        for q, d, r, s in zip(run["qid"], run["docid"], run["rank"], run["score"]):
+            print(f"{q}\t{r}\t{d}\t{s:.4f}")
+
+
+def cmd_evaluate(args):
+    from .data import read_run, write_run
+    from .evaluation import evaluate_run, format_table, parse_metrics
+    from .index import retrieve
+
+    metrics = parse_metrics(args.metrics)  # fail on a bad metric before any work
+    ds = _dataset(args)
+    if args.run:
+        run, name = read_run(args.run), os.path.splitext(os.path.basename(args.run))[0]
+    else:
+        run = retrieve(ds, args.retriever, args.model, args.kind, args.k, args.index, args.rebuild, args.batch_size)
+        name = _name(args)
+    scores = evaluate_run(ds.qrels, run, metrics)
+    print(format_table([{"run": name, **scores}], ["run", *metrics]))
+    out = args.output or os.path.join("runs", name)
+    os.makedirs(out, exist_ok=True)
+    if not args.run:
+        write_run(run, os.path.join(out, "run.trec"), tag=name)
+        write_run(run, os.path.join(out, "run.parquet"))
+    from .data.io import atomic_path
+
+    with atomic_path(os.path.join(out, "metrics.json")) as tmp, open(tmp, "w") as f:
+        json.dump({"run": name, "dataset": args.dataset, "split": ds.split, "queries": len(ds.qrels),
+                   "metrics": scores}, f, indent=1)
+    print(f"wrote {out}/")
+
+
+def cmd_compare(args):
+    from .data import read_qrels, read_run
+    from .evaluation import compare_runs
+
+    if args.qrels:
+        qrels: dict = {}
+        for _, q, d, g in read_qrels(args.qrels):
+            qrels.setdefault(q, {})[d] = g
+    elif args.dataset:
+        qrels = _dataset(args).qrels
+    else:
+        raise InputError("give --qrels FILE or --dataset")
+    runs = {}
+    for path in args.runs:
+        name = os.path.basename(os.path.dirname(path)) if os.path.basename(path).startswith("run.") else os.path.basename(path)
+        runs[name if name not in runs else path] = read_run(path)
+    print(compare_runs(qrels, runs, args.metrics, args.test, args.max_p))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="irdistill", description="Knowledge distillation for retrieval and ranking.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="build a BM25 or FAISS index of a collection",
+                       description="Build (or reuse) the BM25 (Lucene) or dense (FAISS) index of a collection.")
+    _add_dataset(p)
+    _add_retriever(p)
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", help="search an index with a queries file or one query",
+                       description="Search a saved index; prints 'qid rank docid score' or writes a run file.")
+    p.add_argument("--index", required=True, help="index folder")
+    p.add_argument("--query", help="one query string")
+    p.add_argument("--queries", help="queries file (BEIR queries.jsonl or qid<TAB>text)")
+    p.add_argument("--model", help="query encoder for a dense index (default: the one it was built with)")
+    p.add_argument("-k", "--k", type=int, default=10, help="hits per query")
+    p.add_argument("--output", help="write the run here (.trec or .parquet) instead of printing it")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("evaluate", help="retrieve for a split and score the run",
+                       description="Retrieve with BM25 or a dense model (or read --run), print the metrics, and write "
+                                   "run.trec, run.parquet and metrics.json to --output (default runs/<name>/).")
+    _add_dataset(p)
+    _add_retriever(p)
+    p.add_argument("--metrics", default=DEFAULT_METRICS, help=f"comma-separated ranx metrics (default {DEFAULT_METRICS})")
+    p.add_argument("-k", "--k", type=int, default=1000, help="retrieval depth")
+    p.add_argument("--run", help="evaluate this run file instead of retrieving")
+    p.add_argument("--output", help="output folder")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("compare", help="compare runs with paired significance tests",
+                       description="Metrics of several runs side by side; superscripts mark significant wins (ranx).")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run files (.trec or .parquet)")
+    _add_dataset(p, required=False)
+    p.add_argument("--qrels", help="qrels file (BEIR TSV or TREC) instead of --dataset")
+    p.add_argument("--metrics", default=DEFAULT_METRICS)
+    p.add_argument("--test", default="student", choices=["student", "fisher", "tukey"], help="paired test")
+    p.add_argument("--max-p", type=float, default=0.05, help="significance level")
+    p.set_defaults(func=cmd_compare)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except InputError as e:
+        print(f"irdistill: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

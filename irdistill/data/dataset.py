@@ -1,0 +1,150 @@
+"""``load_dataset``: corpus, queries and qrels of one split, from a BEIR folder, MS MARCO/TREC files or ir_datasets."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from ..errors import InputError, require_file
+from .corpus import Corpus
+from .io import read_jsonl, read_tsv
+
+Qrels = dict  # qid -> {docid: grade}
+
+
+@dataclass
+class Dataset:
+    name: str
+    corpus: Corpus
+    queries: dict[str, str]  # qid -> text, only the split's queries when qrels are given
+    qrels: Qrels = field(default_factory=dict)
+    split: str | None = None
+
+
+def read_queries(path) -> dict[str, str]:
+    """Queries from BEIR ``queries.jsonl`` (``_id``, ``text``) or a ``qid<TAB>text`` TSV file."""
+    path = require_file(path)
+    out: dict[str, str] = {}
+    if path.endswith((".jsonl", ".jsonl.gz")):
+        rows = ((n, str(r["_id"]).strip(), r["text"]) for n, r in read_jsonl(path, required=("_id", "text")))
+    else:
+        rows = ((n, qid.strip(), text) for n, (qid, text) in read_tsv(path, 2))
+    for n, qid, text in rows:
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(f"query {qid!r} has no text", path, n)
+        if qid in out:
+            raise InputError(f"duplicate query id {qid!r}", path, n)
+        out[qid] = text
+    if not out:
+        raise InputError("no queries", path)
+    return out
+
+
+def read_qrels(path):
+    """Yield ``(line, qid, docid, grade)`` from a BEIR TSV (``query-id corpus-id score``) or TREC qrels file."""
+    path = require_file(path)
+    with open(path, encoding="utf-8") as f:
+        first = f.readline()
+    if first.count("\t") == 2 or first.lower().startswith("query-id"):
+        rows = ((n, q, d, g) for n, (q, d, g) in read_tsv(path, 3, header=("query-id", "corpus-id")))
+    else:  # TREC: qid iter docid grade, whitespace-separated
+        rows = ((n, q, d, g) for n, (q, _, d, g) in read_tsv(path, 4, sep=None))
+    for n, q, d, g in rows:
+        try:
+            grade = int(float(g))
+        except ValueError:
+            raise InputError(f"relevance grade {g!r} is not a number", path, n) from None
+        yield n, q.strip(), d.strip(), grade
+
+
+def _load_qrels(path, queries: dict[str, str], corpus: Corpus) -> Qrels:
+    rows = list(read_qrels(path))
+    known = corpus.contains([d for _, _, d, _ in rows])
+    qrels: Qrels = {}
+    for (n, q, d, g), ok in zip(rows, known):
+        if q not in queries:
+            raise InputError(f"unknown query id {q!r}", path, n)
+        if not ok:
+            raise InputError(f"unknown document id {d!r}", path, n)
+        qrels.setdefault(q, {})[d] = g
+    if not qrels:
+        raise InputError("no judgements", path)
+    return qrels
+
+
+def load_files(corpus, queries, qrels=None, name: str | None = None, split: str | None = None) -> Dataset:
+    """Load from explicit files: corpus (``.jsonl`` BEIR or ``.tsv`` MS MARCO), queries, and optional qrels."""
+    corpus_path = os.fspath(corpus)
+    docs = Corpus.from_jsonl(corpus_path) if corpus_path.endswith((".jsonl", ".jsonl.gz")) else Corpus.from_tsv(corpus_path)
+    qs = read_queries(queries)
+    judged = _load_qrels(qrels, qs, docs) if qrels else {}
+    if judged:
+        qs = {q: t for q, t in qs.items() if q in judged}
+    return Dataset(name or os.path.basename(os.path.dirname(os.path.abspath(corpus_path))), docs, qs, judged, split)
+
+
+def load_beir(folder, split: str = "test", corpus_file: str = "corpus.jsonl") -> Dataset:
+    """A BEIR folder: ``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``."""
+    folder = os.fspath(folder)
+    qrels = os.path.join(folder, "qrels", f"{split}.tsv")
+    if not os.path.exists(qrels):
+        have = sorted(f[:-4] for f in os.listdir(os.path.join(folder, "qrels"))) if os.path.isdir(os.path.join(folder, "qrels")) else []
+        raise InputError(f"no split {split!r} (have: {', '.join(have) or 'none'})", qrels)
+    name = os.path.basename(os.path.normpath(folder))
+    return load_files(os.path.join(folder, corpus_file), os.path.join(folder, "queries.jsonl"), qrels, name, split)
+
+
+def load_msmarco(folder, split: str = "dev.small") -> Dataset:
+    """An MS MARCO passage folder: ``collection.tsv``, ``queries.<split>.tsv``, ``qrels.<split>.tsv`` (TREC format)."""
+    folder = os.fspath(folder)
+    q, r = os.path.join(folder, f"queries.{split}.tsv"), os.path.join(folder, f"qrels.{split}.tsv")
+    return load_files(os.path.join(folder, "collection.tsv"), q, r if os.path.exists(r) else None, "msmarco-passage", split)
+
+
+def load_ir_datasets(dataset_id: str) -> Dataset:
+    """An ir_datasets id such as ``beir/scifact/test`` or ``msmarco-passage/dev/small``; offline once cached."""
+    import ir_datasets
+
+    try:
+        ds = ir_datasets.load(dataset_id)
+    except KeyError:
+        raise InputError(f"unknown dataset {dataset_id!r}: not a folder, nor an ir_datasets id") from None
+    source = f"ir_datasets:{dataset_id}"
+    if not ds.has_docs():
+        raise InputError("this dataset id has no documents", source)
+
+    def records():
+        for doc in ds.docs_iter():
+            yield doc.doc_id, getattr(doc, "title", "") or "", getattr(doc, "text", "") or doc.default_text()
+
+    corpus = Corpus.from_records(records(), source)
+    queries = {q.query_id: q.text if hasattr(q, "text") else q.default_text() for q in ds.queries_iter()}
+    qrels: Qrels = {}
+    if ds.has_qrels():
+        rows = list(ds.qrels_iter())
+        known = corpus.contains([r.doc_id for r in rows])
+        for n, (r, ok) in enumerate(zip(rows, known), 1):
+            if r.query_id not in queries or not ok:
+                raise InputError(f"qrels row {n} names an unknown {'query' if ok else 'document'}", source)
+            qrels.setdefault(r.query_id, {})[r.doc_id] = int(r.relevance)
+        queries = {q: t for q, t in queries.items() if q in qrels}
+    parts = dataset_id.split("/")
+    return Dataset("-".join(parts[:-1]) or dataset_id, corpus, queries, qrels, parts[-1] if len(parts) > 1 else None)
+
+
+def load_dataset(source, split: str | None = None) -> Dataset:
+    """Load one split of a collection.
+
+    ``source`` is a BEIR folder (``split`` defaults to ``test``), an MS MARCO folder holding ``collection.tsv``
+    (``split`` defaults to ``dev.small``), or an ir_datasets id (the split is part of the id, e.g. ``beir/scifact/test``).
+    """
+    source = os.fspath(source)
+    if os.path.isdir(source):
+        if os.path.exists(os.path.join(source, "corpus.jsonl")):
+            return load_beir(source, split or "test")
+        if os.path.exists(os.path.join(source, "collection.tsv")):
+            return load_msmarco(source, split or "dev.small")
+        raise InputError("not a dataset folder (no corpus.jsonl or collection.tsv)", source)
+    if source.startswith((".", os.path.sep, "~")) or os.path.exists(source):
+        raise InputError("no such folder" if not os.path.exists(source) else "not a dataset folder", source)
+    return load_ir_datasets(source if split is None else f"{source.rstrip('/')}/{split}")

@@ -1,0 +1,59 @@
+"""Metrics through ranx (nDCG uses linear gains, as trec_eval and BEIR do)."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from ..data.runs import run_to_dict
+from ..errors import InputError
+
+RANX_METRICS = {"hits", "hit_rate", "precision", "recall", "f1", "r-precision", "mrr", "map", "ndcg", "ndcg_burges",
+                "dcg", "dcg_burges", "bpref"}
+
+
+def parse_metrics(spec: str | list[str]) -> list[str]:
+    """``"ndcg@10,recall@100,mrr@10"`` -> ranx metric names; unknown names raise InputError."""
+    names = [m.strip().lower() for m in (spec.split(",") if isinstance(spec, str) else spec) if m.strip()]
+    for m in names:
+        base, _, cut = m.partition("@")
+        if base not in RANX_METRICS or (cut and not re.fullmatch(r"[1-9]\d*", cut)):
+            raise InputError(f"unknown metric {m!r} (known: {', '.join(sorted(RANX_METRICS))}, each with an optional @k)")
+    if not names:
+        raise InputError("no metrics given")
+    return names
+
+
+def _qrels(qrels: dict):
+    from ranx import Qrels
+
+    return Qrels({q: {d: int(g) for d, g in docs.items()} for q, docs in qrels.items()})
+
+
+def evaluate_run(qrels: dict, run: pd.DataFrame, metrics) -> dict[str, float]:
+    """Mean of each metric over the judged queries (a judged query missing from the run scores 0)."""
+    from ranx import Run, evaluate
+
+    metrics = parse_metrics(metrics)
+    out = evaluate(_qrels(qrels), Run(run_to_dict(run)), metrics, make_comparable=True)
+    out = out if isinstance(out, dict) else {metrics[0]: out}
+    return {m: float(v) for m, v in out.items()}
+
+
+def compare_runs(qrels: dict, runs: dict[str, pd.DataFrame], metrics, stat_test: str = "student", max_p: float = 0.05):
+    """A ranx Report: every metric of every run, with paired significance tests (superscripts name the runs beaten)."""
+    from ranx import Run, compare
+
+    metrics = parse_metrics(metrics)
+    rs = [Run(run_to_dict(df), name=name) for name, df in runs.items()]
+    return compare(_qrels(qrels), rs, metrics=metrics, stat_test=stat_test, max_p=max_p, make_comparable=True)
+
+
+def format_table(rows: list[dict], columns: list[str] | None = None) -> str:
+    """A plain text table; floats with 4 decimals."""
+    columns = columns or list(rows[0])
+    cells = [[f"{r.get(c, ''):.4f}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    line = lambda vals: "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(vals, widths)))
+    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])

