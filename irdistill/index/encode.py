@@ -24,7 +24,7 @@ def encode_texts(model, texts: list[str], role: str = "document", batch_size: in
     ``role`` is ``query`` or ``document``: the model's own query/document prompts apply (``encode_query``)."""
     encode = model.encode_query if role == "query" else model.encode_document
     order = np.argsort([-len(t) for t in texts], kind="stable")
-    out = np.empty((len(texts), model.get_sentence_embedding_dimension()), dtype=np.float32)
+    out = np.empty((len(texts), model.get_embedding_dimension()), dtype=np.float32)
     step = batch_size * 4
     for i in range(0, len(texts), step):
         idx = order[i : i + step]
@@ -70,7 +70,7 @@ def encode_corpus(model, corpus: Corpus, folder, model_name: str, batch_size: in
     folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)
     meta = {"model": model_name, "corpus": corpus.fingerprint(), "documents": len(corpus), "chunk": chunk,
-            "dim": model.get_sentence_embedding_dimension(), "normalized": wants_normalized(model),
+            "dim": model.get_embedding_dimension(), "normalized": wants_normalized(model),
             "max_seq_length": model.max_seq_length}
     meta_path = os.path.join(folder, "meta.json")
     if os.path.exists(meta_path):

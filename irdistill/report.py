@@ -1,0 +1,47 @@
+"""Write generated tables into Markdown files between markers, so docs hold only numbers that scripts produced."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+
+from .data.io import atomic_path
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = re.search(r"model name\s*:\s*(.*)", f.read()).group(1)
+    except (OSError, AttributeError):
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {os.cpu_count()} cores, {gpu}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def versions(*packages: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for p in packages:
+        try:
+            out.append(f"{p} {version(p)}")
+        except PackageNotFoundError:
+            pass
+    return ", ".join(out)
+
+
+def write_section(path, name: str, text: str) -> None:
+    """Replace the text between ``<!-- name -->`` and ``<!-- /name -->`` in ``path`` (appending the block if absent)."""
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    old = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
+    block = f"{start}\n{text.rstrip()}\n{end}"
+    if start in old and end in old:
+        new = old[: old.index(start)] + block + old[old.index(end) + len(end):]
+    else:
+        new = old.rstrip() + ("\n\n" if old else "") + block + "\n"
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(new)
