@@ -67,7 +67,8 @@ def build_teacher(spec, dataset=None) -> Teacher:
         if kind in ("llm-pointwise", "llm-listwise"):
             from .llm import ListwiseLLMTeacher, PointwiseLLMTeacher, make_backend
 
-            backend_keys = ("model", "endpoint", "gguf_file", "api_key", "top_logprobs", "device", "dtype", "trust_remote_code")
+            backend_keys = ("model", "endpoint", "gguf_file", "api_key", "top_logprobs", "request", "device", "dtype",
+                            "trust_remote_code")
             backend = make_backend(**{k: spec.pop(k) for k in backend_keys if k in spec})
             cls = PointwiseLLMTeacher if kind == "llm-pointwise" else ListwiseLLMTeacher
             return cls(backend, **spec)

@@ -85,15 +85,17 @@ class TransformersLM:
 class OpenAIEndpoint:
     """An OpenAI-compatible ``/v1/chat/completions`` endpoint; greedy decoding (temperature 0)."""
 
-    def __init__(self, base_url: str, model: str, api_key: str | None = None, top_logprobs: int = 20, timeout: float = 300):
+    def __init__(self, base_url: str, model: str, api_key: str | None = None, top_logprobs: int = 20, timeout: float = 300,
+                 request: dict | None = None):
         self.base_url, self.model, self.top_logprobs, self.timeout = base_url.rstrip("/"), model, top_logprobs, timeout
         self.api_key = api_key or os.environ.get("OPENAI_API_KEY", "none")
+        self.request = request or {}  # extra request fields, e.g. {"logit_bias": {"2": -100}} to keep EOS out of reach
 
     def describe(self) -> dict:
-        return {"backend": "openai", "model": self.model, "base_url": self.base_url}
+        return {"backend": "openai", "model": self.model, "base_url": self.base_url, "request": self.request}
 
     def _chat(self, messages: list[dict], **params) -> dict:
-        body = json.dumps({"model": self.model, "messages": messages, "temperature": 0, **params}).encode()
+        body = json.dumps({"model": self.model, "messages": messages, "temperature": 0, **self.request, **params}).encode()
         url = self.base_url + ("/chat/completions" if self.base_url.endswith("/v1") else "/v1/chat/completions")
         req = urllib.request.Request(url, body, {"Content-Type": "application/json",
                                                  "Authorization": f"Bearer {self.api_key}"})
@@ -105,11 +107,14 @@ class OpenAIEndpoint:
 
     def label_logprobs(self, chats: list[list[dict]], labels: list[str], batch_size: int = 8) -> np.ndarray:
         """From the top log-probabilities of the first answer token; a label not among them gets the lowest one shown
-        (an upper bound of its own)."""
+        (an upper bound of its own). An answer that ends at once (no token) scores 0 for every label."""
         out = np.zeros((len(chats), len(labels)), dtype=np.float32)
         for i, chat in enumerate(chats):
             resp = self._chat(chat, max_tokens=1, logprobs=True, top_logprobs=self.top_logprobs)
-            top = resp["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+            content = (resp["choices"][0].get("logprobs") or {}).get("content") or []
+            top = content[0]["top_logprobs"] if content else []
+            if not top:
+                continue
             floor = min(t["logprob"] for t in top)
             for j, lab in enumerate(labels):
                 hits = [t["logprob"] for t in top if t["token"] in _variants(lab)]
@@ -123,5 +128,5 @@ class OpenAIEndpoint:
 def make_backend(model: str, endpoint: str | None = None, gguf_file: str | None = None, **kwargs):
     """``endpoint`` given: the HTTP backend; else transformers in-process."""
     if endpoint:
-        return OpenAIEndpoint(endpoint, model, **{k: v for k, v in kwargs.items() if k in ("api_key", "top_logprobs")})
+        return OpenAIEndpoint(endpoint, model, **{k: v for k, v in kwargs.items() if k in ("api_key", "top_logprobs", "request")})
     return TransformersLM(model, gguf_file=gguf_file, **{k: v for k, v in kwargs.items() if k in ("device", "dtype", "trust_remote_code")})
