@@ -16,13 +16,14 @@ class CrossEncoderTeacher(Teacher):
     """Raw logits (no sigmoid) of a cross-encoder, so margins keep their scale.
 
     ``predict`` of sentence-transformers already sorts each batch by length. On a GPU the model runs in bfloat16
-    unless ``dtype`` says otherwise; ``backend="onnx"`` or ``"openvino"`` uses those runtimes."""
+    unless ``dtype`` says otherwise; ``backend="onnx"`` or ``"openvino"`` uses those runtimes (with optimum installed).
+    ``quantize="int8"`` applies torch's dynamic int8 quantisation to the linear layers (CPU)."""
 
     kind = "cross-encoder"
 
     def __init__(self, model: str, max_length: int | None = 512, batch_size: int = 32, device: str | None = None,
                  dtype: str | None = None, backend: str = "torch", revision: str | None = None,
-                 trust_remote_code: bool = False, cross_encoder=None):
+                 trust_remote_code: bool = False, quantize: str | None = None, cross_encoder=None):
         import torch
         from sentence_transformers import CrossEncoder
 
@@ -35,10 +36,15 @@ class CrossEncoderTeacher(Teacher):
                                                    revision=revision, trust_remote_code=trust_remote_code,
                                                    model_kwargs=kwargs)
         self.version = weights_hash(path) or revision or getattr(self.model.config, "_commit_hash", None)
+        self.quantize = quantize
+        if quantize == "int8":
+            torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+        elif quantize is not None:
+            raise ValueError(f"unknown quantize option {quantize!r} (only int8)")
 
     def config(self) -> dict:
         return {"model": self.name, "version": self.version, "max_length": self.max_length, "dtype": self.dtype,
-                "backend": self.backend}
+                "backend": self.backend, "quantize": self.quantize}
 
     def score_pairs(self, queries: list[str], passages: list[str]) -> np.ndarray:
         import torch
