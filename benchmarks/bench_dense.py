@@ -55,7 +55,7 @@ def main():
                 {"step": "encode (irdistill encode_texts)", "docs/s": args.docs / t_ours}]
 
     # search: the full corpus, encoded once and cached under indexes/
-    flat, _ = open_dense(ds, args.model, "flat", model=model)
+    flat, _ = open_dense(ds, args.model, "flat", model=model, progress=False)
     vectors = np.concatenate(list(Embeddings(os.path.join(os.path.dirname(flat.path), "embeddings")).parts()))
     qids = list(ds.queries)
     qv = encode_texts(model, [ds.queries[q] for q in qids], "query")
@@ -70,7 +70,7 @@ def main():
              "QPS": len(qv) / t_np, "nDCG@10": float("nan")}]
     for kind in ["flat", "hnsw", "ivfpq"]:
         t0 = time.perf_counter()
-        index, _ = open_dense(ds, args.model, kind, model=model, rebuild=True)
+        index, _ = open_dense(ds, args.model, kind, model=model, rebuild=True, progress=False)
         build = time.perf_counter() - t0
         t_search, _ = timed(lambda: index.search_vectors(qv, args.k))
         ndcg = evaluate_run(ds.qrels, index.search(model, ds.queries, args.k), "ndcg@10")["ndcg@10"]

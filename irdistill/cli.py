@@ -128,6 +128,10 @@ def cmd_candidates(args):
 
     ds = _dataset(args)
     run = retrieve(ds, args.retriever, args.model, args.kind, args.k, args.index, args.rebuild, args.batch_size)
+    if args.add_positives:
+        from .data.runs import add_positives
+
+        run = add_positives(run, ds.qrels)
     write_run(run, args.output)
     print(f"candidates: {args.output} ({run['qid'].nunique()} queries, {len(run)} pairs)")
 
@@ -184,6 +188,15 @@ def cmd_cache(args):
         cache.compact(args.teacher)
 
 
+def cmd_train(args):
+    from .training import TrainConfig, train
+
+    cfg = TrainConfig.from_file(args.config)
+    if args.output:
+        cfg.output = args.output
+    print(f"model: {train(cfg)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="irdistill", description="Knowledge distillation for retrieval and ranking.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -221,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_retriever(p)
     p.add_argument("-k", "--k", type=int, default=100, help="candidates per query")
     p.add_argument("--output", required=True, help="run file (.parquet or .trec)")
+    p.add_argument("--add-positives", action="store_true",
+                   help="append judged-relevant documents the retriever missed (training candidates)")
     p.set_defaults(func=cmd_candidates)
 
     p = sub.add_parser("score", help="score a run's candidates with a teacher into the Parquet cache",
@@ -248,6 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-negatives", type=int, help="negatives per query in a Margin-MSE export")
     _add_dataset(p, required=False)
     p.set_defaults(func=cmd_cache)
+
+    p = sub.add_parser("train", help="train a student from cached teacher scores (YAML config)",
+                       description="Train a bi-encoder or cross-encoder student from a YAML config (see experiments/); "
+                                   "resumes from the newest checkpoint in the output folder; the model goes to <output>/final.")
+    p.add_argument("--config", required=True, help="YAML file")
+    p.add_argument("--output", help="override the config's output folder")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("compare", help="compare runs with paired significance tests",
                        description="Metrics of several runs side by side; superscripts mark significant wins (ranx).")

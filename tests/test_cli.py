@@ -49,6 +49,6 @@ def test_dense_evaluate_with_a_local_model(beir_dir, tiny_model_dir, tmp_path, c
 
 
 def test_console_script_help():
-    for cmd in ["evaluate", "index", "search", "compare"]:
+    for cmd in ["evaluate", "index", "search", "compare", "candidates", "score", "cache", "train"]:
         res = subprocess.run([sys.executable, "-m", "irdistill", cmd, "--help"], capture_output=True, text=True)
         assert res.returncode == 0 and "usage: irdistill " + cmd in res.stdout

@@ -87,3 +87,12 @@ def test_explicit_files(beir_dir):
     assert len(ds.queries) == 4 and ds.qrels == {}
     with pytest.raises(InputError, match="no split 'dev'"):
         load_dataset(beir_dir, "dev")
+
+
+def test_add_positives_appends_missed_judged_documents():
+    from irdistill.data.runs import add_positives
+
+    run = run_from_dict({"q1": {"a": 3.0, "b": 2.0}, "q2": {"c": 1.0}})
+    out = add_positives(run, {"q1": {"a": 1, "z": 1, "n": 0}, "q2": {"c": 2}})
+    assert out[out.qid == "q1"].docid.tolist() == ["a", "b", "z"]  # z added last; n (grade 0) is not a positive
+    assert out[out.qid == "q2"].docid.tolist() == ["c"]

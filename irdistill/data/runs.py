@@ -28,6 +28,19 @@ def run_from_dict(run: dict[str, dict[str, float]]) -> pd.DataFrame:
     return rank_run(df)
 
 
+def add_positives(df: pd.DataFrame, qrels: dict) -> pd.DataFrame:
+    """Append each query's judged-relevant documents that the run missed, ranked last (training candidates must hold
+    their positives so a teacher scores them)."""
+    have = set(zip(df["qid"], df["docid"]))
+    floor = df.groupby("qid")["score"].min().to_dict()
+    extra = [(q, d, floor.get(q, 0.0) - 1.0) for q in df["qid"].unique() for d, g in qrels.get(q, {}).items()
+             if g > 0 and (q, d) not in have]
+    if not extra:
+        return df
+    return rank_run(pd.concat([df[["qid", "docid", "score"]], pd.DataFrame(extra, columns=["qid", "docid", "score"])],
+                              ignore_index=True).astype({"score": "float32"}))
+
+
 def run_to_dict(df: pd.DataFrame) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for q, d, s in zip(df["qid"].tolist(), df["docid"].tolist(), df["score"].tolist()):

@@ -51,9 +51,10 @@ def compare_runs(qrels: dict, runs: dict[str, pd.DataFrame], metrics, stat_test:
 
 
 def format_table(rows: list[dict], columns: list[str] | None = None) -> str:
-    """A plain text table; floats with 4 decimals."""
+    """A plain text table; floats with 4 decimals (1 from 100 up)."""
     columns = columns or list(rows[0])
-    cells = [[f"{r.get(c, ''):.4f}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in columns] for r in rows]
+    fmt = lambda v: (f"{v:.4f}" if abs(v) < 100 else f"{v:.1f}") if isinstance(v, float) else str(v)
+    cells = [[fmt(r.get(c, "")) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     line = lambda vals: "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(vals, widths)))
     return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])

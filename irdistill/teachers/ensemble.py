@@ -1,13 +1,14 @@
 """Multi-teacher ensembles: per-query normalisation and a weighted sum of cached member scores (through ranx).
 
 Weights are given, or fit on labelled queries by ranx's grid search (``optimize_fusion``) for a metric. Fit on a
-training split only; ``fit_weights`` refuses qrels of the split being scored.
+training split only, and evaluate on another: scores of the fit split itself are for training students.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 
 import pandas as pd
 
@@ -15,6 +16,7 @@ from ..cache.scores import ScoreCache
 from ..data.runs import rank_run, run_to_dict
 from ..errors import InputError
 
+log = logging.getLogger(__name__)
 NORMS = {"zscore": "zmuv", "minmax": "min-max", "rank": "rank", "max": "max", "sum": "sum"}
 
 
@@ -88,8 +90,9 @@ def score_ensemble(spec: dict, run: pd.DataFrame, dataset, cache: ScoreCache, sh
     if weights is None:
         if not fit or "split" not in fit or "run" not in fit:
             raise InputError("an ensemble needs weights, or fit: {split: <training split>, run: <its candidates>}")
-        if fit["split"] == dataset.split:
-            raise InputError(f"refusing to fit ensemble weights on {fit['split']!r}, the split being scored")
+        if fit["split"] == dataset.split:  # fine for training labels; never report metrics on these scores
+            log.warning("scoring %r, the split the ensemble weights are fit on: use these scores to train, "
+                        "not to evaluate", fit["split"])
         fit_ds, fit_run = load_split(fit["split"]), read_run(fit["run"])
         scored += sum(score_run(t, fit_run, fit_ds, cache, progress=progress).pairs for t in members)
         judged = {q: fit_ds.qrels[q] for q in fit_run["qid"].unique() if q in fit_ds.qrels}

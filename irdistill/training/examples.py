@@ -1,0 +1,98 @@
+"""Training examples from the score cache: per query, a positive and N negatives with the teacher's scores.
+
+The examples hold ids and scores only; texts are joined when a batch is read (``as_hf_dataset`` sets
+sentence-transformers' ``resolve_ids`` transform), so a dataset of millions of examples stays small.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..cache.scores import ScoreCache
+from ..data.dataset import Dataset
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+STRATEGIES = ("top", "random", "teacher")
+
+
+@dataclass
+class ExampleConfig:
+    teacher: str                    # teacher id in the cache
+    negatives: int = 7              # negatives per example (each example has 1 + negatives documents)
+    strategy: str = "top"           # top: the teacher's highest-scored; random: uniform; teacher: p ~ exp(z / temperature)
+    temperature: float = 1.0        # for strategy "teacher", on per-query z-scored teacher scores
+    fn_margin: float | None = None  # false-negative filter: drop negatives scored above t(positive) - fn_margin
+    positives: str = "labels"       # labels: judged relevant (grade > 0); teacher: the teacher's top document
+    seed: int = 0
+
+
+def build_examples(dataset: Dataset, cache: ScoreCache, cfg: ExampleConfig) -> list[dict]:
+    """``[{"query_id", "document_ids": [pos, neg_1..], "scores": [t_pos, t_neg_1..]}]``, one per (query, positive)."""
+    if cfg.strategy not in STRATEGIES:
+        raise InputError(f"unknown sampling strategy {cfg.strategy!r} (choose from {', '.join(STRATEGIES)})")
+    scores = cache.read(cfg.teacher, qids=list(dataset.queries))
+    if scores.empty:
+        raise InputError(f"the cache holds no scores of teacher {cfg.teacher!r} for the {dataset.split} queries",
+                         cache.folder)
+    rng = np.random.default_rng(cfg.seed)
+    out, skipped = [], {"no scored positive": 0, "too few negatives": 0}
+    for qid, group in scores.groupby("qid", sort=True):
+        docs, t = group["docid"].to_numpy(), group["score"].to_numpy(np.float64)
+        judged = dataset.qrels.get(qid, {})
+        relevant = np.array([judged.get(d, 0) > 0 for d in docs])
+        if cfg.positives == "teacher":
+            pos_idx = [int(np.argmax(t))]
+            relevant = np.zeros(len(docs), bool)
+            relevant[pos_idx] = True
+        else:
+            pos_idx = list(np.flatnonzero(relevant))
+        if not pos_idx:
+            skipped["no scored positive"] += 1
+            continue
+        for p in pos_idx:
+            neg = np.flatnonzero(~relevant)
+            if cfg.fn_margin is not None:
+                neg = neg[t[neg] < t[p] - cfg.fn_margin]
+            if len(neg) < cfg.negatives:
+                skipped["too few negatives"] += 1
+                continue
+            chosen = _sample(neg, t, cfg, rng)
+            out.append({"query_id": qid, "document_ids": [docs[p], *docs[chosen]],
+                        "scores": [float(t[p]), *map(float, t[chosen])]})
+    log.info("%d examples from %d queries; skipped: %s", len(out), scores["qid"].nunique(), skipped)
+    if not out:
+        raise InputError(f"no training examples (skipped: {skipped}); were the positives among the scored candidates?")
+    return out
+
+
+def _sample(neg: np.ndarray, t: np.ndarray, cfg: ExampleConfig, rng) -> np.ndarray:
+    if cfg.strategy == "top":
+        return neg[np.argsort(-t[neg], kind="stable")[: cfg.negatives]]
+    if cfg.strategy == "random":
+        return rng.choice(neg, cfg.negatives, replace=False)
+    z = (t[neg] - t[neg].mean()) / (t[neg].std() + 1e-9) / cfg.temperature
+    p = np.exp(z - z.max())
+    return rng.choice(neg, cfg.negatives, replace=False, p=p / p.sum())
+
+
+def as_hf_dataset(examples: list[dict], dataset: Dataset):
+    """A ``datasets.Dataset`` of ids and scores whose rows read as ``query, document_1 .. document_N, scores``."""
+    import datasets
+    from sentence_transformers.util import resolve_ids
+
+    used = sorted({d for e in examples for d in e["document_ids"]})
+    rows = dataset.corpus.rows(used)
+    part = dataset.corpus.table.take(pa.array(rows, pa.int64()))
+    text = pc.utf8_trim_whitespace(pc.binary_join_element_wise(part["title"], part["text"], " "))
+    docs = datasets.Dataset(pa.table({"id": part["docid"], "text": text}))
+    qids = sorted({e["query_id"] for e in examples})
+    queries = datasets.Dataset.from_dict({"id": qids, "text": [dataset.queries[q] for q in qids]})
+    ds = datasets.Dataset.from_list(examples)
+    ds.set_transform(resolve_ids({"query_id": queries, "document_ids": docs}, keep_columns=("scores",)))
+    return ds

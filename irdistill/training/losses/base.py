@@ -1,0 +1,37 @@
+"""Score-level losses. Every loss sees the same thing, whatever the student:
+
+- ``scores``  (B, N): the student's scores of each query's N candidates; candidate 0 is the positive.
+- ``targets`` (B, N): the teacher's scores of the same candidates.
+- ``in_batch`` (B, B*N) or None: the student's scores of each query against every candidate in the batch
+  (row i's own candidates are columns i*N .. i*N+N-1); bi-encoders provide it, cross-encoders do not.
+
+The student adapters in ``irdistill.training.objectives`` compute these scores and plug the loss into the
+sentence-transformers trainers.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class RankingLoss(nn.Module):
+    """Base class: subclasses implement ``forward(scores, targets, in_batch=None) -> scalar``."""
+
+    def forward(self, scores: Tensor, targets: Tensor, in_batch: Tensor | None = None) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def config(self) -> dict:
+        return {}
+
+
+def minmax(x: Tensor, dim: int = -1, eps: float = 1e-9) -> Tensor:
+    """Per-row min-max scaling into [0, 1] (a constant row becomes all zeros)."""
+    lo, hi = x.min(dim, keepdim=True).values, x.max(dim, keepdim=True).values
+    return (x - lo) / (hi - lo).clamp_min(eps)
+
+
+def own_candidates_mask(batch: int, n: int, device=None) -> Tensor:
+    """(B, B*N) boolean: True where column j is one of row i's own candidates."""
+    rows = torch.arange(batch, device=device).unsqueeze(1)
+    return torch.arange(batch * n, device=device).unsqueeze(0) // n == rows

@@ -1,0 +1,21 @@
+"""A weighted sum of ranking losses: L = sum_i w_i L_i. Returns the weighted parts as a dict, which the
+sentence-transformers trainer sums and logs part by part."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from .base import RankingLoss
+
+
+class WeightedSumLoss(RankingLoss):
+    def __init__(self, losses: dict[str, tuple[RankingLoss, float]]):
+        super().__init__()
+        self.parts = nn.ModuleDict({name: loss for name, (loss, _) in losses.items()})
+        self.weights = {name: float(w) for name, (_, w) in losses.items()}
+
+    def forward(self, scores: Tensor, targets: Tensor, in_batch: Tensor | None = None) -> dict[str, Tensor]:
+        return {name: self.weights[name] * loss(scores, targets, in_batch) for name, loss in self.parts.items()}
+
+    def config(self) -> dict:
+        return {name: {"weight": self.weights[name], **loss.config()} for name, loss in self.parts.items()}

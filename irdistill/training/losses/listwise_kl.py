@@ -1,0 +1,33 @@
+"""Listwise KL distillation with separate temperatures:
+
+    L = mean_b KL( softmax(t_b / T_t) || softmax(s_b / T_s) )
+
+optionally on per-query min-max scaled teacher scores, as in "Teaching Dense Retrieval Models to Specialize with
+Listwise Distillation and LLM Data Augmentation" (Tamber et al., 2025: T_t = 0.3 on min-max scaled teacher
+scores, T_s = 0.05 on cosine student scores). Unlike sentence-transformers' DistillKLDivLoss there is no T_s^2
+factor, so the loss keeps the scale the formula gives."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .base import RankingLoss, minmax
+
+
+class ListwiseKLLoss(RankingLoss):
+    def __init__(self, student_temperature: float = 0.05, teacher_temperature: float = 0.3, normalize: str | None = "minmax"):
+        super().__init__()
+        if normalize not in (None, "minmax"):
+            raise ValueError(f"normalize must be None or 'minmax', not {normalize!r}")
+        self.student_temperature, self.teacher_temperature, self.normalize = student_temperature, teacher_temperature, normalize
+
+    def forward(self, scores: Tensor, targets: Tensor, in_batch: Tensor | None = None) -> Tensor:
+        t = minmax(targets) if self.normalize == "minmax" else targets
+        log_p_t = torch.log_softmax(t.to(scores.dtype) / self.teacher_temperature, -1)
+        log_p_s = torch.log_softmax(scores / self.student_temperature, -1)
+        return (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1).mean()
+
+    def config(self) -> dict:
+        return {"student_temperature": self.student_temperature, "teacher_temperature": self.teacher_temperature,
+                "normalize": self.normalize}

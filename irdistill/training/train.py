@@ -1,0 +1,171 @@
+"""A training run: student + examples from the cache + loss, on the sentence-transformers trainers.
+
+Mixed precision, gradient accumulation and DDP under torchrun come from the Hugging Face trainer. A run writes its
+checkpoints to ``output/checkpoint-*`` and resumes from the newest one when started again; the finished model goes to
+``output/final`` (it loads in sentence-transformers unchanged), the loss curve to ``output/loss.jsonl`` and
+``output/loss.png``.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from dataclasses import asdict, dataclass, field
+
+from ..cache.scores import ScoreCache
+from ..data.dataset import load_dataset
+from ..data.io import atomic_path
+from ..errors import InputError
+from ..models import resolve_model
+from .examples import ExampleConfig, as_hf_dataset, build_examples
+from .losses import make_loss
+from .objectives import BiEncoderObjective, CrossEncoderObjective
+
+STUDENTS = ("bi-encoder", "cross-encoder")
+
+
+@dataclass
+class TrainConfig:
+    output: str
+    dataset: str
+    cache: str
+    examples: ExampleConfig
+    student: str = "bi-encoder"
+    model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    split: str = "train"
+    loss: object = "margin-mse"
+    max_seq_length: int | None = 128
+    epochs: float = 1.0
+    max_steps: int = -1
+    batch_size: int = 16
+    learning_rate: float = 2e-5
+    warmup_ratio: float = 0.1
+    grad_accum: int = 1
+    seed: int = 42
+    precision: str = "auto"          # auto: bf16 on a GPU that has it, else fp32; or fp32 / fp16 / bf16
+    save_steps: int = 100
+    save_total_limit: int = 2
+    logging_steps: int = 10
+    trust_remote_code: bool = False
+    extra: dict = field(default_factory=dict)  # more TrainingArguments
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise InputError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+        if "examples" not in d or "teacher" not in (d["examples"] or {}):
+            raise InputError("the config needs examples: {teacher: <teacher id from `irdistill cache list`>, ...}")
+        d["examples"] = ExampleConfig(**d["examples"])
+        if d.get("student", "bi-encoder") not in STUDENTS:
+            raise InputError(f"unknown student {d['student']!r} (choose from {', '.join(STUDENTS)})")
+        return cls(**d)
+
+    @classmethod
+    def from_file(cls, path) -> "TrainConfig":
+        import yaml
+
+        if not os.path.exists(path):
+            raise InputError("no such file", path)
+        with open(path) as f:
+            try:
+                return cls.from_dict(yaml.safe_load(f) or {})
+            except yaml.YAMLError as e:
+                mark = getattr(e, "problem_mark", None)
+                raise InputError(f"malformed YAML ({getattr(e, 'problem', e)})", path, mark.line + 1 if mark else None) from None
+            except (TypeError, InputError) as e:
+                raise InputError(str(e), path) from None
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _precision(name: str) -> dict:
+    import torch
+
+    if name == "auto":
+        name = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    return {"bf16": name == "bf16", "fp16": name == "fp16"}
+
+
+def load_student(cfg: TrainConfig):
+    path = resolve_model(cfg.model)
+    if cfg.student == "bi-encoder":
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(path, trust_remote_code=cfg.trust_remote_code)
+        if cfg.max_seq_length:
+            model.max_seq_length = cfg.max_seq_length
+        return model
+    from sentence_transformers import CrossEncoder
+
+    return CrossEncoder(path, num_labels=1, max_length=cfg.max_seq_length, trust_remote_code=cfg.trust_remote_code)
+
+
+def last_checkpoint(output: str) -> str | None:
+    ckpts = glob.glob(os.path.join(output, "checkpoint-*"))
+    return max(ckpts, key=lambda p: int(p.rsplit("-", 1)[1])) if ckpts else None
+
+
+def train(cfg: TrainConfig, callbacks=(), progress: bool = True) -> str:
+    """Train (or resume) and return the folder of the final model."""
+    import sentence_transformers as st
+
+    final = os.path.join(cfg.output, "final")
+    if os.path.exists(os.path.join(final, "config.json")):
+        return final
+    data = load_dataset(cfg.dataset, cfg.split)
+    examples = build_examples(data, ScoreCache(cfg.cache), cfg.examples)
+    train_ds = as_hf_dataset(examples, data)
+    model = load_student(cfg)
+    loss = make_loss(cfg.loss)
+    if cfg.student == "bi-encoder":
+        objective, trainer_cls, args_cls = BiEncoderObjective(model, loss), st.SentenceTransformerTrainer, st.SentenceTransformerTrainingArguments
+    else:
+        objective, trainer_cls, args_cls = CrossEncoderObjective(model, loss), st.CrossEncoderTrainer, st.CrossEncoderTrainingArguments
+    args = args_cls(
+        output_dir=cfg.output, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
+        warmup_steps=cfg.warmup_ratio, gradient_accumulation_steps=cfg.grad_accum, seed=cfg.seed,
+        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
+        logging_steps=cfg.logging_steps, report_to=[], disable_tqdm=not progress, dataloader_drop_last=True,
+        dataloader_pin_memory=_has_cuda(),
+        **_precision(cfg.precision), **cfg.extra)
+    trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, loss=objective, callbacks=list(callbacks))
+    trainer.train(resume_from_checkpoint=last_checkpoint(cfg.output))
+    write_loss_curve(trainer.state.log_history, cfg.output)
+    model.save(final + ".tmp")
+    with atomic_path(os.path.join(final + ".tmp", "irdistill.json")) as tmp, open(tmp, "w") as f:
+        json.dump({**asdict(cfg), "examples": asdict(cfg.examples), "training_examples": len(examples)}, f, indent=1, default=str)
+    os.replace(final + ".tmp", final)
+    return final
+
+
+def write_loss_curve(history: list[dict], output: str) -> None:
+    """``loss.jsonl`` (one logged step per line) and ``loss.png``."""
+    rows = [h for h in history if "loss" in h]
+    with atomic_path(os.path.join(output, "loss.jsonl")) as tmp, open(tmp, "w") as f:
+        for h in rows:
+            f.write(json.dumps(h) + "\n")
+    if not rows:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([h["step"] for h in rows], [h["loss"] for h in rows])
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.set_title(os.path.basename(os.path.normpath(output)))
+    fig.tight_layout()
+    with atomic_path(os.path.join(output, "loss.png")) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,134 @@
+"""Training from cached teacher scores with tiny students (built from a config): examples, students, resume."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from irdistill.cache import ScoreCache
+from irdistill.data import load_dataset, run_from_dict
+from irdistill.errors import InputError
+from irdistill.teachers import score_run
+from irdistill.training import ExampleConfig, TrainConfig, as_hf_dataset, build_examples, train
+from test_cache import Overlap
+
+
+@pytest.fixture
+def cached(tmp_path):
+    """A toy collection whose every query has all documents scored by the word-overlap teacher."""
+    from conftest import write_beir
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(40)]
+    docs = {f"d{i}": ("", " ".join(rng.choice(words, 12))) for i in range(40)}
+    queries = {f"q{i}": " ".join(rng.choice(words, 3)) for i in range(24)}
+    qrels = {"train": [(q, f"d{i}", 1) for i, q in enumerate(queries)], "test": [("q0", "d0", 1)]}
+    folder = write_beir(tmp_path / "data", docs, queries, qrels)
+    ds = load_dataset(folder, "train")
+    teacher = Overlap()
+    run = run_from_dict({q: {d: 0.0 for d in docs} for q in ds.queries})
+    score_run(teacher, run, ds, ScoreCache(tmp_path / "cache"), progress=False)
+    return folder, ds, str(tmp_path / "cache"), teacher.id
+
+
+def test_examples_sampling_and_false_negative_filter(cached):
+    folder, ds, cache, tid = cached
+    ex = build_examples(ds, ScoreCache(cache), ExampleConfig(teacher=tid, negatives=3, strategy="top"))
+    assert len(ex) == 24 and all(len(e["document_ids"]) == 4 for e in ex)
+    e = ex[0]
+    assert e["document_ids"][0] in ds.qrels[e["query_id"]]  # the judged positive comes first
+    assert e["scores"][1:] == sorted(e["scores"][1:], reverse=True)  # top: the teacher's highest negatives
+    filtered = build_examples(ds, ScoreCache(cache), ExampleConfig(teacher=tid, negatives=3, fn_margin=0.0))
+    for f in filtered:  # no negative scores as high as its positive
+        assert max(f["scores"][1:]) < f["scores"][0]
+    a = build_examples(ds, ScoreCache(cache), ExampleConfig(teacher=tid, negatives=3, strategy="random", seed=1))
+    b = build_examples(ds, ScoreCache(cache), ExampleConfig(teacher=tid, negatives=3, strategy="random", seed=1))
+    assert a == b
+    t = build_examples(ds, ScoreCache(cache), ExampleConfig(teacher=tid, negatives=3, strategy="teacher"))
+    assert len(t) == 24
+    with pytest.raises(InputError, match="sampling strategy"):
+        build_examples(ds, ScoreCache(cache), ExampleConfig(teacher=tid, strategy="best"))
+
+
+def test_texts_are_joined_at_batch_time(cached):
+    folder, ds, cache, tid = cached
+    ex = build_examples(ds, ScoreCache(cache), ExampleConfig(teacher=tid, negatives=2))
+    hf = as_hf_dataset(ex, ds)
+    assert set(hf.column_names) == {"query_id", "document_ids", "scores"}  # stored: ids and scores
+    row = hf[0]
+    assert list(row) == ["query", "document_1", "document_2", "document_3", "scores"]
+    assert row["query"] == ds.queries[ex[0]["query_id"]]
+    assert row["document_1"] == ds.corpus.texts([ex[0]["document_ids"][0]])[0]
+
+
+def config(folder, cache, tid, output, student, model, **kw):
+    return TrainConfig.from_dict({"output": str(output), "dataset": folder, "cache": cache, "student": student,
+                                  "model": model, "examples": {"teacher": tid, "negatives": 3}, "batch_size": 4,
+                                  "max_steps": 6, "save_steps": 2, "logging_steps": 1, "learning_rate": 1e-3,
+                                  "max_seq_length": 32, **kw})
+
+
+@pytest.mark.parametrize("loss", ["margin-mse", {"name": "listwise-kl"}, "cprd", "infonce", "ranknet",
+                                  [{"name": "margin-mse", "weight": 1.0}, {"name": "infonce", "weight": 0.1}]])
+def test_bi_encoder_trains_with_every_loss(cached, tiny_model_dir, tmp_path, loss):
+    from sentence_transformers import SentenceTransformer
+
+    folder, ds, cache, tid = cached
+    final = train(config(folder, cache, tid, tmp_path / "out", "bi-encoder", tiny_model_dir, loss=loss), progress=False)
+    model = SentenceTransformer(final, device="cpu")  # loads unchanged in sentence-transformers
+    assert model.encode(["hello"]).shape == (1, 32)
+    assert os.path.exists(tmp_path / "out" / "loss.png") and os.path.exists(tmp_path / "out" / "loss.jsonl")
+    losses = [l for l in open(tmp_path / "out" / "loss.jsonl")]
+    assert len(losses) == 6
+
+
+def test_cross_encoder_student_trains_from_labels(cached, tmp_path):
+    from sentence_transformers import CrossEncoder
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from irdistill.models import packaged_path
+
+    folder, ds, cache, tid = cached
+    tok = AutoTokenizer.from_pretrained(packaged_path("all-MiniLM-L6-v2"))
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=128, num_labels=1)
+    BertForSequenceClassification(cfg).save_pretrained(tmp_path / "ce")
+    tok.save_pretrained(tmp_path / "ce")
+    final = train(config(folder, cache, tid, tmp_path / "out", "cross-encoder", str(tmp_path / "ce"), loss="infonce"),
+                  progress=False)
+    scores = CrossEncoder(final, device="cpu").predict([("w1 w2", "w1 w2 w3"), ("w1", "w9")])
+    assert scores.shape == (2,)
+
+
+def test_interrupted_training_resumes_to_the_same_model(cached, tiny_model_dir, tmp_path):
+    from sentence_transformers import SentenceTransformer
+    from transformers import TrainerCallback
+
+    folder, ds, cache, tid = cached
+
+    class Crash(TrainerCallback):
+        def on_save(self, args, state, control, **kw):
+            if state.global_step == 4:
+                raise KeyboardInterrupt("simulated interruption after checkpoint-4")
+
+    resumed = tmp_path / "resumed"
+    with pytest.raises(KeyboardInterrupt):
+        train(config(folder, cache, tid, resumed, "bi-encoder", tiny_model_dir), callbacks=[Crash()], progress=False)
+    assert os.path.isdir(resumed / "checkpoint-4") and not os.path.exists(resumed / "final")
+    a = train(config(folder, cache, tid, resumed, "bi-encoder", tiny_model_dir), progress=False)
+    b = train(config(folder, cache, tid, tmp_path / "clean", "bi-encoder", tiny_model_dir), progress=False)
+    ta, tb = SentenceTransformer(a, device="cpu"), SentenceTransformer(b, device="cpu")
+    for (name, pa_), (_, pb) in zip(ta.named_parameters(), tb.named_parameters()):
+        torch.testing.assert_close(pa_, pb, msg=name)
+
+
+def test_bad_config(tmp_path):
+    path = tmp_path / "train.yaml"
+    path.write_text("output: x\ndataset: y\ncache: z\nexamples: {teacher: t}\nlearning_rat: 0.1\n")
+    with pytest.raises(InputError, match="unknown training option.*learning_rat"):
+        TrainConfig.from_file(path)
+    path.write_text("output: [x\n")
+    with pytest.raises(InputError, match=r"train.yaml:\d+: malformed YAML"):
+        TrainConfig.from_file(path)
