@@ -32,10 +32,10 @@ def _dataset(args):
     return load_dataset(args.dataset, args.split)
 
 
-def _name(args) -> str:
+def _name(args, ds) -> str:
     from .index.retrieve import slug
 
-    parts = [slug(args.dataset), args.split or "", args.retriever]
+    parts = [ds.name, ds.split or "", args.retriever]
     if args.retriever == "dense":
         parts += [slug(args.model or ""), args.kind]
     return "-".join(p for p in parts if p)
@@ -87,7 +87,7 @@ def cmd_evaluate(args):
         run, name = read_run(args.run), os.path.splitext(os.path.basename(args.run))[0]
     else:
         run = retrieve(ds, args.retriever, args.model, args.kind, args.k, args.index, args.rebuild, args.batch_size)
-        name = _name(args)
+        name = _name(args, ds)
     scores = evaluate_run(ds.qrels, run, metrics)
     print(format_table([{"run": name, **scores}], ["run", *metrics]))
     out = args.output or os.path.join("runs", name)

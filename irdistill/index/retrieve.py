@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -19,7 +20,11 @@ DEFAULT_ROOT = os.environ.get("IRDISTILL_INDEXES", "indexes")
 
 
 def slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name.rstrip("/").split("/")[-1] if os.path.exists(name) else name).strip("_")
+    """A folder name for a model: hub names keep their text; local folders get their name plus a hash of the path."""
+    if os.path.exists(name):
+        path = os.path.abspath(name).rstrip("/")
+        name = f"{os.path.basename(path)}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
 
 
 def index_path(dataset: Dataset, retriever: str, model: str | None = None, kind: str = "flat", root: str = DEFAULT_ROOT) -> str:

@@ -1,0 +1,160 @@
+"""The SciFact distillation table: zero-shot, InfoNCE, Margin-MSE, listwise KL and CPRD MiniLM students, the teacher,
+and a cross-encoder trained from the train labels; nDCG@10 / recall@100 on SciFact test and Cranfield.
+
+    python experiments/scifact/run.py [--rows all|zero-shot,margin-mse,...] [--write docs/results.md]
+
+Every row is its own resumable step: a finished row is stored in experiments/scifact/results/<row>.json and skipped
+next time; training resumes from its last checkpoint. Training uses SciFact train only (seed 42); nothing is tuned
+on test. Scores, candidates, models and indexes go to cache/, runs/, models/ and indexes/ (all git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+
+import yaml
+
+from irdistill.cache import ScoreCache
+from irdistill.data import load_dataset, read_run, write_run
+from irdistill.data.runs import add_positives
+from irdistill.evaluation import evaluate_run, format_table
+from irdistill.index import open_bm25, retrieve
+from irdistill.report import write_section
+from irdistill.teachers import build_teacher, score_run
+from irdistill.teachers.ensemble import score_ensemble
+from irdistill.training import TrainConfig, train
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHARED = os.path.join(HERE, "..", "..", "..", "shared", "datasets")
+SCIFACT, CRANFIELD = os.path.join(SHARED, "scifact"), os.path.join(SHARED, "cranfield")
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+CACHE = ScoreCache("cache/scifact")
+METRICS = "ndcg@10,recall@100,ndcg_burges@10"
+ENSEMBLE = yaml.safe_load(open(os.path.join(HERE, "..", "teachers", "ensemble-bm25-minilm.yaml")))
+STUDENT = {"max_seq_length": 128, "epochs": 1, "batch_size": 16, "learning_rate": 2e-5, "seed": 42, "save_steps": 10}
+ROWS = {  # row -> (kind, training config or None)
+    "zero-shot": ("dense", None),
+    "infonce": ("dense", {"loss": "infonce", "examples": {"teacher": "bm25", "negatives": 7}}),
+    "margin-mse": ("dense", {"loss": {"name": "margin-mse", "student_temperature": 0.05},
+                             "examples": {"teacher": "ensemble", "negatives": 7}}),
+    "listwise-kl": ("dense", {"loss": {"name": "listwise-kl", "student_temperature": 0.05, "teacher_temperature": 0.3},
+                              "examples": {"teacher": "ensemble", "negatives": 7}}),
+    "cprd": ("dense", {"loss": {"name": "cprd", "k": 4}, "examples": {"teacher": "ensemble", "negatives": 7}}),
+    "teacher": ("teacher", None),
+    "cross-encoder": ("rerank", {"student": "cross-encoder", "loss": "infonce",
+                                 "examples": {"teacher": "bm25", "negatives": 7}}),
+}
+
+
+def candidates(path, data, k=100, positives=False):
+    """BM25 top-k (plus the judged positives, for training) as a run file, made once."""
+    if not os.path.exists(path):
+        run = open_bm25(data.corpus, f"indexes/{data.name}/bm25").search(data.queries, k)
+        write_run(add_positives(run, data.qrels) if positives else run, path)
+    return read_run(path)
+
+
+@functools.lru_cache(maxsize=None)
+def teachers_on_train() -> dict[str, str]:
+    """Score the train candidates with BM25 and the ensemble (fit on train) into the cache; returns their ids."""
+    train_ds = load_dataset(SCIFACT, "train")
+    ENSEMBLE["fit"]["run"] = "runs/scifact-train-bm25-100.parquet"
+    candidates(ENSEMBLE["fit"]["run"], train_ds)
+    run = candidates("runs/scifact-train-bm25-100p.parquet", train_ds, positives=True)
+    bm25 = build_teacher({"kind": "bm25"}, train_ds)
+    score_run(bm25, run, train_ds, CACHE)
+    ens, _ = score_ensemble(ENSEMBLE, run, train_ds, CACHE, load_split=lambda s: load_dataset(SCIFACT, s))
+    return {"bm25": bm25.id, "ensemble": ens}
+
+
+def evaluate_dense(model: str) -> dict:
+    out = {}
+    for name, path in [("scifact", SCIFACT), ("cranfield", CRANFIELD)]:
+        ds = load_dataset(path, "test")
+        out[name] = evaluate_run(ds.qrels, retrieve(ds, "dense", model, "flat", k=1000), METRICS)
+    return out
+
+
+def evaluate_rerank(score) -> dict:
+    """``score(teacher_or_spec, run, ds)`` -> run; re-ranks BM25's top 100 of each test set."""
+    out = {}
+    for name, path in [("scifact", SCIFACT), ("cranfield", CRANFIELD)]:
+        ds = load_dataset(path, "test")
+        run = candidates(f"runs/{name}-test-bm25-100.parquet", ds)
+        out[name] = evaluate_run(ds.qrels, score(run, ds), METRICS)
+    return out
+
+
+def run_row(row: str) -> dict:
+    kind, spec = ROWS[row]
+    if spec is None and kind == "dense":
+        return {"system": "all-MiniLM-L6-v2 zero-shot", **evaluate_dense(MODEL)}
+    ids = teachers_on_train()
+    if kind == "teacher":  # the ensemble with the weights fit on SciFact train, applied as is to both test sets
+        weights = CACHE.describe(ids["ensemble"])["weights"]
+        fixed = {**ENSEMBLE, "weights": weights, "fit": None}
+
+        def score(run, ds):
+            tid, _ = score_ensemble(fixed, run, ds, CACHE)
+            return CACHE.run(tid, run["qid"].unique().tolist())
+
+        return {"system": "teacher: BM25 + MiniLM ensemble (re-ranks BM25 top 100)", **evaluate_rerank(score)}
+    cfg = {**STUDENT, **spec, "output": f"models/scifact-{row}", "dataset": SCIFACT, "cache": CACHE.folder,
+           "model": MODEL}
+    cfg["examples"] = {**cfg["examples"], "teacher": ids[cfg["examples"]["teacher"]]}
+    final = train(TrainConfig.from_dict(cfg))
+    if kind == "dense":
+        return {"system": f"MiniLM student, {row}", "model": final, **evaluate_dense(final)}
+
+    def rerank(run, ds):
+        teacher = build_teacher({"kind": "cross-encoder", "model": final})
+        score_run(teacher, run, ds, CACHE)
+        return CACHE.run(teacher.id, run["qid"].unique().tolist())
+
+    return {"system": "cross-encoder (MiniLM) trained on train labels, re-ranks BM25 top 100", "model": final,
+            **evaluate_rerank(rerank)}
+
+
+def table(rows: list[dict]) -> str:
+    lines = []
+    for r in rows:
+        s, c = r["scifact"], r["cranfield"]
+        lines.append({"system": r["system"], "SciFact nDCG@10": s["ndcg@10"], "SciFact R@100": s["recall@100"],
+                      "Cranfield nDCG@10": c["ndcg@10"], "Cranfield nDCG@10 exp": c["ndcg_burges@10"],
+                      "Cranfield R@100": c["recall@100"]})
+    return format_table(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", default="all", help=f"comma-separated rows from: {', '.join(ROWS)}")
+    ap.add_argument("--write", help="write the table of finished rows into this Markdown file")
+    args = ap.parse_args()
+    wanted = list(ROWS) if args.rows == "all" else args.rows.split(",")
+    results_dir = os.path.join(HERE, "results")
+    os.makedirs(results_dir, exist_ok=True)
+    for row in wanted:
+        path = os.path.join(results_dir, f"{row}.json")
+        if os.path.exists(path):
+            continue
+        result = run_row(row)
+        with open(path + ".tmp", "w") as f:
+            json.dump(result, f, indent=1)
+        os.replace(path + ".tmp", path)
+        print(f"{row}: {json.dumps(result)}", flush=True)
+    done = [json.load(open(os.path.join(results_dir, f"{r}.json"))) for r in ROWS
+            if os.path.exists(os.path.join(results_dir, f"{r}.json"))]
+    text = (f"Command: `python experiments/scifact/run.py --write docs/results.md` (seed 42; trained on SciFact train "
+            f"only; 'exp' = nDCG with gains 2^g - 1; rows still missing: "
+            f"{', '.join(r for r in ROWS if not os.path.exists(os.path.join(results_dir, f'{r}.json'))) or 'none'})"
+            f"\n\n```\n{table(done)}\n```")
+    print(text)
+    if args.write:
+        write_section(args.write, "scifact-distillation", text)
+
+
+if __name__ == "__main__":
+    main()
