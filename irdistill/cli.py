@@ -150,7 +150,10 @@ def cmd_score(args):
         if not eq:
             raise InputError(f"--option takes key=value, not {opt!r}")
         spec[key.replace("-", "_")] = yaml.safe_load(value)
+    from .data.runs import check_run_ids
+
     run, ds, cache, shard = read_run(args.run), _dataset(args), ScoreCache(args.cache), parse_shard(args.shard)
+    check_run_ids(run, ds, args.run)
     if spec["kind"] == "ensemble":
         tid, pairs = score_ensemble(spec, run, ds, cache, shard, lambda split: load_dataset(args.dataset, split))
     else:

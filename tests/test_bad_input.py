@@ -115,3 +115,38 @@ def test_duplicate_document_id(capsys, beir_dir, tmp_path):
         f.write(json.dumps({"_id": "d1", "title": "", "text": "again"}) + "\n")
     code, err = run_cli(capsys, *evaluate(beir_dir, tmp_path / "out"))
     assert_one_line(code, err, path, "duplicate document id 'd1'")
+
+
+def test_unknown_teacher_kind(capsys, beir_dir, tmp_path):
+    run = tmp_path / "run.trec"
+    run.write_text("q1 Q0 d1 1 0.5 x\n")
+    code, err = run_cli(capsys, "score", "--teacher", "oracle:gpt", "--run", str(run), "--dataset", beir_dir,
+                        "--cache", str(tmp_path / "cache"))
+    assert_one_line(code, err, "unknown teacher kind 'oracle'")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_run_naming_unknown_document(capsys, beir_dir, tmp_path, tiny_model_dir):
+    run = tmp_path / "run.trec"
+    run.write_text("q1 Q0 nosuchdoc 1 0.5 x\n")
+    code, err = run_cli(capsys, "score", "--teacher", f"bi-encoder:{tiny_model_dir}", "--run", str(run),
+                        "--dataset", beir_dir, "--cache", str(tmp_path / "cache"))
+    assert_one_line(code, err, "nosuchdoc")
+    assert not list((tmp_path / "cache").glob("*/part-*"))
+
+
+def test_malformed_teacher_yaml(capsys, beir_dir, tmp_path):
+    spec = tmp_path / "teacher.yaml"
+    spec.write_text("kind: ensemble\nmembers: [\n")
+    run = tmp_path / "run.trec"
+    run.write_text("q1 Q0 d1 1 0.5 x\n")
+    code, err = run_cli(capsys, "score", "--teacher", str(spec), "--run", str(run), "--dataset", beir_dir,
+                        "--cache", str(tmp_path / "cache"))
+    assert_one_line(code, err, str(spec), "malformed teacher file")
+
+
+def test_bad_training_config(capsys, tmp_path):
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text("output: x\ndataset: y\ncache: z\nexamples: {teacher: t}\nepochz: 3\n")
+    code, err = run_cli(capsys, "train", "--config", str(cfg))
+    assert_one_line(code, err, str(cfg), "unknown training option(s): epochz")

@@ -41,6 +41,17 @@ def add_positives(df: pd.DataFrame, qrels: dict) -> pd.DataFrame:
                               ignore_index=True).astype({"score": "float32"}))
 
 
+def check_run_ids(df: pd.DataFrame, dataset, source) -> None:
+    """Raise InputError naming ``source`` if the run holds a query or document that ``dataset`` lacks."""
+    unknown_q = sorted(set(df["qid"].unique()) - set(dataset.queries))
+    if unknown_q:
+        raise InputError(f"unknown query id {unknown_q[0]!r} ({len(unknown_q)} unknown in {dataset.name} {dataset.split or ''})".rstrip(), source)
+    docids = df["docid"].unique().tolist()
+    missing = [d for d, ok in zip(docids, dataset.corpus.contains(docids)) if not ok]
+    if missing:
+        raise InputError(f"unknown document id {missing[0]!r} ({len(missing)} unknown in {dataset.name})", source)
+
+
 def run_to_dict(df: pd.DataFrame) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for q, d, s in zip(df["qid"].tolist(), df["docid"].tolist(), df["score"].tolist()):
