@@ -136,9 +136,11 @@ class DenseIndex:
     def search_vectors(self, vectors: np.ndarray, k: int = 1000, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
         """Scores and row numbers (-1 where fewer than ``k`` were found) of the top ``k`` for each vector."""
         k = min(k, len(self.docids))
-        scores, rows = zip(*(self.device_index.search(np.ascontiguousarray(vectors[i : i + batch], dtype=np.float32), k)
-                             for i in range(0, len(vectors), batch))) if len(vectors) else ((np.empty((0, k)),), (np.empty((0, k), int),))
-        return np.concatenate(scores), np.concatenate(rows)
+        if len(vectors) == 0:
+            return np.empty((0, k), np.float32), np.empty((0, k), np.int64)
+        parts = [self.device_index.search(np.ascontiguousarray(vectors[i : i + batch], dtype=np.float32), k)
+                 for i in range(0, len(vectors), batch)]
+        return np.concatenate([s for s, _ in parts]), np.concatenate([r for _, r in parts])
 
     def search(self, model, queries: dict[str, str], k: int = 1000, batch_size: int = 64) -> pd.DataFrame:
         """Encode ``queries`` with ``model`` and return the top ``k`` of each as a run DataFrame."""
