@@ -57,4 +57,8 @@ def start_jvm() -> None:
     jnius_config.add_classpath(anserini_jar())
     if _VECTOR in _release(home).get("MODULES", _VECTOR).split():
         jnius_config.add_options(f"--add-modules={_VECTOR}")
-    import jnius  # noqa: F401  (starts the JVM)
+    jnius_config.add_options("-Dslf4j.internal.verbosity=WARN")  # no SLF4J start-up banner
+    from jnius import autoclass  # starts the JVM
+
+    # Lucene logs through java.util.logging at INFO (e.g. which mmap implementation it picked): keep warnings only
+    autoclass("java.util.logging.Logger").getLogger("").setLevel(autoclass("java.util.logging.Level").WARNING)
