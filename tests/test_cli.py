@@ -12,7 +12,7 @@ def test_evaluate_bm25_writes_run_and_metrics(beir_dir, tmp_path, capsys, monkey
     code = main(["evaluate", "--dataset", beir_dir, "--retriever", "bm25", "--index", str(tmp_path / "bm25"),
                  "--metrics", "ndcg@10,mrr@10", "--output", str(out)])
     printed = capsys.readouterr().out
-    assert code == 0 and "ndcg@10" in printed and "toy-bm25" in printed
+    assert code == 0 and "ndcg@10" in printed and "toy-test-bm25" in printed
     assert sorted(os.listdir(out)) == ["metrics.json", "run.parquet", "run.trec"]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["metrics"]["mrr@10"] == 1.0 and metrics["queries"] == 3
