@@ -110,7 +110,8 @@ def run_row(row: str) -> dict:
         return {"system": f"MiniLM student, {row}", "model": final, **evaluate_dense(final)}
 
     def rerank(run, ds):
-        teacher = build_teacher({"kind": "cross-encoder", "model": final})
+        # bf16 on the CPU: 2.7x faster, top-10 overlap 0.995 with fp32 (docs/benchmarks.md)
+        teacher = build_teacher({"kind": "cross-encoder", "model": final, "max_length": 256, "dtype": "bfloat16"})
         score_run(teacher, run, ds, CACHE)
         return CACHE.run(teacher.id, run["qid"].unique().tolist())
 
