@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 from dataclasses import dataclass, field
 
@@ -19,6 +20,30 @@ class Dataset:
     queries: dict[str, str]  # qid -> text, only the split's queries when qrels are given
     qrels: Qrels = field(default_factory=dict)
     split: str | None = None
+    views: dict[str, Corpus] = field(default_factory=dict)  # other texts of the same documents, e.g. {"en": originals}
+
+    def view(self, name: str | None = None) -> Corpus:
+        """The corpus (``name`` None) or one of its other text views, such as the source text of a translation."""
+        if name is None:
+            return self.corpus
+        if name not in self.views:
+            raise InputError(f"{self.name} has no text view {name!r} (has: {', '.join(self.views) or 'none'})")
+        return self.views[name]
+
+    def add_view(self, name: str, corpus: Corpus) -> None:
+        """Attach ``corpus`` as view ``name``; it must hold a text for every document id (extra ids are ignored)."""
+        missing = [d for d, ok in zip(self.corpus.ids.to_pylist(), corpus.contains(self.corpus.ids.to_pylist())) if not ok]
+        if missing:
+            raise InputError(f"view {name!r} lacks document {missing[0]!r} ({len(missing)} missing)", corpus.source)
+        self.views[name] = corpus
+
+
+def load_view(source) -> Corpus:
+    """A text view from a BEIR ``corpus*.jsonl`` / ``collection.tsv`` file or an ir_datasets id (joined by doc id)."""
+    source = os.fspath(source)
+    if os.path.exists(source):
+        return Corpus.from_jsonl(source) if source.endswith((".jsonl", ".jsonl.gz")) else Corpus.from_tsv(source)
+    return load_ir_datasets(source, docs_only=True)
 
 
 def read_queries(path) -> dict[str, str]:
@@ -91,7 +116,10 @@ def load_beir(folder, split: str = "test", corpus_file: str = "corpus.jsonl") ->
         have = sorted(f[:-4] for f in os.listdir(os.path.join(folder, "qrels"))) if os.path.isdir(os.path.join(folder, "qrels")) else []
         raise InputError(f"no split {split!r} (have: {', '.join(have) or 'none'})", qrels)
     name = os.path.basename(os.path.normpath(folder))
-    return load_files(os.path.join(folder, corpus_file), os.path.join(folder, "queries.jsonl"), qrels, name, split)
+    ds = load_files(os.path.join(folder, corpus_file), os.path.join(folder, "queries.jsonl"), qrels, name, split)
+    for path in sorted(glob.glob(os.path.join(folder, "corpus.*.jsonl"))):  # corpus.en.jsonl: view "en"
+        ds.add_view(os.path.basename(path)[len("corpus."):-len(".jsonl")], Corpus.from_jsonl(path))
+    return ds
 
 
 def load_msmarco(folder, split: str = "dev.small") -> Dataset:
@@ -101,8 +129,9 @@ def load_msmarco(folder, split: str = "dev.small") -> Dataset:
     return load_files(os.path.join(folder, "collection.tsv"), q, r if os.path.exists(r) else None, "msmarco-passage", split)
 
 
-def load_ir_datasets(dataset_id: str) -> Dataset:
-    """An ir_datasets id such as ``beir/scifact/test`` or ``msmarco-passage/dev/small``; offline once cached."""
+def load_ir_datasets(dataset_id: str, docs_only: bool = False):
+    """An ir_datasets id such as ``beir/scifact/test`` or ``msmarco-passage/dev/small``; offline once cached.
+    ``docs_only`` returns just its Corpus (for a text view, e.g. ``msmarco-passage`` beside ``neumarco/fa``)."""
     import ir_datasets
 
     try:
@@ -118,6 +147,8 @@ def load_ir_datasets(dataset_id: str) -> Dataset:
             yield doc.doc_id, getattr(doc, "title", "") or "", getattr(doc, "text", "") or doc.default_text()
 
     corpus = Corpus.from_records(records(), source)
+    if docs_only:
+        return corpus
     queries = {q.query_id: q.text if hasattr(q, "text") else q.default_text() for q in ds.queries_iter()}
     qrels: Qrels = {}
     if ds.has_qrels():

@@ -40,9 +40,16 @@ def parse_spec(spec) -> dict:
 
 
 def build_teacher(spec, dataset=None) -> Teacher:
-    """A Teacher from a spec. ``bm25`` without an ``index`` opens (or builds) the dataset's BM25 index."""
+    """A Teacher from a spec. ``bm25`` without an ``index`` opens (or builds) the dataset's BM25 index;
+    ``text_view: en`` makes any teacher read that text view of the documents (Translate-Distill)."""
     spec = parse_spec(spec)
-    kind = spec.pop("kind")
+    kind, view = spec.pop("kind"), spec.pop("text_view", None)
+    teacher = _build(kind, spec, dataset, view)
+    teacher.text_view = view
+    return teacher
+
+
+def _build(kind: str, spec: dict, dataset, view: str | None) -> Teacher:
     if kind in ("cross-encoder", "bi-encoder", "llm-pointwise", "llm-listwise") and not spec.get("model"):
         raise InputError(f"teacher {kind} needs a model")
     try:
@@ -62,7 +69,8 @@ def build_teacher(spec, dataset=None) -> Teacher:
             if "index" not in spec:
                 if dataset is None:
                     raise InputError("teacher bm25 needs an index or a dataset")
-                spec["index"] = open_bm25(dataset.corpus, index_path(dataset, "bm25"))
+                path = index_path(dataset, "bm25") + (f"-{view}" if view else "")
+                spec["index"] = open_bm25(dataset.view(view), path)
             return BM25Teacher(**spec)
         if kind in ("llm-pointwise", "llm-listwise"):
             from .llm import ListwiseLLMTeacher, PointwiseLLMTeacher, make_backend

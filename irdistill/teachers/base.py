@@ -33,12 +33,14 @@ class Teacher:
 
     kind = "teacher"
     batch_size = 32
+    text_view: str | None = None  # read another text of each document (e.g. "en", the source of a translation)
 
     def config(self) -> dict:
         raise NotImplementedError
 
     def describe(self) -> dict:
-        return {"kind": self.kind, **self.config()}
+        view = {"text_view": self.text_view} if self.text_view else {}
+        return {"kind": self.kind, **self.config(), **view}
 
     @property
     def id(self) -> str:

@@ -43,9 +43,11 @@ class ScoreStats:
 def score_run(teacher: Teacher, run: pd.DataFrame, dataset: Dataset, cache: ScoreCache, shard: tuple[int, int] = (0, 1),
               flush_pairs: int = 2048, progress: bool = True) -> ScoreStats:
     """Score every (qid, docid) of ``run`` with ``teacher`` into ``cache``, skipping queries already scored.
+    The teacher reads the documents' ``teacher.text_view`` (the corpus itself by default).
 
     Queries are taken whole, in run order, and written to a new part file every ``flush_pairs`` pairs; a killed job
     loses at most the unwritten block and, run again, scores exactly the rest."""
+    dataset.view(teacher.text_view)  # fail early on a missing view
     cache.register(teacher.id, teacher.describe())
     done = cache.scored_qids(teacher.id)
     stats = ScoreStats()
@@ -77,7 +79,8 @@ def score_run(teacher: Teacher, run: pd.DataFrame, dataset: Dataset, cache: Scor
 
 def _score_block(teacher: Teacher, block, dataset: Dataset, cache: ScoreCache) -> None:
     try:
-        lists = [(dataset.queries[q], dataset.corpus.texts(docids)) for q, docids in block]
+        corpus = dataset.view(teacher.text_view)
+        lists = [(dataset.queries[q], corpus.texts(docids)) for q, docids in block]
     except KeyError as e:
         raise InputError(f"run names a document that {dataset.name} does not have: {e.args[0]}") from None
     scores = teacher.score_lists(lists, [docids for _, docids in block])

@@ -30,6 +30,7 @@ class ExampleConfig:
     fn_margin: float | None = None  # false-negative filter: drop negatives scored above t(positive) - fn_margin
     positives: str = "labels"       # labels: judged relevant (grade > 0); teacher: the teacher's top document
     seed: int = 0
+    text_view: str | None = None    # the student reads this text view of the documents (default: the corpus)
 
 
 def build_examples(dataset: Dataset, cache: ScoreCache, cfg: ExampleConfig) -> list[dict]:
@@ -81,14 +82,15 @@ def _sample(neg: np.ndarray, t: np.ndarray, cfg: ExampleConfig, rng) -> np.ndarr
     return rng.choice(neg, cfg.negatives, replace=False, p=p / p.sum())
 
 
-def as_hf_dataset(examples: list[dict], dataset: Dataset):
-    """A ``datasets.Dataset`` of ids and scores whose rows read as ``query, document_1 .. document_N, scores``."""
+def as_hf_dataset(examples: list[dict], dataset: Dataset, text_view: str | None = None):
+    """A ``datasets.Dataset`` of ids and scores whose rows read as ``query, document_1 .. document_N, scores``
+    (documents from ``text_view``, the corpus by default)."""
     import datasets
     from sentence_transformers.util import resolve_ids
 
+    corpus = dataset.view(text_view)
     used = sorted({d for e in examples for d in e["document_ids"]})
-    rows = dataset.corpus.rows(used)
-    part = dataset.corpus.table.take(pa.array(rows, pa.int64()))
+    part = corpus.table.take(pa.array(corpus.rows(used), pa.int64()))
     text = pc.utf8_trim_whitespace(pc.binary_join_element_wise(part["title"], part["text"], " "))
     docs = datasets.Dataset(pa.table({"id": part["docid"], "text": text}))
     qids = sorted({e["query_id"] for e in examples})

@@ -122,7 +122,7 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True) -> str:
         return final
     data = load_dataset(cfg.dataset, cfg.split)
     examples = build_examples(data, ScoreCache(cfg.cache), cfg.examples)
-    train_ds = as_hf_dataset(examples, data)
+    train_ds = as_hf_dataset(examples, data, cfg.examples.text_view)
     model = load_student(cfg)
     loss = make_loss(cfg.loss)
     if cfg.student == "bi-encoder":
