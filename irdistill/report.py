@@ -45,3 +45,19 @@ def write_section(path, name: str, text: str) -> None:
         new = old.rstrip() + ("\n\n" if old else "") + block + "\n"
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(new)
+
+
+def resumable_rows(names, wanted, results_dir, run_row) -> list[dict]:
+    """Run each ``wanted`` row that ``results_dir/<row>.json`` does not hold yet (``run_row(row) -> dict``), storing
+    it atomically; return the stored results of ``names`` in order (rows never run are left out)."""
+    import json
+
+    os.makedirs(results_dir, exist_ok=True)
+    path = lambda row: os.path.join(results_dir, f"{row}.json")
+    for row in wanted:
+        if not os.path.exists(path(row)):
+            result = run_row(row)
+            with atomic_path(path(row)) as tmp, open(tmp, "w") as f:
+                json.dump(result, f, indent=1)
+            print(f"{row}: {json.dumps(result)}", flush=True)
+    return [json.load(open(path(r))) for r in names if os.path.exists(path(r))]

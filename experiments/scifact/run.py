@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 
 import yaml
@@ -22,7 +21,7 @@ from irdistill.data import load_dataset, read_run, write_run
 from irdistill.data.runs import add_positives
 from irdistill.evaluation import evaluate_run, format_table
 from irdistill.index import open_bm25, retrieve
-from irdistill.report import write_section
+from irdistill.report import resumable_rows, write_section
 from irdistill.teachers import build_teacher, score_run
 from irdistill.teachers.ensemble import score_ensemble
 from irdistill.training import TrainConfig, train
@@ -136,18 +135,7 @@ def main():
     args = ap.parse_args()
     wanted = list(ROWS) if args.rows == "all" else args.rows.split(",")
     results_dir = os.path.join(HERE, "results")
-    os.makedirs(results_dir, exist_ok=True)
-    for row in wanted:
-        path = os.path.join(results_dir, f"{row}.json")
-        if os.path.exists(path):
-            continue
-        result = run_row(row)
-        with open(path + ".tmp", "w") as f:
-            json.dump(result, f, indent=1)
-        os.replace(path + ".tmp", path)
-        print(f"{row}: {json.dumps(result)}", flush=True)
-    done = [json.load(open(os.path.join(results_dir, f"{r}.json"))) for r in ROWS
-            if os.path.exists(os.path.join(results_dir, f"{r}.json"))]
+    done = resumable_rows(ROWS, wanted, results_dir, run_row)
     text = (f"Command: `python experiments/scifact/run.py --write docs/results.md` (seed 42; trained on SciFact train "
             f"only; 'exp' = nDCG with gains 2^g - 1; rows still missing: "
             f"{', '.join(r for r in ROWS if not os.path.exists(os.path.join(results_dir, f'{r}.json'))) or 'none'})"

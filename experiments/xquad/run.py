@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 
 from irdistill.cache import ScoreCache
@@ -24,7 +23,7 @@ from irdistill.data import load_dataset, read_run, write_run
 from irdistill.data.runs import add_positives
 from irdistill.evaluation import evaluate_run, format_table
 from irdistill.index import retrieve
-from irdistill.report import write_section
+from irdistill.report import resumable_rows, write_section
 from irdistill.teachers import build_teacher, score_run
 from irdistill.training import TrainConfig, train
 
@@ -80,16 +79,8 @@ def main():
     ap.add_argument("--rows", default="all")
     ap.add_argument("--write")
     args = ap.parse_args()
-    out = os.path.join(HERE, "results")
-    os.makedirs(out, exist_ok=True)
-    for row in (list(ROWS) if args.rows == "all" else args.rows.split(",")):
-        path = os.path.join(out, f"{row}.json")
-        if not os.path.exists(path):
-            result = run_row(row)
-            with open(path + ".tmp", "w") as f:
-                json.dump(result, f, indent=1)
-            os.replace(path + ".tmp", path)
-    done = [json.load(open(os.path.join(out, f"{r}.json"))) for r in ROWS if os.path.exists(os.path.join(out, f"{r}.json"))]
+    wanted = list(ROWS) if args.rows == "all" else args.rows.split(",")
+    done = resumable_rows(ROWS, wanted, os.path.join(HERE, "results"), run_row)
     rows = [{"system": d["system"], "nDCG@10": d["ndcg@10"], "R@100": d["recall@100"], "MRR@10": d["mrr@10"]} for d in done]
     text = (f"Command: `python experiments/xquad/run.py --write docs/results.md` (XQuAD test split: English questions, "
             f"German paragraphs; seed 42)\n\n```\n{format_table(rows)}\n```")
