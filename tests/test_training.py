@@ -79,25 +79,30 @@ def test_bi_encoder_trains_with_every_loss(cached, tiny_model_dir, tmp_path, los
     model = SentenceTransformer(final, device="cpu")  # loads unchanged in sentence-transformers
     assert model.encode(["hello"]).shape == (1, 32)
     assert os.path.exists(tmp_path / "out" / "loss.png") and os.path.exists(tmp_path / "out" / "loss.jsonl")
-    losses = [l for l in open(tmp_path / "out" / "loss.jsonl")]
+    losses = [l for l in open(tmp_path / "out" / "loss.jsonl") if '"loss"' in l]
     assert len(losses) == 6
 
 
-def test_cross_encoder_student_trains_from_labels(cached, tmp_path):
-    from sentence_transformers import CrossEncoder
+def tiny_cross_encoder(tmp_path) -> str:
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     from irdistill.models import packaged_path
 
-    folder, ds, cache, tid = cached
     tok = AutoTokenizer.from_pretrained(packaged_path("all-MiniLM-L6-v2"))
     torch.manual_seed(0)
     cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                      intermediate_size=64, max_position_embeddings=128, num_labels=1)
     BertForSequenceClassification(cfg).save_pretrained(tmp_path / "ce")
     tok.save_pretrained(tmp_path / "ce")
-    final = train(config(folder, cache, tid, tmp_path / "out", "cross-encoder", str(tmp_path / "ce"), loss="infonce"),
-                  progress=False)
+    return str(tmp_path / "ce")
+
+
+def test_cross_encoder_student_trains_from_labels(cached, tmp_path):
+    from sentence_transformers import CrossEncoder
+
+    folder, ds, cache, tid = cached
+    final = train(config(folder, cache, tid, tmp_path / "out", "cross-encoder", tiny_cross_encoder(tmp_path),
+                         loss="infonce"), progress=False)
     scores = CrossEncoder(final, device="cpu").predict([("w1 w2", "w1 w2 w3"), ("w1", "w9")])
     assert scores.shape == (2,)
 
@@ -132,3 +137,21 @@ def test_bad_config(tmp_path):
     path.write_text("output: [x\n")
     with pytest.raises(InputError, match=r"train.yaml:\d+: malformed YAML"):
         TrainConfig.from_file(path)
+
+
+@pytest.mark.parametrize("student", ["bi-encoder", "cross-encoder"])
+def test_dev_queries_are_held_out_and_evaluated(cached, tiny_model_dir, tmp_path, student):
+    import json
+
+    from irdistill.training.train import held_out_queries
+
+    folder, ds, cache, tid = cached
+    model = tiny_model_dir if student == "bi-encoder" else tiny_cross_encoder(tmp_path)
+    train(config(folder, cache, tid, tmp_path / "out", student, model, dev_fraction=0.25, eval_steps=3,
+                 loss="infonce"), progress=False)
+    dev = held_out_queries(ds, 0.25, 42)
+    assert len(dev) == 6
+    evals = [json.loads(l) for l in open(tmp_path / "out" / "loss.jsonl") if "eval_" in l]
+    assert len(evals) == 2 and any(k.startswith("eval_dev") and "ndcg@10" in k for k in evals[0])
+    info = json.load(open(tmp_path / "out" / "final" / "irdistill.json"))
+    assert info["training_examples"] == 18  # one example per query; the 6 dev queries are not trained on

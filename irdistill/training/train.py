@@ -44,6 +44,8 @@ class TrainConfig:
     grad_accum: int = 1
     seed: int = 42
     precision: str = "auto"          # auto: bf16 on a GPU that has it, else fp32; or fp32 / fp16 / bf16
+    dev_fraction: float = 0.0        # hold out this share of the training queries (seeded) to evaluate on while training
+    eval_steps: int | None = None    # default: save_steps
     save_steps: int = 100
     save_total_limit: int = 2
     logging_steps: int = 10
@@ -121,9 +123,13 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True) -> str:
     if os.path.exists(os.path.join(final, "config.json")):
         return final
     data = load_dataset(cfg.dataset, cfg.split)
-    examples = build_examples(data, ScoreCache(cfg.cache), cfg.examples)
+    cache = ScoreCache(cfg.cache)
+    examples = build_examples(data, cache, cfg.examples)
+    dev = held_out_queries(data, cfg.dev_fraction, cfg.seed)
+    examples = [e for e in examples if e["query_id"] not in dev]
     train_ds = as_hf_dataset(examples, data, cfg.examples.text_view)
     model = load_student(cfg)
+    evaluator = dev_evaluator(cfg, data, cache, dev) if dev else None
     loss = make_loss(cfg.loss)
     if cfg.student == "bi-encoder":
         objective, trainer_cls, args_cls = BiEncoderObjective(model, loss), st.SentenceTransformerTrainer, st.SentenceTransformerTrainingArguments
@@ -136,8 +142,10 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True) -> str:
         save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
         logging_steps=cfg.logging_steps, report_to=[], disable_tqdm=not progress, dataloader_drop_last=True,
         dataloader_pin_memory=_has_cuda(),
+        eval_strategy="steps" if evaluator else "no", eval_steps=cfg.eval_steps or cfg.save_steps,
         **_precision(cfg.precision), **cfg.extra)
-    trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, loss=objective, callbacks=list(callbacks))
+    trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, loss=objective, evaluator=evaluator,
+                          callbacks=list(callbacks))
     trainer.train(resume_from_checkpoint=last_checkpoint(cfg.output))
     write_loss_curve(trainer.state.log_history, cfg.output)
     model.save(final + ".tmp")
@@ -147,11 +155,40 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True) -> str:
     return final
 
 
+def held_out_queries(data, fraction: float, seed: int) -> set[str]:
+    """A seeded share of the judged training queries, kept out of training to evaluate on."""
+    import numpy as np
+
+    qids = sorted(data.qrels)
+    n = int(round(len(qids) * fraction))
+    return set(np.random.default_rng(seed).choice(qids, n, replace=False).tolist()) if n else set()
+
+
+def dev_evaluator(cfg: TrainConfig, data, cache: ScoreCache, dev: set[str]):
+    """nDCG@10 on the held-out queries, over their cached candidates and judged documents (cheap: no full corpus)."""
+    scored = cache.read(cfg.examples.teacher, qids=sorted(dev))
+    corpus = data.view(cfg.examples.text_view)
+    docs = sorted(set(scored["docid"]) | {d for q in dev for d in data.qrels[q]})
+    texts = dict(zip(docs, corpus.texts(docs)))
+    relevant = {q: {d for d, g in data.qrels[q].items() if g > 0} for q in dev}
+    if cfg.student == "bi-encoder":
+        from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+
+        return InformationRetrievalEvaluator({q: data.queries[q] for q in dev}, texts, relevant, name="dev",
+                                             write_csv=False)
+    from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
+
+    by_q = scored.groupby("qid")["docid"].apply(list).to_dict()
+    samples = [{"query": data.queries[q], "positive": [texts[d] for d in relevant[q]],
+                "documents": [texts[d] for d in by_q.get(q, [])]} for q in sorted(dev)]
+    return CrossEncoderRerankingEvaluator(samples, name="dev", write_csv=False)
+
+
 def write_loss_curve(history: list[dict], output: str) -> None:
-    """``loss.jsonl`` (one logged step per line) and ``loss.png``."""
+    """``loss.jsonl`` (every logged step and evaluation, one per line) and ``loss.png`` (the training loss)."""
     rows = [h for h in history if "loss" in h]
     with atomic_path(os.path.join(output, "loss.jsonl")) as tmp, open(tmp, "w") as f:
-        for h in rows:
+        for h in history:
             f.write(json.dumps(h) + "\n")
     if not rows:
         return
