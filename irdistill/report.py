@@ -47,17 +47,21 @@ def write_section(path, name: str, text: str) -> None:
         f.write(new)
 
 
-def resumable_rows(names, wanted, results_dir, run_row) -> list[dict]:
-    """Run each ``wanted`` row that ``results_dir/<row>.json`` does not hold yet (``run_row(row) -> dict``), storing
-    it atomically; return the stored results of ``names`` in order (rows never run are left out)."""
+def resumable_rows(names, wanted, results_dir, run_row, configs: dict | None = None) -> list[dict]:
+    """Run each ``wanted`` row that ``results_dir/<row>.json`` does not hold yet for its current config
+    (``configs[row]``; a changed config runs the row again), storing it atomically with that config; return the
+    stored results of ``names`` in order (rows never run are left out)."""
     import json
 
+    configs = configs or {}
     os.makedirs(results_dir, exist_ok=True)
     path = lambda row: os.path.join(results_dir, f"{row}.json")
+    stored = lambda row: json.load(open(path(row))) if os.path.exists(path(row)) else None
     for row in wanted:
-        if not os.path.exists(path(row)):
-            result = run_row(row)
+        old = stored(row)
+        if old is None or old.get("config") != configs.get(row):
+            result = {**run_row(row), "config": configs.get(row)}
             with atomic_path(path(row)) as tmp, open(tmp, "w") as f:
                 json.dump(result, f, indent=1)
             print(f"{row}: {json.dumps(result)}", flush=True)
-    return [json.load(open(path(r))) for r in names if os.path.exists(path(r))]
+    return [r for r in map(stored, names) if r is not None]

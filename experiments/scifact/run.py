@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
+import json
 import os
 
 import yaml
@@ -101,8 +103,8 @@ def run_row(row: str) -> dict:
             return CACHE.run(tid, run["qid"].unique().tolist())
 
         return {"system": "teacher: BM25 + MiniLM ensemble (re-ranks BM25 top 100)", **evaluate_rerank(score)}
-    cfg = {**STUDENT, **spec, "output": f"models/scifact-{row}", "dataset": SCIFACT, "cache": CACHE.folder,
-           "model": MODEL}
+    cfg = {**STUDENT, **spec, "output": f"models/scifact-{row}-{config_hash(row)}", "dataset": SCIFACT,
+           "cache": CACHE.folder, "model": MODEL}
     cfg["examples"] = {**cfg["examples"], "teacher": ids[cfg["examples"]["teacher"]]}
     final = train(TrainConfig.from_dict(cfg))
     if kind == "dense":
@@ -116,6 +118,12 @@ def run_row(row: str) -> dict:
 
     return {"system": "cross-encoder (MiniLM) trained on train labels, re-ranks BM25 top 100", "model": final,
             **evaluate_rerank(rerank)}
+
+
+def config_hash(row: str) -> str:
+    """A short hash of everything that decides a row's result (its training spec and the shared settings)."""
+    spec = {"row": ROWS[row], "student": STUDENT if ROWS[row][1] else None}
+    return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def table(rows: list[dict]) -> str:
@@ -135,7 +143,7 @@ def main():
     args = ap.parse_args()
     wanted = list(ROWS) if args.rows == "all" else args.rows.split(",")
     results_dir = os.path.join(HERE, "results")
-    done = resumable_rows(ROWS, wanted, results_dir, run_row)
+    done = resumable_rows(ROWS, wanted, results_dir, run_row, {r: config_hash(r) for r in ROWS})
     text = (f"Command: `python experiments/scifact/run.py --write docs/results.md` (seed 42; trained on SciFact train "
             f"only; 'exp' = nDCG with gains 2^g - 1; rows still missing: "
             f"{', '.join(r for r in ROWS if not os.path.exists(os.path.join(results_dir, f'{r}.json'))) or 'none'})"

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
+import json
 import os
 
 from irdistill.cache import ScoreCache
@@ -64,11 +66,17 @@ def evaluate(model: str) -> dict:
     return evaluate_run(ds.qrels, retrieve(ds, "dense", model, "flat", k=100), "ndcg@10,recall@100,mrr@10")
 
 
+def config_hash(row: str) -> str:
+    spec = {"row": ROWS[row], "student": STUDENT if ROWS[row] else None}
+    return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:8]
+
+
 def run_row(row: str) -> dict:
     spec = ROWS[row]
     if spec is None:
         return {"system": "all-MiniLM-L6-v2 zero-shot", **evaluate(MODEL)}
-    cfg = {**STUDENT, **spec, "output": f"models/xquad-{row}", "dataset": XQUAD, "cache": CACHE.folder, "model": MODEL}
+    cfg = {**STUDENT, **spec, "output": f"models/xquad-{row}-{config_hash(row)}", "dataset": XQUAD,
+           "cache": CACHE.folder, "model": MODEL}
     cfg["examples"] = {**cfg["examples"], "teacher": teachers()[cfg["examples"]["teacher"]]}
     final = train(TrainConfig.from_dict(cfg))
     return {"system": f"MiniLM student, {row}", "model": final, **evaluate(final)}
@@ -80,7 +88,7 @@ def main():
     ap.add_argument("--write")
     args = ap.parse_args()
     wanted = list(ROWS) if args.rows == "all" else args.rows.split(",")
-    done = resumable_rows(ROWS, wanted, os.path.join(HERE, "results"), run_row)
+    done = resumable_rows(ROWS, wanted, os.path.join(HERE, "results"), run_row, {r: config_hash(r) for r in ROWS})
     rows = [{"system": d["system"], "nDCG@10": d["ndcg@10"], "R@100": d["recall@100"], "MRR@10": d["mrr@10"]} for d in done]
     text = (f"Command: `python experiments/xquad/run.py --write docs/results.md` (XQuAD test split: English questions, "
             f"German paragraphs; seed 42)\n\n```\n{format_table(rows)}\n```")
