@@ -91,7 +91,7 @@ def main():
         t = time.perf_counter()
         stats = score_run(teacher, run, ds, cache, progress=False)
         secs = time.perf_counter() - t
-        got = {(q, d): float(s) for q, d, s in cache.read(teacher.id).itertuples(index=False)}
+        got = {(q, d): float(s) for q, d, s in cache.read(stats.key).itertuples(index=False)}
         overlap, rho = agreement(got, ref)
         rows.append({"path": label, "pairs/s": len(pairs) / secs, "speed-up": t_plain / secs, "top-10 overlap": overlap,
                      "Spearman": rho, "teacher calls": stats.pairs})

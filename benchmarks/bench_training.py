@@ -56,10 +56,10 @@ def main():
     run = add_positives(open_bm25(ds.corpus, f"indexes/{ds.name}/bm25").search(ds.queries, 100), ds.qrels)
     teacher = build_teacher({"kind": "bm25"}, ds)
     cache = ScoreCache(os.path.join(work, "cache"))
-    score_run(teacher, run, ds, cache, progress=False)
+    key = score_run(teacher, run, ds, cache, progress=False).key
     common = {"max_seq_length": 128, "batch_size": args.batch_size, "max_steps": args.steps + 1, "save_steps": 10_000,
               "logging_steps": 1, "learning_rate": 2e-5, "seed": 42, "dataset": args.dataset, "cache": cache.folder,
-              "model": MODEL, "examples": {"teacher": teacher.id, "negatives": 7}}
+              "model": MODEL, "examples": {"teacher": key, "negatives": 7}}
 
     rows = []
     # plain sentence-transformers: the same examples (texts resolved the same way), its own MarginMSELoss
@@ -68,7 +68,7 @@ def main():
 
     from irdistill.models import resolve_model
 
-    examples = build_examples(ds, cache, ExampleConfig(teacher=teacher.id, negatives=7))
+    examples = build_examples(ds, cache, ExampleConfig(teacher=key, negatives=7))
     model = st.SentenceTransformer(resolve_model(MODEL), device="cpu")
     model.max_seq_length = 128
     clock = Clock()

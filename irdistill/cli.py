@@ -158,7 +158,8 @@ def cmd_score(args):
         tid, pairs = score_ensemble(spec, run, ds, cache, shard, lambda split: load_dataset(args.dataset, split))
     else:
         teacher = build_teacher(spec, ds)
-        tid, pairs = teacher.id, score_run(teacher, run, ds, cache, shard, flush_pairs=args.flush).pairs
+        stats = score_run(teacher, run, ds, cache, shard, flush_pairs=args.flush)
+        tid, pairs = stats.key, stats.pairs
     print(f"teacher {tid}: scored {pairs} pairs; cache: {args.cache}")
     if args.output:
         from .data import write_run
@@ -260,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "scores; import-margin-mse: load Hofstaetter's teacher file; compact: merge part files.")
     p.add_argument("action", choices=["list", "export-trec", "export-margin-mse", "import-margin-mse", "compact"])
     p.add_argument("--cache", required=True)
-    p.add_argument("--teacher", help="teacher id")
+    p.add_argument("--teacher", help="the teacher's cache key (<teacher id>@<collection>, see `cache list`)")
     p.add_argument("--output", help="file to write (export)")
     p.add_argument("--input", help="file to read (import)")
     p.add_argument("--max-negatives", type=int, help="negatives per query in a Margin-MSE export")

@@ -10,7 +10,7 @@ import pytest
 
 from irdistill.cache import ScoreCache, export_margin_mse, import_margin_mse
 from irdistill.data import Corpus, Dataset, load_dataset, run_from_dict, write_run
-from irdistill.teachers import Teacher, score_run
+from irdistill.teachers import Teacher, cache_key, score_run
 from irdistill.teachers.score import in_shard
 
 
@@ -47,11 +47,12 @@ def test_scores_land_once_and_rerun_scores_nothing(tmp_path):
     assert (stats.queries, stats.pairs, teacher.calls) == (20, 200, 200)
     again = score_run(teacher, run, ds, cache, progress=False)
     assert (again.pairs, again.skipped_queries, teacher.calls) == (0, 20, 200)
-    df = cache.read(teacher.id)
+    df = cache.read(stats.key)
+    assert stats.key == cache_key(teacher, ds) and stats.key.startswith(teacher.id + "@")
     assert len(df) == 200 and not df.duplicated(["qid", "docid"]).any()
     expected = [len(set(ds.queries[q].split()) & set(ds.corpus.texts([d])[0].split())) for q, d in zip(df.qid, df.docid)]
     assert df.score.tolist() == expected
-    assert cache.teachers()[teacher.id] == {"kind": "overlap", "version": 1}
+    assert cache.teachers()[stats.key] == {"kind": "overlap", "version": 1, "collection": "toy", "documents": 60}
 
 
 def test_cache_reads_as_one_table_elsewhere(tmp_path):
@@ -71,13 +72,13 @@ def test_cache_reads_as_one_table_elsewhere(tmp_path):
 def test_read_by_qid_prunes_and_compact_keeps_everything(tmp_path):
     ds, run = toy()
     cache, t = ScoreCache(tmp_path / "cache"), Overlap()
-    score_run(t, run, ds, cache, flush_pairs=10, progress=False)
-    before = cache.read(t.id).sort_values(["qid", "docid"]).reset_index(drop=True)
-    assert set(cache.read(t.id, qids=["q3", "q7"]).qid) == {"q3", "q7"}
-    cache.compact(t.id)
-    parts = [f for f in os.listdir(tmp_path / "cache" / f"teacher={t.id}") if f.startswith("part-")]
+    key = score_run(t, run, ds, cache, flush_pairs=10, progress=False).key
+    before = cache.read(key).sort_values(["qid", "docid"]).reset_index(drop=True)
+    assert set(cache.read(key, qids=["q3", "q7"]).qid) == {"q3", "q7"}
+    cache.compact(key)
+    parts = [f for f in os.listdir(tmp_path / "cache" / f"teacher={key}") if f.startswith("part-")]
     assert len(parts) == 1
-    pd.testing.assert_frame_equal(cache.read(t.id).sort_values(["qid", "docid"]).reset_index(drop=True), before)
+    pd.testing.assert_frame_equal(cache.read(key).sort_values(["qid", "docid"]).reset_index(drop=True), before)
 
 
 def test_shards_are_disjoint_and_complete(tmp_path):
@@ -85,7 +86,8 @@ def test_shards_are_disjoint_and_complete(tmp_path):
     cache, t = ScoreCache(tmp_path / "cache"), Overlap()
     sizes = [score_run(t, run, ds, cache, shard=(i, 3), progress=False).queries for i in range(3)]
     assert sum(sizes) == 40 and min(sizes) > 0
-    assert cache.read(t.id).qid.nunique() == 40 and len(cache.read(t.id)) == 400
+    key = cache_key(t, ds)
+    assert cache.read(key).qid.nunique() == 40 and len(cache.read(key)) == 400
     assert sum(in_shard("q1", (i, 3)) for i in range(3)) == 1
 
 
@@ -93,23 +95,23 @@ def test_two_writers_do_not_corrupt(tmp_path):
     ds, run = toy()
     cache = ScoreCache(tmp_path / "cache")
     t1, t2 = Overlap(), Overlap()
-    score_run(t1, run, ds, cache, progress=False)
-    ScoreCache(tmp_path / "cache").write(t2.id, ["q0"], ["d0"], [9.0])  # a second process scoring the same pair
-    df = cache.read(t1.id)
+    key = score_run(t1, run, ds, cache, progress=False).key
+    ScoreCache(tmp_path / "cache").write(cache_key(t2, ds), ["q0"], ["d0"], [9.0])  # another process, same pair
+    df = cache.read(key)
     assert len(df) == 200 and not df.duplicated(["qid", "docid"]).any()
 
 
 def test_margin_mse_export_import_round_trip(tmp_path):
     ds, run = toy()
     cache, t = ScoreCache(tmp_path / "cache"), Overlap()
-    score_run(t, run, ds, cache, progress=False)
-    n = export_margin_mse(cache, t.id, ds.qrels, tmp_path / "teacher.tsv")
+    key = score_run(t, run, ds, cache, progress=False).key
+    n = export_margin_mse(cache, key, ds.qrels, tmp_path / "teacher.tsv")
     lines = (tmp_path / "teacher.tsv").read_text().splitlines()
     assert n == len(lines) == 20 * 9  # one positive (in the candidates) and 9 negatives per query
     pos, neg, qid, p, d = lines[0].split("\t")
     assert ds.qrels[qid] == {p: 1} and d != p
     assert import_margin_mse(cache, "hofstaetter", tmp_path / "teacher.tsv") == 200
-    a = cache.read(t.id).set_index(["qid", "docid"]).score
+    a = cache.read(key).set_index(["qid", "docid"]).score
     b = cache.read("hofstaetter").set_index(["qid", "docid"]).score
     pd.testing.assert_series_equal(a.sort_index(), b.sort_index(), check_names=False)
 
@@ -145,3 +147,13 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path, tiny_model_dir):
     assert len(a) == 4000 and not a.duplicated(["qid", "docid"]).any()
     pd.testing.assert_frame_equal(a[["qid", "docid"]], b[["qid", "docid"]])
     np.testing.assert_allclose(a.score, b.score, atol=1e-5)
+
+
+def test_collections_with_the_same_query_ids_stay_apart(tmp_path):
+    """SciFact's and Cranfield's query ids are both small numbers: their scores must not mix."""
+    ds1, run = toy()
+    ds2, _ = toy(nd=61)  # another corpus, the same query ids
+    cache, t = ScoreCache(tmp_path / "cache"), Overlap()
+    k1 = score_run(t, run, ds1, cache, progress=False).key
+    s2 = score_run(t, run, ds2, cache, progress=False)
+    assert s2.key != k1 and s2.queries == 20  # nothing skipped: the second collection is scored in full

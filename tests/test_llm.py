@@ -99,10 +99,11 @@ def test_in_process_pointwise_and_listwise(slice_):
     assert backend.gguf_file == "SmolLM2-135M-Instruct.Q4_1.gguf"
     cache = ScoreCache(work / "cache-inproc")
     for teacher in [PointwiseLLMTeacher(backend), ListwiseLLMTeacher(backend, window=4, step=2, max_words=40)]:
-        assert score_run(teacher, run, ds, cache, progress=False).pairs == 12
-        scores = cache.read(teacher.id)
+        stats = score_run(teacher, run, ds, cache, progress=False)
+        assert stats.pairs == 12
+        scores = cache.read(stats.key)
         assert len(scores) == 12 and np.isfinite(scores.score).all()
-    listwise = cache.read(teacher.id)
+    listwise = cache.read(stats.key)
     assert sorted(listwise[listwise.qid == run.qid.iloc[0]].score) == [1, 2, 3, 4]
 
 

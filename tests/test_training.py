@@ -26,10 +26,9 @@ def cached(tmp_path):
     qrels = {"train": [(q, f"d{i}", 1) for i, q in enumerate(queries)], "test": [("q0", "d0", 1)]}
     folder = write_beir(tmp_path / "data", docs, queries, qrels)
     ds = load_dataset(folder, "train")
-    teacher = Overlap()
     run = run_from_dict({q: {d: 0.0 for d in docs} for q in ds.queries})
-    score_run(teacher, run, ds, ScoreCache(tmp_path / "cache"), progress=False)
-    return folder, ds, str(tmp_path / "cache"), teacher.id
+    key = score_run(Overlap(), run, ds, ScoreCache(tmp_path / "cache"), progress=False).key
+    return folder, ds, str(tmp_path / "cache"), key
 
 
 def test_examples_sampling_and_false_negative_filter(cached):

@@ -60,14 +60,14 @@ def test_teacher_and_student_read_different_views(xling, tmp_path):
     cache = ScoreCache(tmp_path / "cache")
     german, english = Overlap(), Overlap()
     english.text_view = "en"
-    score_run(german, run, ds, cache, progress=False)
-    score_run(english, run, ds, cache, progress=False)
-    assert german.id != english.id  # the text view is part of the cache key: the two never mix
-    assert cache.describe(english.id)["text_view"] == "en"
-    en = cache.read(english.id).set_index(["qid", "docid"]).score
-    de = cache.read(german.id).set_index(["qid", "docid"]).score
+    kg = score_run(german, run, ds, cache, progress=False).key
+    ke = score_run(english, run, ds, cache, progress=False).key
+    assert german.id != english.id and kg != ke  # the text view is part of the cache key: the two never mix
+    assert cache.describe(ke)["text_view"] == "en"
+    en = cache.read(ke).set_index(["qid", "docid"]).score
+    de = cache.read(kg).set_index(["qid", "docid"]).score
     assert en[("q1", "d1")] == 2 and de[("q1", "d1")] == 0  # only the English text shares words with the query
-    examples = build_examples(ds, cache, ExampleConfig(teacher=english.id, negatives=1))
+    examples = build_examples(ds, cache, ExampleConfig(teacher=ke, negatives=1))
     row = as_hf_dataset(examples, ds)[0]  # the student reads the German documents
     assert row["document_1"] == GERMAN[examples[0]["document_ids"][0]]
 

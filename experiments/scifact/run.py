@@ -65,10 +65,9 @@ def teachers_on_train() -> dict[str, str]:
     ENSEMBLE["fit"]["run"] = "runs/scifact-train-bm25-100.parquet"
     candidates(ENSEMBLE["fit"]["run"], train_ds)
     run = candidates("runs/scifact-train-bm25-100p.parquet", train_ds, positives=True)
-    bm25 = build_teacher({"kind": "bm25"}, train_ds)
-    score_run(bm25, run, train_ds, CACHE)
+    bm25 = score_run(build_teacher({"kind": "bm25"}, train_ds), run, train_ds, CACHE).key
     ens, _ = score_ensemble(ENSEMBLE, run, train_ds, CACHE, load_split=lambda s: load_dataset(SCIFACT, s))
-    return {"bm25": bm25.id, "ensemble": ens}
+    return {"bm25": bm25, "ensemble": ens}
 
 
 def evaluate_dense(model: str) -> dict:
@@ -113,8 +112,7 @@ def run_row(row: str) -> dict:
     def rerank(run, ds):
         # bf16 on the CPU: 2.7x faster, top-10 overlap 0.995 with fp32 (docs/benchmarks.md)
         teacher = build_teacher({"kind": "cross-encoder", "model": final, "max_length": 256, "dtype": "bfloat16"})
-        score_run(teacher, run, ds, CACHE)
-        return CACHE.run(teacher.id, run["qid"].unique().tolist())
+        return CACHE.run(score_run(teacher, run, ds, CACHE).key, run["qid"].unique().tolist())
 
     return {"system": "cross-encoder (MiniLM) trained on train labels, re-ranks BM25 top 100", "model": final,
             **evaluate_rerank(rerank)}

@@ -56,8 +56,7 @@ def teachers() -> dict[str, str]:
     ids = {}
     for view in ("en", "de"):
         teacher = build_teacher({"kind": "bi-encoder", "model": MODEL, **({"text_view": "en"} if view == "en" else {})})
-        score_run(teacher, run, ds, CACHE)
-        ids[view] = teacher.id
+        ids[view] = score_run(teacher, run, ds, CACHE).key
     return ids
 
 

@@ -24,6 +24,7 @@ class Corpus:
         self.table = table.select(SCHEMA.names).cast(SCHEMA).combine_chunks()
         self.source = source
         self._rows: dict[str, int] | None = None
+        self._fingerprint: str | None = None
         if len(self.table) == 0:
             raise InputError("the corpus is empty", source)
 
@@ -115,8 +116,10 @@ class Corpus:
             yield start, self.table["docid"].slice(start, stop - start).to_pylist(), self.texts(start=start, stop=stop)
 
     def fingerprint(self) -> str:
-        """A short hash of the document ids (in order): indexes check it before they are reused."""
-        h = hashlib.sha1(str(len(self)).encode())
-        for chunk in self.table["docid"].chunks:
-            h.update(pc.binary_join(pa.array([chunk.to_pylist()]), "\n")[0].as_py().encode())
-        return h.hexdigest()[:16]
+        """A short hash of the document ids (in order): indexes and the score cache key on it."""
+        if self._fingerprint is None:
+            h = hashlib.sha1(str(len(self)).encode())
+            for chunk in self.table["docid"].chunks:
+                h.update(pc.binary_join(pa.array([chunk.to_pylist()]), "\n")[0].as_py().encode())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint

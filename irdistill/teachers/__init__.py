@@ -8,7 +8,7 @@ import os
 
 from ..errors import InputError
 from .base import Teacher
-from .score import ScoreStats, parse_shard, score_run
+from .score import ScoreStats, cache_key, parse_shard, score_run
 
 KINDS = ("cross-encoder", "bi-encoder", "bm25", "llm-pointwise", "llm-listwise", "ensemble")
 
@@ -85,4 +85,4 @@ def _build(kind: str, spec: dict, dataset, view: str | None) -> Teacher:
     raise InputError(f"teacher {kind} is scored with score_spec (it combines other teachers)")
 
 
-__all__ = ["KINDS", "Teacher", "ScoreStats", "build_teacher", "parse_spec", "parse_shard", "score_run"]
+__all__ = ["KINDS", "Teacher", "ScoreStats", "build_teacher", "cache_key", "parse_spec", "parse_shard", "score_run"]

@@ -78,12 +78,12 @@ def score_ensemble(spec: dict, run: pd.DataFrame, dataset, cache: ScoreCache, sh
     Spec: ``{kind: ensemble, members: [teacher specs], norm: zscore|minmax|rank, weights: [...] | fit: {...}}``."""
     from ..data.runs import read_run
     from . import build_teacher
-    from .score import in_shard, score_run
+    from .score import cache_key, in_shard, score_run
 
     members = [build_teacher(m, dataset) for m in spec.get("members", [])]
     if len(members) < 2:
         raise InputError("an ensemble needs at least two members")
-    ids = [t.id for t in members]
+    ids = [cache_key(t, dataset) for t in members]
     norm, weights, fit = spec.get("norm", "zscore"), spec.get("weights"), spec.get("fit")
     _ranx_norm(norm)
     scored = sum(score_run(t, run, dataset, cache, shard, progress=progress).pairs for t in members)
@@ -94,11 +94,14 @@ def score_ensemble(spec: dict, run: pd.DataFrame, dataset, cache: ScoreCache, sh
             log.warning("scoring %r, the split the ensemble weights are fit on: use these scores to train, "
                         "not to evaluate", fit["split"])
         fit_ds, fit_run = load_split(fit["split"]), read_run(fit["run"])
+        if fit_ds.corpus.fingerprint() != dataset.corpus.fingerprint():
+            raise InputError("the fit split must be of the same collection as the scored one")
         scored += sum(score_run(t, fit_run, fit_ds, cache, progress=progress).pairs for t in members)
         judged = {q: fit_ds.qrels[q] for q in fit_run["qid"].unique() if q in fit_ds.qrels}
         weights = fit_weights(cache, ids, fit_run, judged, norm, fit.get("metric", "ndcg@10"))
-    eid = ensemble_id(ids, weights, norm)
-    cache.register(eid, {"kind": "ensemble", "members": ids, "weights": weights, "norm": norm, "fit": fit})
+    eid = ensemble_id(ids, weights, norm) + "@" + ids[0].rsplit("@", 1)[1]  # member keys hold the collection
+    cache.register(eid, {"kind": "ensemble", "members": ids, "weights": weights, "norm": norm, "fit": fit,
+                         "collection": dataset.name})
     done = cache.scored_qids(eid)
     qids = [q for q in run["qid"].unique() if in_shard(q, shard) and q not in done]
     if qids:

@@ -33,8 +33,16 @@ def in_shard(qid: str, shard: tuple[int, int]) -> bool:
     return shard[1] == 1 or zlib.crc32(qid.encode()) % shard[1] == shard[0]
 
 
+def cache_key(teacher: Teacher, dataset: Dataset) -> str:
+    """Where a teacher's scores of one collection live in the cache: ``<teacher id>@<corpus fingerprint>``.
+    Query ids repeat across collections (SciFact's and Cranfield's are both small numbers), so scores are kept apart
+    by collection; the same corpus reached another way (a BEIR folder or its ir_datasets id) shares its scores."""
+    return f"{teacher.id}@{dataset.corpus.fingerprint()[:12]}"
+
+
 @dataclass
 class ScoreStats:
+    key: str = ""
     queries: int = 0
     pairs: int = 0
     skipped_queries: int = 0
@@ -42,15 +50,17 @@ class ScoreStats:
 
 def score_run(teacher: Teacher, run: pd.DataFrame, dataset: Dataset, cache: ScoreCache, shard: tuple[int, int] = (0, 1),
               flush_pairs: int = 2048, progress: bool = True) -> ScoreStats:
-    """Score every (qid, docid) of ``run`` with ``teacher`` into ``cache``, skipping queries already scored.
+    """Score every (qid, docid) of ``run`` with ``teacher`` into ``cache`` under ``cache_key(teacher, dataset)``
+    (returned as ``stats.key``), skipping queries already scored.
     The teacher reads the documents' ``teacher.text_view`` (the corpus itself by default).
 
     Queries are taken whole, in run order, and written to a new part file every ``flush_pairs`` pairs; a killed job
     loses at most the unwritten block and, run again, scores exactly the rest."""
     dataset.view(teacher.text_view)  # fail early on a missing view
-    cache.register(teacher.id, teacher.describe())
-    done = cache.scored_qids(teacher.id)
-    stats = ScoreStats()
+    key = cache_key(teacher, dataset)
+    cache.register(key, {**teacher.describe(), "collection": dataset.name, "documents": len(dataset.corpus)})
+    done = cache.scored_qids(key)
+    stats = ScoreStats(key)
     todo = []
     for qid, group in run.groupby("qid", sort=False):
         if not in_shard(qid, shard):
@@ -69,7 +79,7 @@ def score_run(teacher: Teacher, run: pd.DataFrame, dataset: Dataset, cache: Scor
             block.append((qid, docids))
             size += len(docids)
             if size >= flush_pairs or i == len(todo) - 1:
-                _score_block(teacher, block, dataset, cache)
+                _score_block(teacher, key, block, dataset, cache)
                 stats.queries += len(block)
                 stats.pairs += size
                 bar.update(size)
@@ -77,7 +87,7 @@ def score_run(teacher: Teacher, run: pd.DataFrame, dataset: Dataset, cache: Scor
     return stats
 
 
-def _score_block(teacher: Teacher, block, dataset: Dataset, cache: ScoreCache) -> None:
+def _score_block(teacher: Teacher, key: str, block, dataset: Dataset, cache: ScoreCache) -> None:
     try:
         corpus = dataset.view(teacher.text_view)
         lists = [(dataset.queries[q], corpus.texts(docids)) for q, docids in block]
@@ -86,4 +96,4 @@ def _score_block(teacher: Teacher, block, dataset: Dataset, cache: ScoreCache) -
     scores = teacher.score_lists(lists, [docids for _, docids in block])
     qids = [q for q, docids in block for _ in docids]
     docids = [d for _, ds in block for d in ds]
-    cache.write(teacher.id, qids, docids, [s for arr in scores for s in arr])
+    cache.write(key, qids, docids, [s for arr in scores for s in arr])
