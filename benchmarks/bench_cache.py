@@ -16,17 +16,7 @@ import numpy as np
 import pandas as pd
 
 from irdistill.cache import ScoreCache
-from irdistill.evaluation import format_table
-from irdistill.report import machine, versions, write_section
-
-
-def timed(fn, repeat=3):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
+from irdistill.report import publish_benchmark, timed
 
 
 def main():
@@ -66,15 +56,12 @@ def main():
         {"read": "ScoreCache.read(qids), after compact (sorted by qid)", "seconds": t_sorted, "speed-up": t_full / t_sorted},
         {"read": "scored_qids (what a resumed job skips)", "seconds": t_resume, "speed-up": float("nan")},
     ]
-    text = "\n".join([f"Machine: {machine()}", f"Versions: {versions('irdistill', 'pyarrow', 'pandas')}",
-                      f"Cache: {rows_total:,} scores ({args.queries:,} queries x {args.per_query}); written in "
-                      f"{t_write:.1f} s as {args.parts} parts; compact took {t_compact:.1f} s; "
-                      f"{os.popen(f'du -sh {cache.folder}').read().split()[0]} on disk. Read: the scores of 16 random queries "
-                      "(best of 3).", "", "```", format_table(rows), "```"])
-    print(text)
+    size = os.popen(f"du -sh {cache.folder}").read().split()[0]
     shutil.rmtree(work, ignore_errors=True)
-    if args.write:
-        write_section(args.write, "bench-cache", f"Command: `python benchmarks/bench_cache.py --write {args.write}`\n\n{text}")
+    publish_benchmark("bench-cache", "benchmarks/bench_cache.py", ("irdistill", "pyarrow", "pandas"),
+                      [f"Cache: {rows_total:,} scores ({args.queries:,} queries x {args.per_query}); written in "
+                       f"{t_write:.1f} s as {args.parts} parts; compact took {t_compact:.1f} s; {size} on disk. "
+                       "Read: the scores of 16 random queries (best of 3)."], rows, args.write)
 
 
 if __name__ == "__main__":

@@ -19,18 +19,9 @@ from irdistill.data import load_dataset
 from irdistill.evaluation import evaluate_run, format_table
 from irdistill.index import Embeddings, encode_texts, open_dense
 from irdistill.models import load_sentence_transformer
-from irdistill.report import machine, versions, write_section
+from irdistill.report import machine, timed, versions, write_section
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def timed(fn, repeat=3):
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
 
 
 def main():

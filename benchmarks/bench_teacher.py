@@ -19,10 +19,9 @@ import torch
 
 from irdistill.cache import ScoreCache
 from irdistill.data import load_dataset
-from irdistill.evaluation import format_table
 from irdistill.index import open_bm25
 from irdistill.models import packaged_path
-from irdistill.report import machine, versions, write_section
+from irdistill.report import publish_benchmark
 from irdistill.teachers import score_run
 from irdistill.teachers.cross_encoder import CrossEncoderTeacher
 
@@ -102,15 +101,11 @@ def main():
                          "speed-up": t_plain / (time.perf_counter() - t), "top-10 overlap": 1.0, "Spearman": 1.0,
                          "teacher calls": again.pairs})
 
-    text = "\n".join([
-        f"Machine: {machine()}",
-        f"Versions: {versions('irdistill', 'torch', 'sentence-transformers', 'transformers', 'pyarrow')}",
-        f"{len(pairs)} pairs: {args.queries} SciFact test queries x BM25 top {args.depth}; max_length {args.max_length}, "
-        f"batch {args.batch_size}; agreement is against the baseline's scores",
-        "", "```", format_table(rows), "```"])
-    print(text)
-    if args.write:
-        write_section(args.write, "bench-teacher", f"Command: `python benchmarks/bench_teacher.py --write {args.write}`\n\n{text}")
+    publish_benchmark("bench-teacher", "benchmarks/bench_teacher.py",
+                      ("irdistill", "torch", "sentence-transformers", "transformers", "pyarrow"),
+                      [f"{len(pairs)} pairs: {args.queries} SciFact test queries x BM25 top {args.depth}; max_length "
+                       f"{args.max_length}, batch {args.batch_size}; agreement is against the baseline's scores"],
+                      rows, args.write)
 
 
 if __name__ == "__main__":

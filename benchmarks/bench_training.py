@@ -17,9 +17,8 @@ import time
 from irdistill.cache import ScoreCache
 from irdistill.data import load_dataset
 from irdistill.data.runs import add_positives
-from irdistill.evaluation import format_table
 from irdistill.index import open_bm25
-from irdistill.report import machine, versions, write_section
+from irdistill.report import publish_benchmark
 from irdistill.teachers import build_teacher, score_run
 from irdistill.training import ExampleConfig, TrainConfig, as_hf_dataset, build_examples, train
 
@@ -87,14 +86,10 @@ def main():
     ours = clock.steps * args.batch_size / (clock.end - clock.start)
     rows.append({"trainer": "irdistill train, margin-mse", "examples/s": ours, "ratio": ours / base})
 
-    text = "\n".join([f"Machine: {machine()}",
-                      f"Versions: {versions('irdistill', 'torch', 'sentence-transformers', 'transformers')}",
-                      f"{args.steps} timed steps after one warm-up step; batch {args.batch_size} examples of 9 texts "
-                      f"(query, positive, 7 negatives), max 128 tokens; the same examples for both",
-                      "", "```", format_table(rows), "```"])
-    print(text)
-    if args.write:
-        write_section(args.write, "bench-training", f"Command: `python benchmarks/bench_training.py --write {args.write}`\n\n{text}")
+    publish_benchmark("bench-training", "benchmarks/bench_training.py",
+                      ("irdistill", "torch", "sentence-transformers", "transformers"),
+                      [f"{args.steps} timed steps after one warm-up step; batch {args.batch_size} examples of 9 texts "
+                       "(query, positive, 7 negatives), max 128 tokens; the same examples for both"], rows, args.write)
 
 
 if __name__ == "__main__":

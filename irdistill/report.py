@@ -65,3 +65,27 @@ def resumable_rows(names, wanted, results_dir, run_row, configs: dict | None = N
                 json.dump(result, f, indent=1)
             print(f"{row}: {json.dumps(result)}", flush=True)
     return [r for r in map(stored, names) if r is not None]
+
+
+def timed(fn, repeat: int = 3):
+    """``(best seconds of repeat runs, the last result)``."""
+    import time
+
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def publish_benchmark(section: str, script: str, packages, notes: list[str], rows: list[dict], write=None) -> str:
+    """Print a benchmark's table with the machine and versions, and write it into ``write`` (Markdown) if given."""
+    from .evaluation.metrics import format_table
+
+    text = "\n".join([f"Machine: {machine()}", f"Versions: {versions(*packages)}", *notes, "", "```",
+                      format_table(rows), "```"])
+    print(text)
+    if write:
+        write_section(write, section, f"Command: `python {script} --write {write}`\n\n{text}")
+    return text

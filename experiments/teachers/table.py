@@ -3,7 +3,6 @@
 import argparse
 import glob
 import json
-import os
 
 from irdistill.cache import ScoreCache
 from irdistill.evaluation import format_table
