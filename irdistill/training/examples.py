@@ -10,8 +10,6 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..cache.scores import ScoreCache
 from ..data.dataset import Dataset
@@ -90,9 +88,7 @@ def as_hf_dataset(examples: list[dict], dataset: Dataset, text_view: str | None 
 
     corpus = dataset.view(text_view)
     used = sorted({d for e in examples for d in e["document_ids"]})
-    part = corpus.table.take(pa.array(corpus.rows(used), pa.int64()))
-    text = pc.utf8_trim_whitespace(pc.binary_join_element_wise(part["title"], part["text"], " "))
-    docs = datasets.Dataset(pa.table({"id": part["docid"], "text": text}))
+    docs = datasets.Dataset.from_dict({"id": used, "text": corpus.texts(used)})
     qids = sorted({e["query_id"] for e in examples})
     queries = datasets.Dataset.from_dict({"id": qids, "text": [dataset.queries[q] for q in qids]})
     ds = datasets.Dataset.from_list(examples)
