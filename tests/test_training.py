@@ -77,6 +77,7 @@ def test_bi_encoder_trains_with_every_loss(cached, tiny_model_dir, tmp_path, los
     final = train(config(folder, cache, tid, tmp_path / "out", "bi-encoder", tiny_model_dir, loss=loss), progress=False)
     model = SentenceTransformer(final, device="cpu")  # loads unchanged in sentence-transformers
     assert model.encode(["hello"]).shape == (1, 32)
+    assert model.max_seq_length == SentenceTransformer(tiny_model_dir).max_seq_length  # trained on 32, saved as base
     assert os.path.exists(tmp_path / "out" / "loss.png") and os.path.exists(tmp_path / "out" / "loss.jsonl")
     losses = [l for l in open(tmp_path / "out" / "loss.jsonl") if '"loss"' in l]
     assert len(losses) == 6
@@ -102,8 +103,9 @@ def test_cross_encoder_student_trains_from_labels(cached, tmp_path):
     folder, ds, cache, tid = cached
     final = train(config(folder, cache, tid, tmp_path / "out", "cross-encoder", tiny_cross_encoder(tmp_path),
                          loss="infonce"), progress=False)
-    scores = CrossEncoder(final, device="cpu").predict([("w1 w2", "w1 w2 w3"), ("w1", "w9")])
-    assert scores.shape == (2,)
+    student = CrossEncoder(final, device="cpu")
+    assert student.max_length == CrossEncoder(tiny_cross_encoder(tmp_path), num_labels=1).max_length
+    assert student.predict([("w1 w2", "w1 w2 w3"), ("w1", "w9")]).shape == (2,)
 
 
 def test_interrupted_training_resumes_to_the_same_model(cached, tiny_model_dir, tmp_path):

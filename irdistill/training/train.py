@@ -101,13 +101,10 @@ def load_student(cfg: TrainConfig):
     if cfg.student == "bi-encoder":
         from sentence_transformers import SentenceTransformer
 
-        model = SentenceTransformer(path, trust_remote_code=cfg.trust_remote_code)
-        if cfg.max_seq_length:
-            model.max_seq_length = cfg.max_seq_length
-        return model
+        return SentenceTransformer(path, trust_remote_code=cfg.trust_remote_code)
     from sentence_transformers import CrossEncoder
 
-    return CrossEncoder(path, num_labels=1, max_length=cfg.max_seq_length, trust_remote_code=cfg.trust_remote_code)
+    return CrossEncoder(path, num_labels=1, trust_remote_code=cfg.trust_remote_code)
 
 
 def last_checkpoint(output: str) -> str | None:
@@ -129,6 +126,9 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True) -> str:
     examples = [e for e in examples if e["query_id"] not in dev]
     train_ds = as_hf_dataset(examples, data, cfg.examples.text_view)
     model = load_student(cfg)
+    base_length = model.max_seq_length
+    if cfg.max_seq_length:
+        model.max_seq_length = cfg.max_seq_length
     evaluator = dev_evaluator(cfg, data, cache, dev) if dev else None
     loss = make_loss(cfg.loss)
     if cfg.student == "bi-encoder":
@@ -148,6 +148,7 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True) -> str:
                           callbacks=list(callbacks))
     trainer.train(resume_from_checkpoint=last_checkpoint(cfg.output))
     write_loss_curve(trainer.state.log_history, cfg.output)
+    model.max_seq_length = base_length  # saved with the base model's length: training may read shorter passages
     model.save(final + ".tmp")
     with atomic_path(os.path.join(final + ".tmp", "irdistill.json")) as tmp, open(tmp, "w") as f:
         json.dump({**asdict(cfg), "examples": asdict(cfg.examples), "training_examples": len(examples)}, f, indent=1, default=str)
