@@ -20,9 +20,10 @@ from ..errors import InputError
 from ..models import resolve_model
 from .examples import ExampleConfig, as_hf_dataset, build_examples
 from .losses import make_loss
-from .objectives import BiEncoderObjective, CrossEncoderObjective
+from .objectives import BiEncoderObjective, CrossEncoderObjective, MultiVectorObjective, sparse_objective
 
-STUDENTS = ("bi-encoder", "cross-encoder")
+STUDENTS = ("bi-encoder", "cross-encoder", "colbert", "splade")
+FLOPS = {"query": 5e-5, "document": 3e-5}  # sentence-transformers' SPLADE defaults
 
 
 @dataclass
@@ -50,6 +51,7 @@ class TrainConfig:
     save_total_limit: int = 2
     logging_steps: int = 10
     trust_remote_code: bool = False
+    flops: dict | None = None        # splade: FLOPS regulariser weights {query: .., document: ..} (default FLOPS)
     extra: dict = field(default_factory=dict)  # more TrainingArguments
 
     @classmethod
@@ -98,6 +100,14 @@ def _precision(name: str) -> dict:
 
 def load_student(cfg: TrainConfig):
     path = resolve_model(cfg.model)
+    if cfg.student == "colbert":
+        from ..models import load_colbert
+
+        return load_colbert(path)
+    if cfg.student == "splade":
+        from ..models import load_splade
+
+        return load_splade(path)
     if cfg.student == "bi-encoder":
         from sentence_transformers import SentenceTransformer
 
@@ -105,6 +115,27 @@ def load_student(cfg: TrainConfig):
     from sentence_transformers import CrossEncoder
 
     return CrossEncoder(path, num_labels=1, trust_remote_code=cfg.trust_remote_code)
+
+
+def student_objective(cfg: TrainConfig, model, loss, train_ds) -> tuple:
+    """``(objective, trainer class, training-arguments class, extra training arguments)`` for the student."""
+    import sentence_transformers as st
+
+    if cfg.student == "bi-encoder":
+        return BiEncoderObjective(model, loss), st.SentenceTransformerTrainer, st.SentenceTransformerTrainingArguments, {}
+    if cfg.student == "cross-encoder":
+        return CrossEncoderObjective(model, loss), st.CrossEncoderTrainer, st.CrossEncoderTrainingArguments, {}
+    if cfg.student == "colbert":
+        # the trainer applies prompts by column: the query marker to the query, the document marker to the rest;
+        # documents are cut at max_seq_length while training only (the saved model keeps its document_length)
+        columns = [c for c in train_ds[0] if c != "scores"]
+        prompts = {c: model.prompts.get("query" if i == 0 else "document") or "" for i, c in enumerate(columns)}
+        extra = {"prompts": prompts, "max_length": {"document": cfg.max_seq_length} if cfg.max_seq_length else None}
+        return (MultiVectorObjective(model, loss), st.MultiVectorEncoderTrainer, st.MultiVectorEncoderTrainingArguments,
+                extra)
+    flops = {**FLOPS, **(cfg.flops or {})}
+    return (sparse_objective(model, loss, flops["query"], flops["document"]), st.SparseEncoderTrainer,
+            st.SparseEncoderTrainingArguments, {})
 
 
 def last_checkpoint(output: str) -> str | None:
@@ -131,10 +162,7 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True) -> str:
         model.max_seq_length = cfg.max_seq_length
     evaluator = dev_evaluator(cfg, data, cache, dev) if dev else None
     loss = make_loss(cfg.loss)
-    if cfg.student == "bi-encoder":
-        objective, trainer_cls, args_cls = BiEncoderObjective(model, loss), st.SentenceTransformerTrainer, st.SentenceTransformerTrainingArguments
-    else:
-        objective, trainer_cls, args_cls = CrossEncoderObjective(model, loss), st.CrossEncoderTrainer, st.CrossEncoderTrainingArguments
+    objective, trainer_cls, args_cls, student_args = student_objective(cfg, model, loss, train_ds)
     args = args_cls(
         output_dir=cfg.output, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
@@ -143,7 +171,7 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True) -> str:
         logging_steps=cfg.logging_steps, report_to=[], disable_tqdm=not progress, dataloader_drop_last=True,
         dataloader_pin_memory=_has_cuda(),
         eval_strategy="steps" if evaluator else "no", eval_steps=cfg.eval_steps or cfg.save_steps,
-        **_precision(cfg.precision), **cfg.extra)
+        **_precision(cfg.precision), **student_args, **cfg.extra)
     trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, loss=objective, evaluator=evaluator,
                           callbacks=list(callbacks))
     trainer.train(resume_from_checkpoint=last_checkpoint(cfg.output))
@@ -172,8 +200,15 @@ def dev_evaluator(cfg: TrainConfig, data, cache: ScoreCache, dev: set[str]):
     docs = sorted(set(scored["docid"]) | {d for q in dev for d in data.qrels[q]})
     texts = dict(zip(docs, corpus.texts(docs)))
     relevant = {q: {d for d, g in data.qrels[q].items() if g > 0} for q in dev}
-    if cfg.student == "bi-encoder":
-        from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+    if cfg.student in ("bi-encoder", "colbert", "splade"):
+        if cfg.student == "colbert":
+            from sentence_transformers.multi_vector_encoder.evaluation import (
+                MultiVectorInformationRetrievalEvaluator as InformationRetrievalEvaluator)
+        elif cfg.student == "splade":
+            from sentence_transformers.sparse_encoder.evaluation import (
+                SparseInformationRetrievalEvaluator as InformationRetrievalEvaluator)
+        else:
+            from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 
         return InformationRetrievalEvaluator({q: data.queries[q] for q in dev}, texts, relevant, name="dev",
                                              write_csv=False)
