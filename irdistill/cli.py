@@ -18,12 +18,16 @@ def _add_dataset(p, required=True):
 
 
 def _add_retriever(p):
-    p.add_argument("--retriever", choices=["bm25", "dense"], default="bm25")
-    p.add_argument("--model", help="sentence-transformers model (hub name or folder) for --retriever dense")
-    p.add_argument("--kind", choices=["flat", "hnsw", "ivfpq"], default="flat", help="FAISS index kind (dense)")
+    p.add_argument("--retriever", choices=["bm25", "dense", "colbert", "splade"], default="bm25")
+    p.add_argument("--model", help="model (hub name or folder) for --retriever dense (a SentenceTransformer), colbert "
+                                   "(a MultiVectorEncoder, or any BERT-like model to convert) or splade (a SparseEncoder "
+                                   "or masked LM)")
+    p.add_argument("--kind", choices=["flat", "hnsw", "ivfpq", "auto"],
+                   help="FAISS index kind: dense flat (default), hnsw, ivfpq; colbert auto (default: flat under 100k "
+                        "tokens, else ivfpq), flat, ivfpq")
     p.add_argument("--index", help="index folder (default: indexes/<dataset>/...)")
     p.add_argument("--rebuild", action="store_true", help="build the index again even if it exists")
-    p.add_argument("--batch-size", type=int, default=64, help="encoding batch size (dense)")
+    p.add_argument("--batch-size", type=int, default=64, help="encoding batch size (dense, colbert, splade)")
 
 
 def _dataset(args):
@@ -37,12 +41,14 @@ def _name(args, ds) -> str:
 
     parts = [ds.name, ds.split or "", args.retriever]
     if args.retriever == "dense":
-        parts += [slug(args.model or ""), args.kind]
+        parts += [slug(args.model or ""), args.kind or "flat"]
+    elif args.retriever in ("colbert", "splade"):
+        parts += [slug(args.model or "")]
     return "-".join(p for p in parts if p)
 
 
 def cmd_index(args):
-    from .index import open_bm25, open_dense
+    from .index import open_bm25, open_colbert, open_dense, open_splade
     from .index.retrieve import index_path
 
     ds = _dataset(args)
@@ -50,15 +56,20 @@ def cmd_index(args):
         idx = open_bm25(ds.corpus, args.index or index_path(ds, "bm25"), args.rebuild)
     else:
         if not args.model:
-            raise InputError("--retriever dense needs --model")
-        idx, _ = open_dense(ds, args.model, args.kind, args.index, args.rebuild, args.batch_size)
+            raise InputError(f"--retriever {args.retriever} needs --model")
+        if args.retriever == "colbert":
+            idx, _ = open_colbert(ds, args.model, args.kind or "auto", args.index, args.rebuild, args.batch_size)
+        elif args.retriever == "splade":
+            idx, _ = open_splade(ds, args.model, args.index, args.rebuild, args.batch_size)
+        else:
+            idx, _ = open_dense(ds, args.model, args.kind or "flat", args.index, args.rebuild, args.batch_size)
     print(f"index: {os.path.abspath(idx.path)} ({len(ds.corpus)} documents)")
 
 
 def cmd_search(args):
     from .data import read_queries, write_run
-    from .index import BM25Index, load_index
-    from .models import load_sentence_transformer
+    from .index import BM25Index, ColbertIndex, SpladeIndex, load_index
+    from .models import load_colbert, load_sentence_transformer, load_splade
 
     if bool(args.query) == bool(args.queries):
         raise InputError("give either --query TEXT or --queries FILE")
@@ -66,6 +77,10 @@ def cmd_search(args):
     index = load_index(args.index)
     if isinstance(index, BM25Index):
         run = index.search(queries, args.k)
+    elif isinstance(index, ColbertIndex):
+        run = index.search(load_colbert(args.model or index.meta["model"]), queries, args.k)
+    elif isinstance(index, SpladeIndex):
+        run = index.search(load_splade(args.model or index.meta["model"]), queries, args.k)
     else:
         run = index.search(load_sentence_transformer(args.model or index.meta["model"]), queries, args.k)
     if args.output:
@@ -205,8 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="irdistill", description="Knowledge distillation for retrieval and ranking.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("index", help="build a BM25 or FAISS index of a collection",
-                       description="Build (or reuse) the BM25 (Lucene) or dense (FAISS) index of a collection.")
+    p = sub.add_parser("index", help="build a BM25, FAISS, ColBERT or SPLADE index of a collection",
+                       description="Build (or reuse) the BM25 (Lucene), dense (FAISS), ColBERT (FAISS over token "
+                                   "embeddings) or SPLADE (Lucene impact) index of a collection.")
     _add_dataset(p)
     _add_retriever(p)
     p.set_defaults(func=cmd_index)
@@ -216,14 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", required=True, help="index folder")
     p.add_argument("--query", help="one query string")
     p.add_argument("--queries", help="queries file (BEIR queries.jsonl or qid<TAB>text)")
-    p.add_argument("--model", help="query encoder for a dense index (default: the one it was built with)")
+    p.add_argument("--model", help="query encoder for a dense, ColBERT or SPLADE index (default: the one it was built with)")
     p.add_argument("-k", "--k", type=int, default=10, help="hits per query")
     p.add_argument("--output", help="write the run here (.trec or .parquet) instead of printing it")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("evaluate", help="retrieve for a split and score the run",
-                       description="Retrieve with BM25 or a dense model (or read --run), print the metrics, and write "
-                                   "run.trec, run.parquet and metrics.json to --output (default runs/<name>/).")
+                       description="Retrieve with BM25, a dense, ColBERT or SPLADE model (or read --run), print the "
+                                   "metrics, and write run.trec, run.parquet and metrics.json to --output (default "
+                                   "runs/<name>/).")
     _add_dataset(p)
     _add_retriever(p)
     p.add_argument("--metrics", default=DEFAULT_METRICS, help=f"comma-separated ranx metrics (default {DEFAULT_METRICS})")
@@ -233,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("candidates", help="retrieve top-k candidates for a split and write them as a run",
-                       description="First-stage candidates (BM25 or dense top-k) for teacher scoring, as a run file.")
+                       description="First-stage candidates (BM25, dense, ColBERT or SPLADE top-k) for teacher scoring, as a run file.")
     _add_dataset(p)
     _add_retriever(p)
     p.add_argument("-k", "--k", type=int, default=100, help="candidates per query")

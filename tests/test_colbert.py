@@ -39,7 +39,7 @@ def test_colbert_model_has_markers_expansion_and_projection(tiny_colbert):
     assert torch.allclose(q.norm(dim=-1), torch.ones(8))
 
 
-@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("loss", [pytest.param(l, marks=pytest.mark.slow) for l in LOSSES[:-1]] + LOSSES[-1:])
 def test_colbert_trains_with_every_loss(cached, tiny_colbert, tmp_path, loss):  # noqa: F811
     from sentence_transformers import MultiVectorEncoder
 
@@ -52,3 +52,101 @@ def test_colbert_trains_with_every_loss(cached, tiny_colbert, tmp_path, loss):  
     q = model.encode_query(["w1 w2"])[0]
     assert q.shape == (8, 16)
     assert not torch.allclose(q, before.encode_query(["w1 w2"])[0])  # it trained
+
+
+def test_objective_scores_are_maxsim(tiny_colbert):
+    """The training scores are MaxSim over the query's tokens (divided by their count), as the model scores."""
+    from sentence_transformers import MultiVectorEncoder
+
+    from irdistill.training.losses import InfoNCELoss
+    from irdistill.training.objectives import MultiVectorObjective
+
+    model = MultiVectorEncoder(tiny_colbert, device="cpu")
+    queries, docs = ["cats purr", "memory safe"], [["Cats purr.", "Dogs bark."], ["Rust is safe.", "Tea leaves."]]
+    feats = [model.preprocess(queries, prompt=model.prompts["query"], task="query")]
+    feats += [model.preprocess([d[i] for d in docs], prompt=model.prompts["document"], task="document") for i in range(2)]
+    for f, task in zip(feats, ["query", "document", "document"]):
+        f["task"] = task
+    with torch.no_grad():
+        scores, in_batch = MultiVectorObjective(model.eval(), InfoNCELoss()).scores(feats)
+        q = model.encode_query(queries)
+        d = model.encode_document([t for pair in docs for t in pair])
+        expected = model.similarity(q, d) / 8  # (2, 4): query i's own candidates are columns 2i, 2i+1
+    torch.testing.assert_close(in_batch, expected, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(scores, torch.stack([expected[0, :2], expected[1, 2:]]), atol=1e-5, rtol=1e-4)
+
+
+@pytest.fixture
+def toy(beir_dir):
+    from irdistill.data import load_dataset
+
+    return load_dataset(beir_dir, "test")
+
+
+def brute_force(model, ds):
+    """Every document scored with the model's own MaxSim."""
+    q = model.encode_query(list(ds.queries.values()))
+    d = model.encode_document(ds.corpus.texts())
+    return dict(zip(ds.queries, model.similarity(q, d).numpy()))
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivfpq"])
+def test_index_rescoring_equals_brute_force_maxsim(tiny_colbert, toy, tmp_path, kind):
+    from irdistill.index import ColbertIndex, open_colbert
+    from irdistill.models import load_colbert
+
+    model = load_colbert(tiny_colbert, device="cpu")
+    params = {"nlist": 2, "nprobe": 2, "m": 4, "nbits": 4} if kind == "ivfpq" else {}
+    index, _ = open_colbert(toy, tiny_colbert, kind, str(tmp_path / "colbert"), model=model, progress=False, **params)
+    assert index.meta["faiss_kind"] == kind and index.meta["documents"] == 6
+    assert not os.path.exists(str(tmp_path / "colbert") + ".encoding")  # encoded parts are cleaned up
+    run = index.search(model, toy.queries, k=6, token_k=1000)  # every document becomes a candidate
+    expected = brute_force(model, toy)
+    ids = toy.corpus.ids.to_pylist()
+    for qid, group in run.groupby("qid"):
+        want = expected[qid]
+        got = dict(zip(group["docid"], group["score"]))
+        assert set(got) == set(ids)
+        np.testing.assert_allclose([got[d] for d in ids], want, atol=0.02)  # float16 token store
+        assert [ids[i] for i in np.argsort(-want, kind="stable")][:1] == list(group.sort_values("rank")["docid"])[:1]
+    # reopening reuses the index; a changed request rebuilds it; it loads by path too
+    again, _ = open_colbert(toy, tiny_colbert, kind, str(tmp_path / "colbert"), model=model, progress=False, **params)
+    assert again.meta == index.meta
+    assert ColbertIndex(tmp_path / "colbert").meta["tokens"] == index.meta["tokens"]
+
+
+def test_few_candidates_with_a_small_token_k(tiny_colbert, toy, tmp_path):
+    from irdistill.index import open_colbert
+    from irdistill.models import load_colbert
+
+    model = load_colbert(tiny_colbert, device="cpu")
+    index, _ = open_colbert(toy, tiny_colbert, "flat", str(tmp_path / "c"), model=model, progress=False)
+    run = index.search(model, toy.queries, k=10, token_k=1)
+    assert run.groupby("qid").size().max() <= 6 and set(run["qid"]) == set(toy.queries)
+
+
+def test_cli_colbert_evaluate_and_search(beir_dir, tiny_colbert, tmp_path, capsys):
+    from irdistill.cli import main
+
+    out, idx = tmp_path / "out", tmp_path / "idx"
+    assert main(["evaluate", "--dataset", beir_dir, "--retriever", "colbert", "--model", tiny_colbert,
+                 "--index", str(idx), "--output", str(out), "--batch-size", "4"]) == 0
+    assert "toy-test-colbert-model" in capsys.readouterr().out
+    assert os.path.exists(out / "run.trec")
+    assert main(["search", "--index", str(idx), "--query", "coffee", "-k", "2"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+def test_bad_input(tmp_path, capsys):
+    from irdistill.cli import main
+    from irdistill.index import ColbertIndex, load_index
+    from irdistill.index.colbert import ColbertIndex as C
+
+    with pytest.raises(InputError, match="not a ColBERT index"):
+        ColbertIndex(tmp_path)
+    (tmp_path / "meta.json").write_text('{"kind": "splade"}')
+    with pytest.raises(InputError, match="not a ColBERT index"):
+        C(tmp_path)
+    assert main(["index", "--dataset", str(tmp_path), "--retriever", "colbert"]) == 2
+    with pytest.raises(InputError):
+        load_index(tmp_path / "missing")
