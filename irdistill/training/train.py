@@ -95,7 +95,10 @@ def _precision(name: str) -> dict:
 
     if name == "auto":
         name = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
-    return {"bf16": name == "bf16", "fp16": name == "fp16"}
+    out = {"bf16": name == "bf16", "fp16": name == "fp16"}
+    if name == "bf16" and not torch.cuda.is_available():
+        out["use_cpu"] = True  # bf16 autocast on the CPU (fast where the CPU has avx512_bf16 / AMX)
+    return out
 
 
 def load_student(cfg: TrainConfig):
