@@ -35,7 +35,8 @@ MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 CACHE = ScoreCache("cache/scifact")
 METRICS = "ndcg@10,recall@100,ndcg_burges@10"
 ENSEMBLE = yaml.safe_load(open(os.path.join(HERE, "..", "teachers", "ensemble-bm25-minilm.yaml")))
-STUDENT = {"max_seq_length": 128, "epochs": 1, "batch_size": 16, "learning_rate": 2e-5, "seed": 42, "save_steps": 10}
+STUDENT = {"max_seq_length": 128, "epochs": 1, "batch_size": 16, "learning_rate": 2e-5, "seed": 42, "save_steps": 10,
+           "precision": "bf16"}  # bf16 autocast: 2x faster training on this CPU (avx512_bf16)
 ROWS = {  # row -> (kind, training config or None)
     "zero-shot": ("dense", None),
     "infonce": ("dense", {"loss": "infonce", "examples": {"teacher": "bm25", "negatives": 7}}),

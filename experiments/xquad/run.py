@@ -34,12 +34,14 @@ XQUAD = os.path.join(HERE, "..", "..", "..", "shared", "datasets", "xquad-para-e
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 CACHE = ScoreCache("cache/xquad")
 KL = {"name": "listwise-kl", "student_temperature": 0.05, "teacher_temperature": 0.3}
-STUDENT = {"max_seq_length": 128, "epochs": 1, "batch_size": 16, "learning_rate": 2e-5, "seed": 42, "save_steps": 10}
+DISTILL = [{"name": "infonce"}, KL]  # the labels' in-batch InfoNCE plus the teacher's listwise KL
+STUDENT = {"max_seq_length": 128, "epochs": 1, "batch_size": 16, "learning_rate": 2e-5, "seed": 42, "save_steps": 10,
+           "precision": "bf16"}
 ROWS = {
     "zero-shot": None,
     "translate-train": {"loss": "infonce", "examples": {"teacher": "en", "negatives": 7, "strategy": "random"}},
-    "translate-distill": {"loss": KL, "examples": {"teacher": "en", "negatives": 7}},
-    "xlang-distill": {"loss": KL, "examples": {"teacher": "de", "negatives": 7}},
+    "translate-distill": {"loss": DISTILL, "examples": {"teacher": "en", "negatives": 7}},
+    "xlang-distill": {"loss": DISTILL, "examples": {"teacher": "de", "negatives": 7}},
 }
 
 
