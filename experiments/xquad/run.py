@@ -4,7 +4,8 @@ Rows (nDCG@10 / recall@100 on the test split, articles 36-47, which training nev
   zero-shot         all-MiniLM-L6-v2 as it is
   translate-train   InfoNCE on the train labels with the German paragraphs (no teacher scores)
   translate-distill the student reads (English question, German paragraph) and learns the scores a monolingual
-                    teacher gave to (English question, English paragraph)
+                    teacher gave to (English question, English paragraph): listwise KL over the teacher's top 7
+                    candidates, plus in-batch InfoNCE on the labels (as on SciFact, KL alone lost to zero-shot)
   xlang-distill     the same, with the teacher reading the German paragraph (the paper's cross-language teacher)
 
     python experiments/xquad/run.py [--rows ...] [--write docs/results.md]
