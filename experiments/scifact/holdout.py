@@ -42,6 +42,11 @@ VARIANTS = {  # name -> training spec (None: the base model as it is)
     "infonce+margin-mse": {"loss": [INFONCE, MMSE], "examples": {"teacher": "ensemble", "negatives": 7}},
     # only negatives the teacher scores below the labelled positive (a false-negative filter)
     "infonce+kl-fnfilter": {"loss": [INFONCE, KL], "examples": {"teacher": "ensemble", "negatives": 7, "fn_margin": 0}},
+    "infonce+margin-mse-fnfilter": {"loss": [INFONCE, {**MMSE, "weight": 0.2}],
+                                    "examples": {"teacher": "ensemble", "negatives": 7, "fn_margin": 0}},
+    "infonce+margin-mse-fnfilter-w0.05": {"loss": [INFONCE, {**MMSE, "weight": 0.05}],
+                                          "examples": {"teacher": "ensemble", "negatives": 7, "fn_margin": 0}},
+    "cprd-fnfilter": {"loss": {"name": "cprd", "k": 4}, "examples": {"teacher": "ensemble", "negatives": 7, "fn_margin": 0}},
     "infonce+kl-random": {"loss": [INFONCE, KL], "examples": {"teacher": "ensemble", "negatives": 7, "strategy": "random"}},
 }
 
