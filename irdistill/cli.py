@@ -27,7 +27,7 @@ def _add_retriever(p):
                         "tokens, else ivfpq), flat, ivfpq")
     p.add_argument("--index", help="index folder (default: indexes/<dataset>/...)")
     p.add_argument("--rebuild", action="store_true", help="build the index again even if it exists")
-    p.add_argument("--batch-size", type=int, default=64, help="encoding batch size (dense, colbert, splade)")
+    p.add_argument("--batch-size", type=int, help="encoding batch size (default: dense 64, colbert 32, splade 8)")
 
 
 def _dataset(args):
@@ -49,7 +49,7 @@ def _name(args, ds) -> str:
 
 def cmd_index(args):
     from .index import open_bm25, open_colbert, open_dense, open_splade
-    from .index.retrieve import index_path
+    from .index.retrieve import BATCH, index_path
 
     ds = _dataset(args)
     if args.retriever == "bm25":
@@ -57,12 +57,13 @@ def cmd_index(args):
     else:
         if not args.model:
             raise InputError(f"--retriever {args.retriever} needs --model")
+        batch = args.batch_size or BATCH[args.retriever]
         if args.retriever == "colbert":
-            idx, _ = open_colbert(ds, args.model, args.kind or "auto", args.index, args.rebuild, args.batch_size)
+            idx, _ = open_colbert(ds, args.model, args.kind or "auto", args.index, args.rebuild, batch)
         elif args.retriever == "splade":
-            idx, _ = open_splade(ds, args.model, args.index, args.rebuild, args.batch_size)
+            idx, _ = open_splade(ds, args.model, args.index, args.rebuild, batch)
         else:
-            idx, _ = open_dense(ds, args.model, args.kind or "flat", args.index, args.rebuild, args.batch_size)
+            idx, _ = open_dense(ds, args.model, args.kind or "flat", args.index, args.rebuild, batch)
     print(f"index: {os.path.abspath(idx.path)} ({len(ds.corpus)} documents)")
 
 

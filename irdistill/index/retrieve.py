@@ -20,6 +20,8 @@ from .encode import encode_corpus
 from .splade import SpladeIndex, build_splade
 
 RETRIEVERS = ("bm25", "dense", "colbert", "splade")
+# encoding batch sizes: SPLADE's MLM head holds (batch, tokens, vocabulary) logits, 1 GB per 16 x 512 tokens
+BATCH = {"dense": 64, "colbert": 32, "splade": 8}
 
 DEFAULT_ROOT = os.environ.get("IRDISTILL_INDEXES", "indexes")
 
@@ -83,7 +85,7 @@ def _colbert_config(model) -> dict:
 
 
 def open_splade(dataset: Dataset, model_name: str, path: str | None = None, rebuild: bool = False,
-                batch_size: int = 32, model=None, progress: bool = True) -> tuple[SpladeIndex, object]:
+                batch_size: int = 8, model=None, progress: bool = True) -> tuple[SpladeIndex, object]:
     """The Lucene impact index of ``dataset`` for SPLADE model ``model_name``, built when missing or stale."""
     path = path or index_path(dataset, "splade", model_name)
     model = model or load_splade(model_name)
@@ -97,7 +99,7 @@ def open_splade(dataset: Dataset, model_name: str, path: str | None = None, rebu
 
 
 def retrieve(dataset: Dataset, retriever: str = "bm25", model: str | None = None, kind: str | None = None,
-             k: int = 1000, index: str | None = None, rebuild: bool = False, batch_size: int = 64,
+             k: int = 1000, index: str | None = None, rebuild: bool = False, batch_size: int | None = None,
              progress: bool = True) -> pd.DataFrame:
     """Top-``k`` run of every query of ``dataset`` with BM25, a dense, ColBERT or SPLADE model (building the index
     when needed). ``kind``: the FAISS index (dense: flat, hnsw, ivfpq; colbert: auto, flat, ivfpq)."""
@@ -107,6 +109,7 @@ def retrieve(dataset: Dataset, retriever: str = "bm25", model: str | None = None
         raise InputError(f"unknown retriever {retriever!r} (choose from {', '.join(RETRIEVERS)})")
     if not model:
         raise InputError(f"--retriever {retriever} needs --model")
+    batch_size = batch_size or BATCH[retriever]
     if retriever == "dense":
         searcher, encoder = open_dense(dataset, model, kind or "flat", index, rebuild, batch_size, progress=progress)
         return searcher.search(encoder, dataset.queries, k, batch_size)

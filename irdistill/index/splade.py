@@ -27,7 +27,7 @@ from .java import start_jvm
 SCALE = 100  # impact = round(weight * SCALE)
 
 
-def sparse_weights(model, texts: list[str], role: str = "document", batch_size: int = 32) -> list[dict[str, int]]:
+def sparse_weights(model, texts: list[str], role: str = "document", batch_size: int = 8) -> list[dict[str, int]]:
     """term -> quantised weight of each text (``role`` query or document picks the model's prompt)."""
     if not texts:
         return []
@@ -50,7 +50,7 @@ def _vocab(model) -> list[str]:
     return model._irdistill_vocab
 
 
-def encode_vectors(model, corpus: Corpus, folder, model_name: str, batch_size: int = 32, chunk: int = 4096,
+def encode_vectors(model, corpus: Corpus, folder, model_name: str, batch_size: int = 8, chunk: int = 1024,
                    progress: bool = True) -> dict:
     """Write ``docs/part-NNNNN.jsonl`` JsonVectorCollection files into ``folder``; finished parts are kept, so an
     interrupted run resumes. Returns ``{"documents", "terms"}`` (the total non-zero terms)."""
@@ -81,7 +81,7 @@ def encode_vectors(model, corpus: Corpus, folder, model_name: str, batch_size: i
     return {"documents": len(corpus), "terms": terms}
 
 
-def build_splade(corpus: Corpus, model, model_name: str, path, batch_size: int = 32, threads: int | None = None,
+def build_splade(corpus: Corpus, model, model_name: str, path, batch_size: int = 8, threads: int | None = None,
                  progress: bool = True) -> "SpladeIndex":
     """Encode ``corpus`` and build the impact index at ``path`` (in a temporary folder, moved into place when
     complete). The encoded vectors wait in ``<path>.vectors`` until the index is built, so a killed build resumes."""
@@ -160,7 +160,7 @@ class SpladeIndex:
         rows = [(q, h.docid, h.score) for q in qids for h in hits.get(q, [])]
         return rank_run(pd.DataFrame(rows, columns=["qid", "docid", "score"]).astype({"score": "float32"}))
 
-    def search(self, model, queries: dict[str, str], k: int = 1000, batch_size: int = 32,
+    def search(self, model, queries: dict[str, str], k: int = 1000, batch_size: int = 8,
                threads: int | None = None) -> pd.DataFrame:
         """Encode ``queries`` with ``model`` and return the top ``k`` of each; ``last_query_terms`` holds the
         average number of non-zero query terms."""

@@ -1,0 +1,120 @@
+"""ColBERT and SPLADE rows of the SciFact table: the packaged SPLADE-tiny zero-shot, SPLADE-tiny distilled, and a
+ColBERT student distilled from MiniLM; nDCG@10 / recall@100 on SciFact test and Cranfield, each through its own
+index (ColBERT: FAISS over token embeddings + exact MaxSim; SPLADE: a Lucene impact index).
+
+    python experiments/scifact/late_sparse.py [--rows all|splade-zero-shot,...] [--write docs/results.md]
+
+Rows are resumable like experiments/scifact/run.py (results in experiments/scifact/results/<row>.json, keyed by a
+hash of the row's config). Teacher: the BM25 + MiniLM ensemble fit on SciFact train; 7 negatives per example; seed
+42; nothing is chosen on test.
+
+The loss is the weighted sum InfoNCE + listwise KL (teacher temperature 0.3 on min-max scaled teacher scores). The
+student temperature 0.05 of the bi-encoder rows is for cosine scores; the ColBERT objective divides MaxSim by the
+query's 32 tokens, which puts it on that scale, so ColBERT keeps 0.05. SPLADE scores are unbounded dot products
+(about 10-50 on SciFact) and, as in SPLADE's own training and sentence-transformers' sparse losses, take
+temperature 1. FLOPS weights: sentence-transformers' SPLADE defaults (query 5e-5, document 3e-5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from run import CACHE, CRANFIELD, METRICS, MODEL, SCIFACT, STUDENT, table, teachers_on_train  # noqa: E402
+
+from irdistill.data import load_dataset  # noqa: E402
+from irdistill.evaluation import evaluate_run  # noqa: E402
+from irdistill.index import retrieve  # noqa: E402
+from irdistill.index.retrieve import index_path  # noqa: E402
+from irdistill.report import resumable_rows, write_section  # noqa: E402
+from irdistill.training import TrainConfig, train  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SPLADE = "splade-tiny"
+EXAMPLES = {"teacher": "ensemble", "negatives": 7}
+ROWS = {  # row -> (retriever, training config or None)
+    "splade-zero-shot": ("splade", None),
+    "splade-distilled": ("splade", {
+        "student": "splade", "model": SPLADE, "examples": EXAMPLES, "flops": {"query": 5e-5, "document": 3e-5},
+        "loss": [{"name": "infonce", "temperature": 1.0},
+                 {"name": "listwise-kl", "student_temperature": 1.0, "teacher_temperature": 0.3}]}),
+    "colbert-distilled": ("colbert", {
+        "student": "colbert", "model": MODEL, "examples": EXAMPLES,
+        "loss": [{"name": "infonce"}, {"name": "listwise-kl", "student_temperature": 0.05, "teacher_temperature": 0.3}]}),
+}
+NAMES = {"splade-zero-shot": "SPLADE-tiny zero-shot (Lucene impact index)",
+         "splade-distilled": "SPLADE-tiny student, InfoNCE + listwise KL",
+         "colbert-distilled": "ColBERT student (MiniLM), InfoNCE + listwise KL"}
+
+
+def config_hash(row: str) -> str:
+    spec = {"row": ROWS[row], "student": STUDENT if ROWS[row][1] else None}
+    return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def evaluate(retriever: str, model: str) -> dict:
+    out = {}
+    for name, path in [("scifact", SCIFACT), ("cranfield", CRANFIELD)]:
+        ds = load_dataset(path, "test")
+        out[name] = evaluate_run(ds.qrels, retrieve(ds, retriever, model, k=1000), METRICS)
+        with open(os.path.join(index_path(ds, retriever, model), "meta.json")) as f:
+            meta = json.load(f)
+        out[name]["index"] = {k: meta[k] for k in ("doc_terms", "query_terms", "tokens_per_doc", "faiss_kind",
+                                                    "params") if k in meta}
+    return out
+
+
+def run_row(row: str) -> dict:
+    retriever, spec = ROWS[row]
+    if spec is None:
+        return {"system": NAMES[row], "model": SPLADE, **evaluate(retriever, SPLADE)}
+    cfg = {**STUDENT, **spec, "output": f"models/scifact-{row}-{config_hash(row)}", "dataset": SCIFACT,
+           "cache": CACHE.folder}
+    cfg["examples"] = {**cfg["examples"], "teacher": teachers_on_train()[cfg["examples"]["teacher"]]}
+    final = train(TrainConfig.from_dict(cfg))
+    return {"system": NAMES[row], "model": final, **evaluate(retriever, final)}
+
+
+def sparsity(rows: list[dict]) -> str:
+    lines = []
+    for r in rows:
+        parts = []
+        for name in ("scifact", "cranfield"):
+            ix = r[name].get("index", {})
+            if "doc_terms" in ix:
+                q = next(iter(ix["query_terms"].values()), float("nan"))
+                parts.append(f"{name}: {ix['doc_terms']:.1f} terms/doc, {q:.1f} terms/query")
+            elif "tokens_per_doc" in ix:
+                parts.append(f"{name}: {ix['tokens_per_doc']:.1f} tokens/doc, FAISS {ix['faiss_kind']} {ix['params']}")
+        lines.append(f"- {r['system']}: " + "; ".join(parts))
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", default="all", help=f"comma-separated rows from: {', '.join(ROWS)} (none: only write "
+                                                  "the table of the finished rows)")
+    ap.add_argument("--write", help="write the table of finished rows into this Markdown file")
+    args = ap.parse_args()
+    wanted = list(ROWS) if args.rows == "all" else [] if args.rows == "none" else args.rows.split(",")
+    unknown = set(wanted) - set(ROWS)
+    if unknown:
+        ap.error(f"unknown rows: {', '.join(sorted(unknown))}")
+    results_dir = os.path.join(HERE, "results")
+    done = resumable_rows(ROWS, wanted, results_dir, run_row, {r: config_hash(r) for r in ROWS})
+    missing = [r for r in ROWS if not os.path.exists(os.path.join(results_dir, f"{r}.json"))]
+    text = (f"Command: `python experiments/scifact/late_sparse.py --write docs/results.md` (seed 42; trained on "
+            f"SciFact train only; teacher: the BM25 + MiniLM ensemble; loss: InfoNCE + listwise KL; rows still "
+            f"missing: {', '.join(missing) or 'none'})\n\n```\n{table(done)}\n```\n\nIndexes:\n\n{sparsity(done)}")
+    print(text)
+    if args.write:
+        write_section(args.write, "scifact-late-sparse", text)
+
+
+if __name__ == "__main__":
+    main()
