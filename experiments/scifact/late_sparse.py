@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import CACHE, CRANFIELD, METRICS, MODEL, SCIFACT, STUDENT, table, teachers_on_train  # noqa: E402
 
 from irdistill.data import load_dataset  # noqa: E402
-from irdistill.evaluation import evaluate_run  # noqa: E402
+from irdistill.evaluation import evaluate_run, format_table  # noqa: E402
 from irdistill.index import retrieve  # noqa: E402
 from irdistill.index.retrieve import index_path  # noqa: E402
 from irdistill.report import resumable_rows, write_section  # noqa: E402
@@ -37,18 +37,31 @@ from irdistill.training import TrainConfig, train  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 SPLADE = "splade-tiny"
 EXAMPLES = {"teacher": "ensemble", "negatives": 7}
+
+
+def splade_spec(temperature: float, **extra) -> dict:
+    """SPLADE-tiny distilled with InfoNCE + listwise KL, student temperature ``temperature`` on dot products."""
+    return {"student": "splade", "model": SPLADE, "examples": EXAMPLES, "flops": {"query": 5e-5, "document": 3e-5},
+            "loss": [{"name": "infonce", "temperature": temperature},
+                     {"name": "listwise-kl", "student_temperature": temperature, "teacher_temperature": 0.3}],
+            **extra}
+
+
+# The SPLADE student temperature, chosen on held-out SciFact train queries (``--holdout``; never on test)
+DEV_FRACTION = 0.15
+HOLDOUT = {"splade-zero-shot": None, "splade-t3": 3.0, "splade-t10": 10.0, "splade-t1": 1.0}  # variant -> T
+SPLADE_TEMPERATURE = 3.0
 ROWS = {  # row -> (retriever, training config or None)
     "splade-zero-shot": ("splade", None),
-    "splade-distilled": ("splade", {
-        "student": "splade", "model": SPLADE, "examples": EXAMPLES, "flops": {"query": 5e-5, "document": 3e-5},
-        "loss": [{"name": "infonce", "temperature": 1.0},
-                 {"name": "listwise-kl", "student_temperature": 1.0, "teacher_temperature": 0.3}]}),
+    "splade-distilled-t1": ("splade", splade_spec(1.0)),
+    "splade-distilled": ("splade", splade_spec(SPLADE_TEMPERATURE)),
     "colbert-distilled": ("colbert", {
         "student": "colbert", "model": MODEL, "examples": EXAMPLES,
         "loss": [{"name": "infonce"}, {"name": "listwise-kl", "student_temperature": 0.05, "teacher_temperature": 0.3}]}),
 }
 NAMES = {"splade-zero-shot": "SPLADE-tiny zero-shot (Lucene impact index)",
-         "splade-distilled": "SPLADE-tiny student, InfoNCE + listwise KL",
+         "splade-distilled-t1": "SPLADE-tiny student, InfoNCE + listwise KL, T=1",
+         "splade-distilled": f"SPLADE-tiny student, InfoNCE + listwise KL, T={SPLADE_TEMPERATURE:g} (held-out choice)",
          "colbert-distilled": "ColBERT student (MiniLM), InfoNCE + listwise KL"}
 
 
@@ -80,6 +93,40 @@ def run_row(row: str) -> dict:
     return {"system": NAMES[row], "model": final, **evaluate(retriever, final)}
 
 
+def holdout_variant(name: str) -> dict:
+    """Train on 85% of the SciFact train queries, retrieve for the other 15% from the full corpus."""
+    from dataclasses import replace
+
+    from irdistill.training.train import held_out_queries
+
+    data = load_dataset(SCIFACT, "train")
+    dev = held_out_queries(data, DEV_FRACTION, STUDENT["seed"])
+    data = replace(data, queries={q: data.queries[q] for q in sorted(dev)}, qrels={q: data.qrels[q] for q in dev})
+    model, temperature = SPLADE, HOLDOUT[name]
+    if temperature is not None:
+        spec = splade_spec(temperature, dev_fraction=DEV_FRACTION, eval_steps=10**9)  # no evaluation while training
+        cfg = {**STUDENT, **spec, "output": f"models/scifact-holdout-splade-{holdout_hash(name)}", "dataset": SCIFACT,
+               "cache": CACHE.folder}
+        cfg["examples"] = {**cfg["examples"], "teacher": teachers_on_train()[cfg["examples"]["teacher"]]}
+        model = train(TrainConfig.from_dict(cfg))
+    return {"variant": name, "queries": len(dev), "model": model,
+            **evaluate_run(data.qrels, retrieve(data, "splade", model, k=100), "ndcg@10,recall@100")}
+
+
+def holdout_hash(name: str) -> str:
+    spec = {"variant": name, "student": STUDENT, "dev": DEV_FRACTION, "spec": splade_spec(0.0)}
+    return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def holdout(run: bool = True) -> str:
+    """Held-out nDCG@10 / recall@100 of each variant (stored in experiments/scifact/selection/<variant>.json; with
+    ``run=False`` only those already stored)."""
+    done = resumable_rows(HOLDOUT, HOLDOUT if run else [], os.path.join(HERE, "selection"), holdout_variant,
+                          {n: holdout_hash(n) for n in HOLDOUT})
+    return format_table([{"variant (SPLADE-tiny)": r["variant"], "held-out nDCG@10": r["ndcg@10"],
+                          "held-out R@100": r["recall@100"]} for r in done])
+
+
 def sparsity(rows: list[dict]) -> str:
     lines = []
     for r in rows:
@@ -100,7 +147,9 @@ def main():
     ap.add_argument("--rows", default="all", help=f"comma-separated rows from: {', '.join(ROWS)} (none: only write "
                                                   "the table of the finished rows)")
     ap.add_argument("--write", help="write the table of finished rows into this Markdown file")
+    ap.add_argument("--holdout", action="store_true", help="first run the held-out choice of the SPLADE temperature")
     args = ap.parse_args()
+    selection = holdout(args.holdout)
     wanted = list(ROWS) if args.rows == "all" else [] if args.rows == "none" else args.rows.split(",")
     unknown = set(wanted) - set(ROWS)
     if unknown:
@@ -110,7 +159,9 @@ def main():
     missing = [r for r in ROWS if not os.path.exists(os.path.join(results_dir, f"{r}.json"))]
     text = (f"Command: `python experiments/scifact/late_sparse.py --write docs/results.md` (seed 42; trained on "
             f"SciFact train only; teacher: the BM25 + MiniLM ensemble; loss: InfoNCE + listwise KL; rows still "
-            f"missing: {', '.join(missing) or 'none'})\n\n```\n{table(done)}\n```\n\nIndexes:\n\n{sparsity(done)}")
+            f"missing: {', '.join(missing) or 'none'})\n\n```\n{table(done)}\n```\n\nIndexes:\n\n{sparsity(done)}"
+            f"\n\nThe SPLADE student temperature, chosen on {DEV_FRACTION:.0%} of the train queries held out of training "
+            f"(`--holdout`; retrieval from the full corpus):\n\n```\n{selection}\n```")
     print(text)
     if args.write:
         write_section(args.write, "scifact-late-sparse", text)
