@@ -63,9 +63,9 @@ def main():
     root = os.path.join(args.root, ds.name)
     rows = []
 
-    def row(name, encode_s, index_s, path, search, end_to_end, run, notes=""):
+    def row(name, encode_s, index_s, path, search, end_to_end, notes=""):
         t_search, _ = timed(search)
-        t_e2e, _ = timed(end_to_end, repeat=1)
+        t_e2e, run = timed(end_to_end, repeat=1)
         rows.append({"index": name, "encode s": encode_s, "index s": index_s, "size MB": size_mb(path),
                      "QPS search": len(qids) / t_search, "QPS end-to-end": len(qids) / t_e2e,
                      "nDCG@10": evaluate_run(ds.qrels, run, "ndcg@10")["ndcg@10"], "notes": notes})
@@ -79,7 +79,7 @@ def main():
     qv = encode_texts(dense_model, texts, "query")
     row("dense flat (MiniLM)", t_enc, t_idx, os.path.join(root, "dense-flat"),
         lambda: dense.search_vectors(qv, args.k), lambda: dense.search(dense_model, ds.queries, args.k),
-        dense.search(dense_model, ds.queries, args.k), f"{dense_model.max_seq_length} tokens")
+        f"{dense_model.max_seq_length} tokens")
 
     # ColBERT: one encoding, two token indexes
     torch.manual_seed(0)
@@ -94,7 +94,6 @@ def main():
         m = index.meta
         row(f"ColBERT {kind} + MaxSim (MiniLM, untrained projection)", t_enc, t_idx, path,
             lambda: index.search_embeddings(q_tokens, args.k), lambda: index.search(colbert, ds.queries, args.k),
-            index.search(colbert, ds.queries, args.k),
             f"{m['tokens']} tokens ({m['tokens_per_doc']:.0f}/doc), token_k 64, {m['params'] or ''}".strip())
 
     # SPLADE-tiny, Lucene impact index
@@ -105,7 +104,7 @@ def main():
     weights = dict(zip(qids, sparse_weights(splade, texts, "query")))
     q_terms = np.mean([len(w) for w in weights.values()])
     row("SPLADE-tiny, Lucene impact", t_enc, t_idx, path, lambda: index.search_weights(weights, args.k),
-        lambda: index.search(splade, ds.queries, args.k), index.search(splade, ds.queries, args.k),
+        lambda: index.search(splade, ds.queries, args.k),
         f"{index.meta['doc_terms']:.0f} terms/doc, {q_terms:.0f} terms/query, {splade.max_seq_length} tokens")
 
     notes = [f"SciFact: {len(ids)} documents, {len(qids)} test queries, top {args.k}. encode s: the corpus through "
