@@ -22,12 +22,11 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import CACHE, MODEL, SCIFACT, STUDENT, teachers_on_train  # noqa: E402
 
-from irdistill.data import load_dataset, read_run  # noqa: E402
+from irdistill.data import load_dataset  # noqa: E402
 from irdistill.evaluation import evaluate_run, format_table  # noqa: E402
 from irdistill.index.encode import encode_texts  # noqa: E402
 from irdistill.models import load_sentence_transformer  # noqa: E402
 from irdistill.report import resumable_rows, write_section  # noqa: E402
-from irdistill.teachers import build_teacher, score_run  # noqa: E402
 from irdistill.training import TrainConfig, train  # noqa: E402
 from irdistill.training.train import held_out_queries  # noqa: E402
 
@@ -59,12 +58,6 @@ VARIANTS = {  # name -> training spec (None: the base model as it is)
                              "examples": {"teacher": "ensemble", "negatives": 7, "fn_margin": 0}},
     "cprd-w0.1-fnfilter-lr5e-5": {"loss": {"name": "cprd", "k": 4, "weight": 0.1}, "learning_rate": 5e-5,
                                   "examples": {"teacher": "ensemble", "negatives": 7, "fn_margin": 0}},
-    # cross-encoders on the labels (listwise softmax over the positive and 7 BM25 negatives), re-ranking BM25's top
-    # 100 of the held-out queries; "bm25" is that candidate order itself. 2e-5 for one epoch did not learn on test.
-    "bm25": "bm25",
-    "cross-encoder-lr7e-5-3ep": {"student": "cross-encoder", "loss": {"name": "infonce", "temperature": 1.0},
-                                 "examples": {"teacher": "bm25", "negatives": 7}, "learning_rate": 7e-5,
-                                 "epochs": 3},
 }
 
 
@@ -87,33 +80,15 @@ def dev_metrics(model_name: str) -> dict:
     return evaluate_run({q: data.qrels[q] for q in dev}, run, "ndcg@10,recall@100")
 
 
-def dev_rerank(model_name: str | None) -> dict:
-    """Re-rank BM25's top 100 of the held-out queries with a cross-encoder (``None``: BM25's own order)."""
-    data = load_dataset(SCIFACT, "train")
-    dev = sorted(held_out_queries(data, DEV_FRACTION, STUDENT["seed"]))
-    teachers_on_train()  # writes the BM25 top 100 of the train queries
-    run = read_run("runs/scifact-train-bm25-100.parquet")
-    run = run[run["qid"].isin(dev)]
-    if model_name is not None:
-        teacher = build_teacher({"kind": "cross-encoder", "model": model_name, "max_length": 256, "dtype": "bfloat16"})
-        run = CACHE.run(score_run(teacher, run, data, CACHE).key, dev)
-    return evaluate_run({q: data.qrels[q] for q in dev}, run, "ndcg@10,recall@100")
-
-
 def run_variant(name: str) -> dict:
     spec = VARIANTS[name]
     if spec is None:
         return {"variant": name, **dev_metrics(MODEL)}
-    if spec == "bm25":
-        return {"variant": name, **dev_rerank(None)}
     ids = teachers_on_train()
     cfg = {**STUDENT, **spec, "output": f"models/select-{name}-{config_hash(name)}", "dataset": SCIFACT,
            "cache": CACHE.folder, "model": MODEL, "dev_fraction": DEV_FRACTION, "eval_steps": 10**9}
     cfg["examples"] = {**cfg["examples"], "teacher": ids[cfg["examples"]["teacher"]]}
-    final = train(TrainConfig.from_dict(cfg))
-    if spec.get("student") == "cross-encoder":
-        return {"variant": name, **dev_rerank(final)}
-    return {"variant": name, **dev_metrics(final)}
+    return {"variant": name, **dev_metrics(train(TrainConfig.from_dict(cfg)))}
 
 
 def main():
