@@ -177,12 +177,13 @@ def significance(done: list[dict], configs: dict, path: str, run: bool) -> str:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", default="all", help=f"comma-separated rows from: {', '.join(ROWS)}")
+    ap.add_argument("--rows", default="all", help=f"comma-separated rows from: {', '.join(ROWS)} (none: only write "
+                                                  "the table of the finished rows)")
     ap.add_argument("--write", help="write the table of finished rows into this Markdown file")
     ap.add_argument("--significance", action="store_true",
                     help="test each distillation row against InfoNCE and zero-shot (re-reads the rows' indexes)")
     args = ap.parse_args()
-    wanted = list(ROWS) if args.rows == "all" else args.rows.split(",")
+    wanted = list(ROWS) if args.rows == "all" else [] if args.rows == "none" else args.rows.split(",")
     unknown = set(wanted) - set(ROWS)
     if unknown:
         ap.error(f"unknown rows: {', '.join(sorted(unknown))}")
