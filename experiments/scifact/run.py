@@ -170,7 +170,7 @@ def significance(done: list[dict], configs: dict, path: str, run: bool) -> str:
             json.dump(old, f, indent=1)
     if old.get("configs") != want:
         return "(significance tests not run for the current rows: `--significance`)"
-    lines = [f"- {pair}: " + "; ".join(f"{name} {t[pair]['diff']:+.4f} (p {t[pair]['p']:.2f})"
+    lines = [f"- {pair}: " + "; ".join(f"{name} {t[pair]['diff']:+.4f} (p {t[pair]['p']:.3f})"
                                        for name, t in old["tests"].items()) for pair in next(iter(old["tests"].values()))]
     return "Paired t-tests over queries (ranx), difference in nDCG@10 (Cranfield: exp):\n\n" + "\n".join(lines)
 
