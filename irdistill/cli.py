@@ -214,7 +214,22 @@ def cmd_train(args):
     cfg = TrainConfig.from_file(args.config)
     if args.output:
         cfg.output = args.output
-    print(f"model: {train(cfg)}")
+    if not args.crossfit:
+        print(f"model: {train(cfg)}")
+        return
+    from dataclasses import asdict
+
+    from .cache import ScoreCache
+    from .data import load_dataset, read_run
+    from .data.runs import check_run_ids
+    from .teachers.crossfit import crossfit
+
+    if not args.run:
+        raise InputError("--crossfit needs --run: the candidates each fold's model scores")
+    run, ds = read_run(args.run), load_dataset(cfg.dataset, cfg.split)
+    check_run_ids(run, ds, args.run)
+    tid = crossfit(asdict(cfg), run, ds, ScoreCache(cfg.cache), args.crossfit)
+    print(f"teacher {tid}: out-of-fold scores of {run['qid'].nunique()} queries; cache: {cfg.cache}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -291,6 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "resumes from the newest checkpoint in the output folder; the model goes to <output>/final.")
     p.add_argument("--config", required=True, help="YAML file")
     p.add_argument("--output", help="override the config's output folder")
+    p.add_argument("--crossfit", type=int, metavar="K",
+                   help="cross-fit a teacher instead: K models, each trained without one fold of the queries, score "
+                        "that fold's candidates in --run into the cache (out-of-fold scores, one teacher id)")
+    p.add_argument("--run", help="the candidates to score with --crossfit (.parquet or .trec)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("compare", help="compare runs with paired significance tests",

@@ -156,3 +156,66 @@ def test_dev_queries_are_held_out_and_evaluated(cached, tiny_model_dir, tmp_path
     assert len(evals) == 2 and any(k.startswith("eval_dev") and "ndcg@10" in k for k in evals[0])
     info = json.load(open(tmp_path / "out" / "final" / "irdistill.json"))
     assert info["training_examples"] == 18  # one example per query; the 6 dev queries are not trained on
+
+
+def test_cross_fitted_teacher_scores_each_query_with_the_model_that_left_it_out(cached, tiny_model_dir, tmp_path):
+    import json
+
+    from irdistill.teachers import build_teacher
+    from irdistill.teachers.crossfit import crossfit
+    from irdistill.teachers.ensemble import score_ensemble
+    from irdistill.teachers.score import in_shard
+
+    folder, ds, cache_dir, tid = cached
+    cache = ScoreCache(cache_dir)
+    cfg = {"output": str(tmp_path / "cf"), "dataset": folder, "cache": cache_dir, "model": tiny_model_dir,
+           "examples": {"teacher": tid, "negatives": 3}, "batch_size": 4, "max_steps": 2, "save_steps": 2,
+           "loss": "infonce", "max_seq_length": 32}
+    run = cache.run(tid)
+    cid = crossfit(cfg, run, ds, cache, folds=2, progress=False)
+    oof = cache.read(cid)
+    assert len(oof) == len(run) and set(oof["qid"]) == set(run["qid"])
+    for i, key in enumerate(cache.describe(cid)["folds"]):
+        fold = {q for q in ds.queries if in_shard(q, (i, 2))}
+        final = tmp_path / "cf" / f"fold-{i}-of-2" / "final"
+        assert json.load(open(final / "irdistill.json"))["training_examples"] == len(ds.queries) - len(fold)
+        q = sorted(fold)[0]
+        mine = oof[oof["qid"] == q].sort_values("docid")
+        teacher = build_teacher({"kind": "bi-encoder", "model": str(final)})
+        expected = teacher.score_pairs([ds.queries[q]] * len(mine), ds.corpus.texts(mine["docid"].tolist()))
+        np.testing.assert_allclose(mine["score"].to_numpy(), expected, rtol=1e-4, atol=1e-5)
+        assert set(cache.read(key)["qid"]) == fold  # each fold model scored only the queries it never saw
+    assert crossfit(cfg, run, ds, cache, folds=2, progress=False) == cid  # a rerun trains and scores nothing new
+
+    # a cached member of an ensemble is used as it is; weights fit on the training labels
+    from irdistill.data import write_run
+
+    write_run(run, tmp_path / "fit.parquet")
+    spec = {"kind": "ensemble", "members": [{"cached": tid}, {"cached": cid}],
+            "fit": {"split": "train", "run": str(tmp_path / "fit.parquet")}}
+    eid, scored = score_ensemble(spec, run, ds, cache, load_split=lambda s: load_dataset(folder, s), progress=False)
+    assert scored == 0 and set(cache.read(eid)["qid"]) == set(run["qid"])
+    assert sum(cache.describe(eid)["weights"]) == pytest.approx(1.0)
+    with pytest.raises(InputError, match="no scores for 24 queries"):
+        score_ensemble({"members": [{"cached": tid}, {"cached": "missing@0"}], "weights": [0.5, 0.5]}, run, ds, cache)
+
+
+def test_cli_cross_fits_a_teacher(cached, tiny_model_dir, tmp_path, capsys):
+    import yaml
+
+    from irdistill.cli import main
+    from irdistill.data import write_run
+
+    folder, ds, cache_dir, tid = cached
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(yaml.safe_dump({"output": str(tmp_path / "cf"), "dataset": folder, "cache": cache_dir,
+                                   "model": tiny_model_dir, "examples": {"teacher": tid, "negatives": 3},
+                                   "batch_size": 4, "max_steps": 1, "save_steps": 1, "loss": "infonce",
+                                   "max_seq_length": 32}))
+    assert main(["train", "--config", str(cfg), "--crossfit", "2"]) == 2
+    assert "--crossfit needs --run" in capsys.readouterr().err
+    write_run(ScoreCache(cache_dir).run(tid), tmp_path / "cands.parquet")
+    assert main(["train", "--config", str(cfg), "--crossfit", "2", "--run", str(tmp_path / "cands.parquet")]) == 0
+    out = capsys.readouterr().out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("teacher crossfit-") and "out-of-fold scores of 24 queries" in last

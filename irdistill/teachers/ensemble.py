@@ -80,12 +80,16 @@ def score_ensemble(spec: dict, run: pd.DataFrame, dataset, cache: ScoreCache, sh
     from . import build_teacher
     from .score import cache_key, in_shard, score_run
 
-    members = [build_teacher(m, dataset) for m in spec.get("members", [])]
-    if len(members) < 2:
+    specs = spec.get("members", [])
+    if len(specs) < 2:
         raise InputError("an ensemble needs at least two members")
-    ids = [cache_key(t, dataset) for t in members]
+    # a member {cached: <id>} is used as it is in the cache (e.g. cross-fitted scores); the others score first
+    members = [None if isinstance(m, dict) and "cached" in m else build_teacher(m, dataset) for m in specs]
+    ids = [m["cached"] if t is None else cache_key(t, dataset) for m, t in zip(specs, members)]
+    members = [t for t in members if t is not None]
     norm, weights, fit = spec.get("norm", "zscore"), spec.get("weights"), spec.get("fit")
     _ranx_norm(norm)
+    _check_cached(cache, [m["cached"] for m in specs if isinstance(m, dict) and "cached" in m], run)
     scored = sum(score_run(t, run, dataset, cache, shard, progress=progress).pairs for t in members)
     if weights is None:
         if not fit or "split" not in fit or "run" not in fit:
@@ -94,6 +98,7 @@ def score_ensemble(spec: dict, run: pd.DataFrame, dataset, cache: ScoreCache, sh
             log.warning("scoring %r, the split the ensemble weights are fit on: use these scores to train, "
                         "not to evaluate", fit["split"])
         fit_ds, fit_run = load_split(fit["split"]), read_run(fit["run"])
+        _check_cached(cache, [m["cached"] for m in specs if isinstance(m, dict) and "cached" in m], fit_run)
         if fit_ds.corpus.fingerprint() != dataset.corpus.fingerprint():
             raise InputError("the fit split must be of the same collection as the scored one")
         scored += sum(score_run(t, fit_run, fit_ds, cache, progress=progress).pairs for t in members)
@@ -108,3 +113,11 @@ def score_ensemble(spec: dict, run: pd.DataFrame, dataset, cache: ScoreCache, sh
         fused = fuse(cache, ids, weights, norm, run[run["qid"].isin(qids)])
         cache.write(eid, fused["qid"], fused["docid"], fused["score"].to_numpy())
     return eid, scored
+
+
+def _check_cached(cache: ScoreCache, ids: list[str], run: pd.DataFrame) -> None:
+    for tid in ids:
+        missing = set(run["qid"].unique()) - cache.scored_qids(tid)
+        if missing:
+            raise InputError(f"cached member {tid!r} has no scores for {len(missing)} queries of the run "
+                             f"(e.g. {sorted(missing)[0]!r})", cache.folder)

@@ -18,6 +18,7 @@ from ..data.dataset import load_dataset
 from ..data.io import atomic_path
 from ..errors import InputError
 from ..models import resolve_model
+from ..teachers.score import in_shard, parse_shard
 from .examples import ExampleConfig, as_hf_dataset, build_examples
 from .losses import make_loss
 from .objectives import BiEncoderObjective, CrossEncoderObjective, MultiVectorObjective, sparse_objective
@@ -46,6 +47,7 @@ class TrainConfig:
     seed: int = 42
     precision: str = "auto"          # auto: bf16 on a GPU that has it, else fp32; or fp32 / fp16 / bf16
     dev_fraction: float = 0.0        # hold out this share of the training queries (seeded) to evaluate on while training
+    fold: str | None = None          # "i/k": leave out fold i of k of the queries (the crc32 split of --shard)
     eval_steps: int | None = None    # default: save_steps
     save_steps: int = 100
     save_total_limit: int = 2
@@ -157,7 +159,10 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True) -> str:
     cache = ScoreCache(cfg.cache)
     examples = build_examples(data, cache, cfg.examples)
     dev = held_out_queries(data, cfg.dev_fraction, cfg.seed)
-    examples = [e for e in examples if e["query_id"] not in dev]
+    fold = parse_shard(cfg.fold) if cfg.fold else None
+    examples = [e for e in examples if e["query_id"] not in dev and not (fold and in_shard(e["query_id"], fold))]
+    if not examples:
+        raise InputError(f"no training examples left in {cfg.dataset} ({cfg.split}) after the held-out queries")
     train_ds = as_hf_dataset(examples, data, cfg.examples.text_view)
     model = load_student(cfg)
     base_length = model.max_seq_length
