@@ -25,8 +25,10 @@ from irdistill.evaluation import compare_runs, evaluate_run, format_table
 from irdistill.index import open_bm25, retrieve
 from irdistill.report import resumable_rows, write_section
 from irdistill.teachers import build_teacher, score_run
+from irdistill.teachers.crossfit import crossfit
 from irdistill.teachers.ensemble import score_ensemble
 from irdistill.training import TrainConfig, train
+from irdistill.training.train import held_out_queries
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.join(HERE, "..", "..", "..", "shared", "datasets")
@@ -44,14 +46,26 @@ KL = {"name": "listwise-kl", "student_temperature": 0.05, "teacher_temperature":
 # by holdout.py: KL alone and unfiltered negatives lost to InfoNCE there; Margin-MSE weight 0.05 beat 0.2)
 TEACHER_TOP = {"teacher": "ensemble", "negatives": 7, "fn_margin": 0}
 LR = 5e-5  # for the MiniLM students (51 steps): beat 2e-5 on held-out queries, for InfoNCE and InfoNCE + KL alike
+INFONCE_ROW = {"loss": "infonce", "examples": {"teacher": "bm25", "negatives": 7}, "learning_rate": LR}
+# The stacked teacher: BM25 + MiniLM + the InfoNCE student, weights fit on train. On train queries the student's
+# scores are cross-fitted (each half of the queries scored by a student trained on the other half); on test the
+# student trained on all of train (the infonce row) takes its place.
+FOLDS = 2
+STACKED_TOP = {**TEACHER_TOP, "teacher": "stacked"}
 ROWS = {  # row -> (kind, training config or None)
     "zero-shot": ("dense", None),
-    "infonce": ("dense", {"loss": "infonce", "examples": {"teacher": "bm25", "negatives": 7}, "learning_rate": LR}),
+    "infonce": ("dense", INFONCE_ROW),
     "margin-mse": ("dense", {"loss": [INFONCE, {"name": "margin-mse", "student_temperature": 0.05, "weight": 0.05}],
                              "examples": TEACHER_TOP, "learning_rate": LR}),
     "listwise-kl": ("dense", {"loss": [INFONCE, KL], "examples": TEACHER_TOP, "learning_rate": LR}),
     "cprd": ("dense", {"loss": {"name": "cprd", "k": 4, "weight": 0.1}, "examples": TEACHER_TOP, "learning_rate": LR}),
     "teacher": ("teacher", None),
+    "margin-mse-stacked": ("dense", {"loss": [INFONCE, {"name": "margin-mse", "student_temperature": 0.05,
+                                                         "weight": 0.05}], "examples": STACKED_TOP, "learning_rate": LR}),
+    "listwise-kl-stacked": ("dense", {"loss": [INFONCE, KL], "examples": STACKED_TOP, "learning_rate": LR}),
+    "cprd-stacked": ("dense", {"loss": {"name": "cprd", "k": 4, "weight": 0.1}, "examples": STACKED_TOP,
+                               "learning_rate": LR}),
+    "stacked-teacher": ("teacher", {"folds": FOLDS, "student": INFONCE_ROW}),
     # a new, random scoring head: one epoch at 2e-5 with InfoNCE's temperature 0.05 did not learn (loss stayed near
     # ln 8); the usual re-ranker recipe instead: listwise softmax at temperature 1, a higher rate, three epochs
     "cross-encoder": ("rerank", {"student": "cross-encoder", "loss": {"name": "infonce", "temperature": 1.0},
@@ -60,6 +74,7 @@ ROWS = {  # row -> (kind, training config or None)
 }
 LABELS = {"infonce": "InfoNCE (BM25 negatives)", "margin-mse": "InfoNCE + 0.05 Margin-MSE", "listwise-kl":
           "InfoNCE + listwise KL", "cprd": "InfoNCE + 0.1 CPRD (k=4)"}
+LABELS.update({f"{r}-stacked": f"{LABELS[r]}, stacked teacher" for r in ("margin-mse", "listwise-kl", "cprd")})
 
 
 def candidates(path, data, k=100, positives=False):
@@ -71,15 +86,55 @@ def candidates(path, data, k=100, positives=False):
 
 
 @functools.lru_cache(maxsize=None)
-def teachers_on_train() -> dict[str, str]:
-    """Score the train candidates with BM25 and the ensemble (fit on train) into the cache; returns their ids."""
+def teachers_on_train(dev_fraction: float = 0.0, stacked: bool = True) -> dict[str, str]:
+    """Score the train candidates with BM25, the ensemble and (``stacked``) the stacked teacher (both fit on train)
+    into the cache; returns their ids. With ``dev_fraction`` (holdout.py), the stacked teacher never sees the
+    held-out queries."""
     train_ds = load_dataset(SCIFACT, "train")
     ENSEMBLE["fit"]["run"] = "runs/scifact-train-bm25-100.parquet"
     candidates(ENSEMBLE["fit"]["run"], train_ds)
     run = candidates("runs/scifact-train-bm25-100p.parquet", train_ds, positives=True)
     bm25 = score_run(build_teacher({"kind": "bm25"}, train_ds), run, train_ds, CACHE).key
     ens, _ = score_ensemble(ENSEMBLE, run, train_ds, CACHE, load_split=lambda s: load_dataset(SCIFACT, s))
-    return {"bm25": bm25, "ensemble": ens}
+    if not stacked:  # the cross-fit trains two students: skip it when no row needs it
+        return {"bm25": bm25, "ensemble": ens}
+    fold_cfg = {**student_config("infonce", {"bm25": bm25}), "output": f"models/scifact-crossfit-{config_hash('infonce')}"}
+    fit = dict(ENSEMBLE["fit"])
+    if dev_fraction:  # the fold students and the weights leave the held-out queries out
+        dev = held_out_queries(train_ds, dev_fraction, STUDENT["seed"])
+        fold_cfg.update(dev_fraction=dev_fraction, output=f"{fold_cfg['output']}-dev{dev_fraction}")
+        fit_run = read_run(fit["run"])
+        fit["run"] = fit["run"].replace(".parquet", f"-dev{dev_fraction}.parquet")
+        write_run(fit_run[~fit_run["qid"].isin(dev)], fit["run"])
+    oof = crossfit(fold_cfg, run, train_ds, CACHE, FOLDS)
+    stacked, _ = score_ensemble({**stacked_spec({"cached": oof}), "fit": fit}, run, train_ds, CACHE,
+                                load_split=lambda s: load_dataset(SCIFACT, s))
+    return {"bm25": bm25, "ensemble": ens, "stacked": stacked}
+
+
+def teachers_on_train_quality(ids: dict) -> dict:
+    """nDCG@10 of each cached teacher on the train queries' BM25 top 100 (the student's scores out-of-fold)."""
+    train_ds, run = load_dataset(SCIFACT, "train"), read_run(ENSEMBLE["fit"]["run"])
+    members = CACHE.describe(ids["stacked"])["members"]
+    named = {"BM25": members[0], "MiniLM": members[1], "InfoNCE student (out-of-fold)": members[2],
+             "BM25 + MiniLM": ids["ensemble"], "stacked": ids["stacked"]}
+    qids = run["qid"].unique().tolist()
+    return {name: evaluate_run(train_ds.qrels, CACHE.run(tid, qids).merge(run[["qid", "docid"]]), "ndcg@10")["ndcg@10"]
+            for name, tid in named.items()}
+
+
+def stacked_spec(student: dict, weights=None) -> dict:
+    """BM25 + MiniLM + a fine-tuned student (cross-fitted scores on train, fit there; the full model on test)."""
+    spec = {**ENSEMBLE, "members": [*ENSEMBLE["members"], student]}
+    return {**spec, "weights": weights, "fit": None} if weights else spec
+
+
+def student_config(row: str, ids: dict) -> dict:
+    """The training config of a student row (its teacher id looked up in ``ids``)."""
+    cfg = {**STUDENT, **ROWS[row][1], "output": f"models/scifact-{row}-{config_hash(row)}", "dataset": SCIFACT,
+           "cache": CACHE.folder, "model": MODEL}
+    cfg["examples"] = {**cfg["examples"], "teacher": ids[cfg["examples"]["teacher"]]}
+    return cfg
 
 
 def evaluate_dense(model: str) -> dict:
@@ -100,24 +155,30 @@ def evaluate_rerank(score) -> dict:
     return out
 
 
+def ensemble_row(system: str, spec: dict, **extra) -> dict:
+    def score(run, ds):
+        tid, _ = score_ensemble(spec, run, ds, CACHE)
+        return CACHE.run(tid, run["qid"].unique().tolist())
+
+    return {"system": system, **extra, **evaluate_rerank(score)}
+
+
 def run_row(row: str) -> dict:
     kind, spec = ROWS[row]
     if spec is None and kind == "dense":
         return {"system": "all-MiniLM-L6-v2 zero-shot", **evaluate_dense(MODEL)}
-    ids = teachers_on_train()
-    if kind == "teacher":  # the ensemble with the weights fit on SciFact train, applied as is to both test sets
+    ids = teachers_on_train(stacked=kind == "teacher" or "stacked" in str(spec))
+    if kind == "teacher" and spec is None:  # the ensemble with the weights fit on SciFact train, as is on test
         weights = CACHE.describe(ids["ensemble"])["weights"]
-        fixed = {**ENSEMBLE, "weights": weights, "fit": None}
-
-        def score(run, ds):
-            tid, _ = score_ensemble(fixed, run, ds, CACHE)
-            return CACHE.run(tid, run["qid"].unique().tolist())
-
-        return {"system": "teacher: BM25 + MiniLM ensemble (re-ranks BM25 top 100)", **evaluate_rerank(score)}
-    cfg = {**STUDENT, **spec, "output": f"models/scifact-{row}-{config_hash(row)}", "dataset": SCIFACT,
-           "cache": CACHE.folder, "model": MODEL}
-    cfg["examples"] = {**cfg["examples"], "teacher": ids[cfg["examples"]["teacher"]]}
-    final = train(TrainConfig.from_dict(cfg))
+        return ensemble_row("teacher: BM25 + MiniLM ensemble (re-ranks BM25 top 100)",
+                            {**ENSEMBLE, "weights": weights, "fit": None})
+    if kind == "teacher":  # stacked: the InfoNCE student trained on all of train, with the weights fit on train
+        weights = CACHE.describe(ids["stacked"])["weights"]
+        student = train(TrainConfig.from_dict(student_config("infonce", ids)))
+        return ensemble_row("teacher: BM25 + MiniLM + InfoNCE student, stacked (re-ranks BM25 top 100)",
+                            stacked_spec({"kind": "bi-encoder", "model": student}, weights), weights=weights,
+                            train=teachers_on_train_quality(ids))
+    final = train(TrainConfig.from_dict(student_config(row, ids)))
     if kind == "dense":
         return {"system": f"MiniLM student, {LABELS[row]}", "model": final, **evaluate_dense(final)}
 
@@ -146,7 +207,7 @@ def table(rows: list[dict]) -> str:
     return format_table(lines)
 
 
-DISTILLED = ["margin-mse", "listwise-kl", "cprd"]
+DISTILLED = ["margin-mse", "listwise-kl", "cprd"]  # the stacked-teacher rows are not t-tested (docs/results.md)
 
 
 def significance(done: list[dict], configs: dict, path: str, run: bool) -> str:
@@ -175,6 +236,17 @@ def significance(done: list[dict], configs: dict, path: str, run: bool) -> str:
     return "Paired t-tests over queries (ranx), difference in nDCG@10 (Cranfield: exp):\n\n" + "\n".join(lines)
 
 
+def stacked_note(done: list[dict]) -> str:
+    """The stacked teacher's fitted weights and its members' nDCG@10 on the train candidates."""
+    row = next((d for d in done if "train" in d), None)
+    if row is None:
+        return ""
+    weights = ", ".join(f"{w:.1f}" for w in row["weights"])
+    train_q = ", ".join(f"{name} {v:.4f}" for name, v in row["train"].items())
+    return (f"Stacked teacher: weights (BM25, MiniLM, InfoNCE student) = ({weights}), fit on train. nDCG@10 on the "
+            f"train queries' BM25 top 100: {train_q}.\n\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", default="all", help=f"comma-separated rows from: {', '.join(ROWS)} (none: only write "
@@ -194,7 +266,7 @@ def main():
     missing = [r for r in ROWS if configs[r] not in {d["config"] for d in done}]
     text = (f"Command: `python experiments/scifact/run.py --write docs/results.md` (seed 42; trained on SciFact train "
             f"only; 'exp' = nDCG with gains 2^g - 1; rows still missing: {', '.join(missing) or 'none'})"
-            f"\n\n```\n{table(done)}\n```\n\n"
+            f"\n\n```\n{table(done)}\n```\n\n{stacked_note(done)}"
             f"{significance(done, configs, os.path.join(results_dir, 'significance.json'), args.significance)}")
     print(text)
     if args.write:
