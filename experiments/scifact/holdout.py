@@ -58,6 +58,18 @@ VARIANTS = {  # name -> training spec (None: the base model as it is)
                              "examples": {"teacher": "ensemble", "negatives": 7, "fn_margin": 0}},
     "cprd-w0.1-fnfilter-lr5e-5": {"loss": {"name": "cprd", "k": 4, "weight": 0.1}, "learning_rate": 5e-5,
                                   "examples": {"teacher": "ensemble", "negatives": 7, "fn_margin": 0}},
+    # the stacked teacher (BM25 + MiniLM + cross-fitted InfoNCE students, none of which saw the held-out queries)
+    "infonce+kl-stacked-lr5e-5": {"loss": [INFONCE, KL], "learning_rate": 5e-5,
+                                  "examples": {"teacher": "stacked", "negatives": 7, "fn_margin": 0}},
+    "infonce+margin-mse-w0.05-stacked-lr5e-5": {"loss": [INFONCE, {**MMSE, "weight": 0.05}], "learning_rate": 5e-5,
+                                                "examples": {"teacher": "stacked", "negatives": 7, "fn_margin": 0}},
+    "cprd-w0.1-stacked-lr5e-5": {"loss": {"name": "cprd", "k": 4, "weight": 0.1}, "learning_rate": 5e-5,
+                                 "examples": {"teacher": "stacked", "negatives": 7, "fn_margin": 0}},
+    # three epochs (129 steps): with more steps, does the teacher's signal pull ahead of the labels alone?
+    "infonce-lr5e-5-3ep": {"loss": INFONCE, "examples": {"teacher": "bm25", "negatives": 7}, "learning_rate": 5e-5,
+                           "epochs": 3},
+    "infonce+kl-fnfilter-lr5e-5-3ep": {"loss": [INFONCE, KL], "learning_rate": 5e-5, "epochs": 3,
+                                       "examples": {"teacher": "ensemble", "negatives": 7, "fn_margin": 0}},
 }
 
 
@@ -84,7 +96,7 @@ def run_variant(name: str) -> dict:
     spec = VARIANTS[name]
     if spec is None:
         return {"variant": name, **dev_metrics(MODEL)}
-    ids = teachers_on_train()
+    ids = teachers_on_train(DEV_FRACTION, stacked=spec["examples"]["teacher"] == "stacked")
     cfg = {**STUDENT, **spec, "output": f"models/select-{name}-{config_hash(name)}", "dataset": SCIFACT,
            "cache": CACHE.folder, "model": MODEL, "dev_fraction": DEV_FRACTION, "eval_steps": 10**9}
     cfg["examples"] = {**cfg["examples"], "teacher": ids[cfg["examples"]["teacher"]]}
