@@ -46,6 +46,8 @@ KL = {"name": "listwise-kl", "student_temperature": 0.05, "teacher_temperature":
 # false-negative filter), in-batch InfoNCE on the labels plus the distillation loss (chosen on held-out train queries
 # by holdout.py: KL alone and unfiltered negatives lost to InfoNCE there; Margin-MSE weight 0.05 beat 0.2)
 TEACHER_TOP = {"teacher": "ensemble", "negatives": 7, "fn_margin": 0}
+MMSE = [INFONCE, {"name": "margin-mse", "student_temperature": 0.05, "weight": 0.05}]
+CPRD = {"name": "cprd", "k": 4, "weight": 0.1}
 LR = 5e-5  # for the MiniLM students (51 steps): beat 2e-5 on held-out queries, for InfoNCE and InfoNCE + KL alike
 INFONCE_ROW = {"loss": "infonce", "examples": {"teacher": "bm25", "negatives": 7}, "learning_rate": LR}
 # The stacked teacher: BM25 + MiniLM + the InfoNCE student, weights fit on train. On train queries the student's
@@ -56,24 +58,19 @@ STACKED_TOP = {**TEACHER_TOP, "teacher": "stacked"}
 ROWS = {  # row -> (kind, training config or None)
     "zero-shot": ("dense", None),
     "infonce": ("dense", INFONCE_ROW),
-    "margin-mse": ("dense", {"loss": [INFONCE, {"name": "margin-mse", "student_temperature": 0.05, "weight": 0.05}],
-                             "examples": TEACHER_TOP, "learning_rate": LR}),
+    "margin-mse": ("dense", {"loss": MMSE, "examples": TEACHER_TOP, "learning_rate": LR}),
     "listwise-kl": ("dense", {"loss": [INFONCE, KL], "examples": TEACHER_TOP, "learning_rate": LR}),
-    "cprd": ("dense", {"loss": {"name": "cprd", "k": 4, "weight": 0.1}, "examples": TEACHER_TOP, "learning_rate": LR}),
+    "cprd": ("dense", {"loss": CPRD, "examples": TEACHER_TOP, "learning_rate": LR}),
     "teacher": ("teacher", None),
-    "margin-mse-stacked": ("dense", {"loss": [INFONCE, {"name": "margin-mse", "student_temperature": 0.05,
-                                                         "weight": 0.05}], "examples": STACKED_TOP, "learning_rate": LR}),
+    "margin-mse-stacked": ("dense", {"loss": MMSE, "examples": STACKED_TOP, "learning_rate": LR}),
     "listwise-kl-stacked": ("dense", {"loss": [INFONCE, KL], "examples": STACKED_TOP, "learning_rate": LR}),
-    "cprd-stacked": ("dense", {"loss": {"name": "cprd", "k": 4, "weight": 0.1}, "examples": STACKED_TOP,
-                               "learning_rate": LR}),
+    "cprd-stacked": ("dense", {"loss": CPRD, "examples": STACKED_TOP, "learning_rate": LR}),
     "stacked-teacher": ("teacher", {"folds": FOLDS, "student": INFONCE_ROW}),
     # three epochs (153 steps): on held-out train queries InfoNCE went from 0.7311 (1 epoch) to 0.7830
     "infonce-3ep": ("dense", {**INFONCE_ROW, "epochs": 3}),
     "listwise-kl-3ep": ("dense", {"loss": [INFONCE, KL], "examples": TEACHER_TOP, "learning_rate": LR, "epochs": 3}),
-    "margin-mse-3ep": ("dense", {"loss": [INFONCE, {"name": "margin-mse", "student_temperature": 0.05, "weight": 0.05}],
-                                 "examples": TEACHER_TOP, "learning_rate": LR, "epochs": 3}),
-    "cprd-3ep": ("dense", {"loss": {"name": "cprd", "k": 4, "weight": 0.1}, "examples": TEACHER_TOP,
-                           "learning_rate": LR, "epochs": 3}),
+    "margin-mse-3ep": ("dense", {"loss": MMSE, "examples": TEACHER_TOP, "learning_rate": LR, "epochs": 3}),
+    "cprd-3ep": ("dense", {"loss": CPRD, "examples": TEACHER_TOP, "learning_rate": LR, "epochs": 3}),
     # a new, random scoring head: one epoch at 2e-5 with InfoNCE's temperature 0.05 did not learn (loss stayed near
     # ln 8); the usual re-ranker recipe instead: listwise softmax at temperature 1, a higher rate, three epochs
     "cross-encoder": ("rerank", {"student": "cross-encoder", "loss": {"name": "infonce", "temperature": 1.0},
@@ -176,7 +173,7 @@ def run_row(row: str) -> dict:
     kind, spec = ROWS[row]
     if spec is None and kind == "dense":
         return {"system": "all-MiniLM-L6-v2 zero-shot", **evaluate_dense(MODEL)}
-    ids = teachers_on_train(stacked=kind == "teacher" or "stacked" in str(spec))
+    ids = teachers_on_train(stacked=kind == "teacher" or spec["examples"]["teacher"] == "stacked")
     if kind == "teacher" and spec is None:  # the ensemble with the weights fit on SciFact train, as is on test
         weights = CACHE.describe(ids["ensemble"])["weights"]
         return ensemble_row("teacher: BM25 + MiniLM ensemble (re-ranks BM25 top 100)",
@@ -227,7 +224,7 @@ def significance(done: list[dict], configs: dict, path: str, run: bool) -> str:
     saved indexes; each pair's result is kept in ``path`` under the two rows' configs."""
     old = json.load(open(path)) if os.path.exists(path) else {}
     models = {d["config"]: d.get("model", MODEL) for d in done}
-    tests, missing = {}, []
+    tests, missing, runs = {}, [], {}  # runs: (dataset, row) -> run, each retrieved once
     for a, b in PAIRS:
         key, want = f"{a} vs {b}", [configs[a], configs[b]]
         if old.get(key, {}).get("configs") == want:
@@ -236,8 +233,10 @@ def significance(done: list[dict], configs: dict, path: str, run: bool) -> str:
             tests[key] = {"configs": want}
             for name, ds_path, metric in [("SciFact", SCIFACT, "ndcg@10"), ("Cranfield", CRANFIELD, "ndcg_burges@10")]:
                 ds = load_dataset(ds_path, "test")
-                runs = {r: retrieve(ds, "dense", models[configs[r]], "flat", k=1000) for r in (a, b)}
-                report = compare_runs(ds.qrels, runs, metric)
+                for r in (a, b):
+                    if (name, r) not in runs:
+                        runs[name, r] = retrieve(ds, "dense", models[configs[r]], "flat", k=1000)
+                report = compare_runs(ds.qrels, {r: runs[name, r] for r in (a, b)}, metric)
                 tests[key][name] = {"diff": report.results[a][metric] - report.results[b][metric],
                                     "p": float(report.comparisons[a, b][metric]["p_value"])}
         else:
