@@ -10,8 +10,8 @@ import pytest
 
 from irdistill.cache import ScoreCache, export_margin_mse, import_margin_mse
 from irdistill.data import Corpus, Dataset, load_dataset, run_from_dict, write_run
-from irdistill.teachers import Teacher, cache_key, score_run
-from irdistill.teachers.score import in_shard
+from irdistill.data import in_shard
+from irdistill.teachers import Teacher, score_run
 
 
 class Overlap(Teacher):
@@ -48,7 +48,7 @@ def test_scores_land_once_and_rerun_scores_nothing(tmp_path):
     again = score_run(teacher, run, ds, cache, progress=False)
     assert (again.pairs, again.skipped_queries, teacher.calls) == (0, 20, 200)
     df = cache.read(stats.key)
-    assert stats.key == cache_key(teacher, ds) and stats.key.startswith(teacher.id + "@")
+    assert stats.key == teacher.cache_key(ds) and stats.key.startswith(teacher.id + "@")
     assert len(df) == 200 and not df.duplicated(["qid", "docid"]).any()
     expected = [len(set(ds.queries[q].split()) & set(ds.corpus.texts([d])[0].split())) for q, d in zip(df.qid, df.docid)]
     assert df.score.tolist() == expected
@@ -86,7 +86,7 @@ def test_shards_are_disjoint_and_complete(tmp_path):
     cache, t = ScoreCache(tmp_path / "cache"), Overlap()
     sizes = [score_run(t, run, ds, cache, shard=(i, 3), progress=False).queries for i in range(3)]
     assert sum(sizes) == 40 and min(sizes) > 0
-    key = cache_key(t, ds)
+    key = t.cache_key(ds)
     assert cache.read(key).qid.nunique() == 40 and len(cache.read(key)) == 400
     assert sum(in_shard("q1", (i, 3)) for i in range(3)) == 1
 
@@ -96,7 +96,7 @@ def test_two_writers_do_not_corrupt(tmp_path):
     cache = ScoreCache(tmp_path / "cache")
     t1, t2 = Overlap(), Overlap()
     key = score_run(t1, run, ds, cache, progress=False).key
-    ScoreCache(tmp_path / "cache").write(cache_key(t2, ds), ["q0"], ["d0"], [9.0])  # another process, same pair
+    ScoreCache(tmp_path / "cache").write(t2.cache_key(ds), ["q0"], ["d0"], [9.0])  # another process, same pair
     df = cache.read(key)
     assert len(df) == 200 and not df.duplicated(["qid", "docid"]).any()
 

@@ -59,7 +59,7 @@ def test_objective_scores_are_maxsim(tiny_colbert):
     from sentence_transformers import MultiVectorEncoder
 
     from irdistill.training.losses import InfoNCELoss
-    from irdistill.training.objectives import MultiVectorObjective
+    from irdistill.training.students.colbert import MultiVectorObjective
 
     model = MultiVectorEncoder(tiny_colbert, device="cpu")
     queries, docs = ["cats purr", "memory safe"], [["Cats purr.", "Dogs bark."], ["Rust is safe.", "Tea leaves."]]
@@ -92,15 +92,16 @@ def brute_force(model, ds):
 
 @pytest.mark.parametrize("kind", ["flat", "ivfpq"])
 def test_index_rescoring_equals_brute_force_maxsim(tiny_colbert, toy, tmp_path, kind):
-    from irdistill.index import ColbertIndex, open_colbert
+    from irdistill.index import ColbertIndex, open_index
     from irdistill.models import load_colbert
 
     model = load_colbert(tiny_colbert, device="cpu")
     params = {"nlist": 2, "nprobe": 2, "m": 4, "nbits": 4} if kind == "ivfpq" else {}
-    index, _ = open_colbert(toy, tiny_colbert, kind, str(tmp_path / "colbert"), model=model, progress=False, **params)
+    index = open_index(toy, "colbert", tiny_colbert, kind, str(tmp_path / "colbert"), encoder=model, progress=False,
+                       **params)
     assert index.meta["faiss_kind"] == kind and index.meta["documents"] == 6
     assert not os.path.exists(str(tmp_path / "colbert") + ".encoding")  # encoded parts are cleaned up
-    run = index.search(model, toy.queries, k=6, token_k=1000)  # every document becomes a candidate
+    run = index.search(toy.queries, k=6, token_k=1000)  # every document becomes a candidate
     expected = brute_force(model, toy)
     ids = toy.corpus.ids.to_pylist()
     for qid, group in run.groupby("qid"):
@@ -110,18 +111,19 @@ def test_index_rescoring_equals_brute_force_maxsim(tiny_colbert, toy, tmp_path, 
         np.testing.assert_allclose([got[d] for d in ids], want, atol=0.02)  # float16 token store
         assert [ids[i] for i in np.argsort(-want, kind="stable")][:1] == list(group.sort_values("rank")["docid"])[:1]
     # reopening reuses the index; a changed request rebuilds it; it loads by path too
-    again, _ = open_colbert(toy, tiny_colbert, kind, str(tmp_path / "colbert"), model=model, progress=False, **params)
+    again = open_index(toy, "colbert", tiny_colbert, kind, str(tmp_path / "colbert"), encoder=model, progress=False,
+                       **params)
     assert again.meta == index.meta
     assert ColbertIndex(tmp_path / "colbert").meta["tokens"] == index.meta["tokens"]
 
 
 def test_few_candidates_with_a_small_token_k(tiny_colbert, toy, tmp_path):
-    from irdistill.index import open_colbert
+    from irdistill.index import open_index
     from irdistill.models import load_colbert
 
     model = load_colbert(tiny_colbert, device="cpu")
-    index, _ = open_colbert(toy, tiny_colbert, "flat", str(tmp_path / "c"), model=model, progress=False)
-    run = index.search(model, toy.queries, k=10, token_k=1)
+    index = open_index(toy, "colbert", tiny_colbert, "flat", str(tmp_path / "c"), encoder=model, progress=False)
+    run = index.search(toy.queries, k=10, token_k=1)
     assert run.groupby("qid").size().max() <= 6 and set(run["qid"]) == set(toy.queries)
 
 
@@ -142,10 +144,10 @@ def test_bad_input(tmp_path, capsys):
     from irdistill.index import ColbertIndex, load_index
     from irdistill.index.colbert import ColbertIndex as C
 
-    with pytest.raises(InputError, match="not a ColBERT index"):
+    with pytest.raises(InputError, match="(?i)not a colbert index"):
         ColbertIndex(tmp_path)
     (tmp_path / "meta.json").write_text('{"kind": "splade"}')
-    with pytest.raises(InputError, match="not a ColBERT index"):
+    with pytest.raises(InputError, match="(?i)not a colbert index"):
         C(tmp_path)
     assert main(["index", "--dataset", str(tmp_path), "--retriever", "colbert"]) == 2
     with pytest.raises(InputError):

@@ -80,12 +80,12 @@ def slice_(tmp_path_factory):
     """Three SciFact test queries with their BM25 top 4, as a run file."""
     from conftest import SHARED
 
-    from irdistill.index import open_bm25
+    from irdistill.index import open_index
 
     ds = load_dataset(os.path.join(SHARED, "scifact"), "test")
     ds.queries = dict(list(ds.queries.items())[:3])
     work = tmp_path_factory.mktemp("llm")
-    run = open_bm25(ds.corpus, work / "bm25").search(ds.queries, 4)
+    run = open_index(ds, "bm25", index=str(work / "bm25")).search(ds.queries, 4)
     write_run(run, work / "run.parquet")
     return ds, run, work
 

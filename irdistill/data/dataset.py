@@ -21,6 +21,15 @@ class Dataset:
     qrels: Qrels = field(default_factory=dict)
     split: str | None = None
     views: dict[str, Corpus] = field(default_factory=dict)  # other texts of the same documents, e.g. {"en": originals}
+    source: str | None = None  # the folder or ir_datasets id it was loaded from (``load_dataset``), for other splits
+
+    def other_split(self, split: str) -> "Dataset":
+        """Another split of the same collection (e.g. the training split whose labels fit an ensemble's weights)."""
+        if "/" in split:  # a whole ir_datasets id, e.g. msmarco-passage/train/judged
+            return load_dataset(split)
+        if self.source is None:
+            raise InputError(f"{self.name} was not loaded by load_dataset: load its {split!r} split yourself")
+        return load_dataset(self.source, split)
 
     def view(self, name: str | None = None) -> Corpus:
         """The corpus (``name`` None) or one of its other text views, such as the source text of a translation."""
@@ -80,6 +89,14 @@ def read_qrels(path):
         except ValueError:
             raise InputError(f"relevance grade {g!r} is not a number", path, n) from None
         yield n, q.strip(), d.strip(), grade
+
+
+def load_qrels(path) -> Qrels:
+    """A qrels file (BEIR TSV or TREC) as ``{qid: {docid: grade}}``, without a corpus to check the ids against."""
+    qrels: Qrels = {}
+    for _, q, d, g in read_qrels(path):
+        qrels.setdefault(q, {})[d] = g
+    return qrels
 
 
 def _load_qrels(path, queries: dict[str, str], corpus: Corpus) -> Qrels:
@@ -172,10 +189,15 @@ def load_dataset(source, split: str | None = None) -> Dataset:
     source = os.fspath(source)
     if os.path.isdir(source):
         if os.path.exists(os.path.join(source, "corpus.jsonl")):
-            return load_beir(source, split or "test")
-        if os.path.exists(os.path.join(source, "collection.tsv")):
-            return load_msmarco(source, split or "dev.small")
-        raise InputError("not a dataset folder (no corpus.jsonl or collection.tsv)", source)
+            ds = load_beir(source, split or "test")
+        elif os.path.exists(os.path.join(source, "collection.tsv")):
+            ds = load_msmarco(source, split or "dev.small")
+        else:
+            raise InputError("not a dataset folder (no corpus.jsonl or collection.tsv)", source)
+        ds.source = source
+        return ds
     if source.startswith((".", os.path.sep, "~")) or os.path.exists(source):
         raise InputError("no such folder" if not os.path.exists(source) else "not a dataset folder", source)
-    return load_ir_datasets(source if split is None else f"{source.rstrip('/')}/{split}")
+    ds = load_ir_datasets(source if split is None else f"{source.rstrip('/')}/{split}")
+    ds.source = source.rstrip("/") if split is not None else source.rstrip("/").rsplit("/", 1)[0]
+    return ds

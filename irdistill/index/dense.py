@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import shutil
-import tempfile
 
 import numpy as np
 import pandas as pd
@@ -14,7 +11,9 @@ from tqdm.auto import tqdm
 
 from ..data.runs import rank_run
 from ..errors import InputError
-from .encode import Embeddings, encode_texts
+from ..models import load_sentence_transformer
+from .base import Index, building, register_index
+from .encode import Embeddings, encode_corpus, encode_texts, vectors_key
 
 KINDS = ("flat", "hnsw", "ivfpq")
 
@@ -63,26 +62,61 @@ def _to_gpu(index, kind: str):
     return faiss.index_cpu_to_all_gpus(index, co=options)
 
 
-class DenseIndex:
-    """A FAISS index plus the doc id of every row and the settings it was built with (``meta``)."""
+@register_index
+class DenseIndex(Index):
+    """A FAISS index over the corpus encoded by a sentence-transformers model, plus the doc id of every row.
 
-    def __init__(self, index, docids: list[str], meta: dict, path: str | None = None):
-        self.index, self.docids, self.meta, self.path = index, docids, meta, path
-        self.device_index = _to_gpu(index, meta["kind"])
+    The encoded corpus is kept beside the index folder (``../embeddings``), so every FAISS kind reuses one encoding."""
+
+    name = "dense"
+    kinds = KINDS
+    batch_size = 64
+
+    def __init__(self, path):
+        super().__init__(path)
+        with open(os.path.join(self.path, "docids.txt"), encoding="utf-8") as f:
+            self.docids = f.read().split("\n")[:-1]
+        self.index = _faiss().read_index(os.path.join(self.path, "index.faiss"))
+        self.device_index = _to_gpu(self.index, self.meta["faiss_kind"])
         self._set_search_params()
 
     def _set_search_params(self):
         faiss, p = _faiss(), self.meta["params"]
-        if self.meta["kind"] == "hnsw":
+        if self.meta["faiss_kind"] == "hnsw":
             self.index.hnsw.efSearch = p["ef_search"]
-        elif self.meta["kind"] == "ivfpq":
+        elif self.meta["faiss_kind"] == "ivfpq":
             faiss.extract_index_ivf(self.index).nprobe = p["nprobe"]
             if self.device_index is not self.index:
                 faiss.GpuParameterSpace().set_index_parameter(self.device_index, "nprobe", p["nprobe"])
 
     @classmethod
-    def build(cls, embeddings: Embeddings, docids: list[str], kind: str = "flat", path=None, progress: bool = True,
-              **params) -> "DenseIndex":
+    def load_model(cls, name: str):
+        return load_sentence_transformer(name)
+
+    @classmethod
+    def leaf(cls, kind):
+        return kind or KINDS[0]
+
+    @classmethod
+    def run_name(cls, dataset, model=None, kind=None) -> str:
+        return f"{super().run_name(dataset, model)}-{kind or KINDS[0]}"
+
+    @classmethod
+    def key(cls, corpus, model_name, model, kind, params) -> dict:
+        dim = model.get_embedding_dimension()
+        return {**vectors_key(corpus, model_name, model), "faiss_kind": kind,
+                "params": {**default_params(kind, len(corpus), dim), **params}}
+
+    @classmethod
+    def build(cls, corpus, path, key, model, kind, batch_size=64, progress=True, rebuild=False, **params) -> "DenseIndex":
+        folder = os.path.join(os.path.dirname(os.path.abspath(path)), "embeddings")
+        embeddings = encode_corpus(model, corpus, folder, vectors_key(corpus, key["model"], model), batch_size,
+                                   progress=progress, rebuild=rebuild)
+        return cls.from_embeddings(embeddings, corpus.ids.to_pylist(), kind, path, key, progress, **params)
+
+    @classmethod
+    def from_embeddings(cls, embeddings: Embeddings, docids: list[str], kind: str, path, key: dict | None = None,
+                        progress: bool = True, **params) -> "DenseIndex":
         """Build from encoded chunks, adding chunk by chunk; IVF-PQ first trains on a sample of at most 256 per list."""
         faiss = _faiss()
         if len(docids) != len(embeddings):
@@ -97,41 +131,14 @@ class DenseIndex:
             for part in embeddings.parts():
                 index.add(np.ascontiguousarray(part, dtype=np.float32))
                 bar.update(len(part))
-        meta = {"kind": kind, "params": params, "dim": embeddings.dim, "documents": len(docids),
-                "faiss": faiss.__version__, **{k: embeddings.meta[k] for k in ("model", "corpus", "normalized")}}
-        out = cls(index, docids, meta)
-        if path is not None:
-            out.save(path)
-        return out
-
-    def save(self, path) -> None:
-        """Write ``index.faiss``, ``docids.txt`` and ``meta.json`` into a fresh folder, then swap it into place."""
-        path = os.path.abspath(os.fspath(path))
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        work = tempfile.mkdtemp(prefix=".tmp-index-", dir=os.path.dirname(path))
-        try:
-            _faiss().write_index(self.index, os.path.join(work, "index.faiss"))
+        meta = {"kind": cls.name, "faiss_kind": kind, "params": params, "dim": embeddings.dim, "documents": len(docids),
+                "faiss": faiss.__version__, "model": embeddings.meta["model"],
+                "normalized": embeddings.meta["normalized"], "key": key}
+        with building(path, meta) as work:
+            faiss.write_index(index, os.path.join(work, "index.faiss"))
             with open(os.path.join(work, "docids.txt"), "w", encoding="utf-8") as f:
-                f.write("\n".join(self.docids) + "\n")
-            with open(os.path.join(work, "meta.json"), "w") as f:
-                json.dump(self.meta, f, indent=1)
-            if os.path.exists(path):
-                shutil.rmtree(path)
-            os.replace(work, path)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        self.path = path
-
-    @classmethod
-    def load(cls, path) -> "DenseIndex":
-        path = os.fspath(path)
-        if not os.path.exists(os.path.join(path, "meta.json")):
-            raise InputError("not a dense index (no meta.json)", path)
-        with open(os.path.join(path, "meta.json")) as f:
-            meta = json.load(f)
-        with open(os.path.join(path, "docids.txt"), encoding="utf-8") as f:
-            docids = f.read().split("\n")[:-1]
-        return cls(_faiss().read_index(os.path.join(path, "index.faiss")), docids, meta, path)
+                f.write("\n".join(docids) + "\n")
+        return cls(path)
 
     def search_vectors(self, vectors: np.ndarray, k: int = 1000, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
         """Scores and row numbers (-1 where fewer than ``k`` were found) of the top ``k`` for each vector."""
@@ -142,10 +149,11 @@ class DenseIndex:
                  for i in range(0, len(vectors), batch)]
         return np.concatenate([s for s, _ in parts]), np.concatenate([r for _, r in parts])
 
-    def search(self, model, queries: dict[str, str], k: int = 1000, batch_size: int = 64) -> pd.DataFrame:
-        """Encode ``queries`` with ``model`` and return the top ``k`` of each as a run DataFrame."""
+    def search(self, queries: dict[str, str], k: int = 1000, batch_size: int | None = None,
+               progress: bool = False) -> pd.DataFrame:
+        """Encode ``queries`` and return the top ``k`` of each as a run DataFrame."""
         qids = list(queries)
-        vectors = encode_texts(model, [queries[q] for q in qids], "query", batch_size)
+        vectors = encode_texts(self.query_encoder(), [queries[q] for q in qids], "query", batch_size or self.batch_size)
         scores, rows = self.search_vectors(vectors, k)
         valid = rows >= 0
         ids = np.asarray(self.docids, dtype=object)

@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from ..data.corpus import Corpus
 from ..data.io import atomic_path
+from ..models import fingerprint
 
 
 def wants_normalized(model) -> bool:
@@ -64,18 +65,23 @@ class Embeddings:
         return np.concatenate(out)
 
 
-def encode_corpus(model, corpus: Corpus, folder, model_name: str, batch_size: int = 64, chunk: int = 8192,
-                  progress: bool = True) -> Embeddings:
-    """Encode ``corpus`` into ``folder``. Finished chunks are kept, so an interrupted run resumes where it stopped."""
+def vectors_key(corpus: Corpus, model_name: str, model) -> dict:
+    """What decides a corpus encoding: the texts, the model's name and weights, how it reads them."""
+    return {"corpus": corpus.fingerprint(), "model": model_name, "version": fingerprint(model_name),
+            "max_seq_length": model.max_seq_length, "normalized": wants_normalized(model)}
+
+
+def encode_corpus(model, corpus: Corpus, folder, key: dict, batch_size: int = 64, chunk: int = 8192,
+                  progress: bool = True, rebuild: bool = False) -> Embeddings:
+    """Encode ``corpus`` into ``folder``. Finished chunks are kept, so an interrupted run resumes where it stopped;
+    chunks of another ``key`` (see ``vectors_key``) or ``rebuild`` start it over."""
     folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)
-    meta = {"model": model_name, "corpus": corpus.fingerprint(), "documents": len(corpus), "chunk": chunk,
-            "dim": model.get_embedding_dimension(), "normalized": wants_normalized(model),
-            "max_seq_length": model.max_seq_length}
+    meta = {**key, "documents": len(corpus), "chunk": chunk, "dim": model.get_embedding_dimension()}
     meta_path = os.path.join(folder, "meta.json")
     if os.path.exists(meta_path):
         with open(meta_path) as f:
-            if json.load(f) != meta:  # another model or corpus: start over
+            if rebuild or json.load(f) != json.loads(json.dumps(meta)):  # another model or corpus: start over
                 for p in glob.glob(os.path.join(folder, "part-*.npy")):
                     os.remove(p)
     with atomic_path(meta_path) as tmp, open(tmp, "w") as f:

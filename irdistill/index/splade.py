@@ -12,7 +12,6 @@ import glob
 import json
 import os
 import shutil
-import tempfile
 
 import numpy as np
 import pandas as pd
@@ -21,7 +20,8 @@ from tqdm.auto import tqdm
 from ..data.corpus import Corpus
 from ..data.io import atomic_path
 from ..data.runs import rank_run
-from ..errors import InputError
+from ..models import fingerprint, load_splade
+from .base import Index, building, register_index
 from .java import start_jvm
 
 SCALE = 100  # impact = round(weight * SCALE)
@@ -50,15 +50,15 @@ def _vocab(model) -> list[str]:
     return model._irdistill_vocab
 
 
-def encode_vectors(model, corpus: Corpus, folder, model_name: str, batch_size: int = 8, chunk: int = 1024,
-                   progress: bool = True) -> dict:
+def encode_vectors(model, corpus: Corpus, folder, key: dict, batch_size: int = 8, chunk: int = 1024,
+                   progress: bool = True, rebuild: bool = False) -> dict:
     """Write ``docs/part-NNNNN.jsonl`` JsonVectorCollection files into ``folder``; finished parts are kept, so an
-    interrupted run resumes. Returns ``{"documents", "terms"}`` (the total non-zero terms)."""
+    interrupted run resumes (parts of another ``key`` or ``rebuild`` start over). Returns ``{"documents", "terms"}``
+    (the total non-zero terms)."""
     os.makedirs(os.path.join(folder, "docs"), exist_ok=True)  # docs/ holds nothing but the collection
-    meta = {"model": model_name, "corpus": corpus.fingerprint(), "chunk": chunk, "scale": SCALE,
-            "max_seq_length": model.max_seq_length}
+    meta = json.loads(json.dumps({**key, "chunk": chunk}))
     meta_path = os.path.join(folder, "meta.json")
-    if os.path.exists(meta_path) and json.load(open(meta_path)) != meta:
+    if os.path.exists(meta_path) and (rebuild or json.load(open(meta_path)) != meta):
         for p in glob.glob(os.path.join(folder, "*", "part-*")) + glob.glob(os.path.join(folder, "part-*")):
             os.remove(p)
     with atomic_path(meta_path) as tmp, open(tmp, "w") as f:
@@ -81,38 +81,6 @@ def encode_vectors(model, corpus: Corpus, folder, model_name: str, batch_size: i
     return {"documents": len(corpus), "terms": terms}
 
 
-def build_splade(corpus: Corpus, model, model_name: str, path, batch_size: int = 8, threads: int | None = None,
-                 progress: bool = True) -> "SpladeIndex":
-    """Encode ``corpus`` and build the impact index at ``path`` (in a temporary folder, moved into place when
-    complete). The encoded vectors wait in ``<path>.vectors`` until the index is built, so a killed build resumes."""
-    start_jvm()
-    from jnius import autoclass
-
-    path = os.path.abspath(os.fspath(path))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    vectors = path + ".vectors"
-    stats = encode_vectors(model, corpus, vectors, model_name, batch_size, progress=progress)
-    work = tempfile.mkdtemp(prefix=".tmp-splade-", dir=os.path.dirname(path))
-    try:
-        index = os.path.join(work, "index")
-        args = ["-collection", "JsonVectorCollection", "-generator", "DefaultLuceneDocumentGenerator",
-                "-input", os.path.join(vectors, "docs"), "-index", index, "-impact", "-pretokenized",
-                "-threads", str(threads or os.cpu_count() or 1), "-quiet"]
-        autoclass("io.anserini.index.IndexCollection").main(args)
-        meta = {"kind": "splade", "model": model_name, "corpus": corpus.fingerprint(), "documents": len(corpus),
-                "scale": SCALE, "max_seq_length": model.max_seq_length,
-                "doc_terms": stats["terms"] / max(1, stats["documents"]), "query_terms": {}}
-        with open(os.path.join(index, "meta.json"), "w") as f:
-            json.dump(meta, f, indent=1)
-        if os.path.exists(path):
-            shutil.rmtree(path)
-        os.replace(index, path)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    shutil.rmtree(vectors, ignore_errors=True)
-    return SpladeIndex(path)
-
-
 class _Weights:
     """A pyserini query encoder that hands back weights computed beforehand, looked up by query text."""
 
@@ -123,19 +91,47 @@ class _Weights:
         return self.weights[text]
 
 
-class SpladeIndex:
-    """A Lucene impact index of SPLADE vectors plus ``meta.json`` (model, corpus, sparsity)."""
+@register_index
+class SpladeIndex(Index):
+    """A Lucene impact index of SPLADE vectors; ``meta.json`` also records the sparsity (terms per document, and
+    per query for each query set retrieved)."""
+
+    name = "splade"
+    batch_size = 8  # SPLADE's MLM head holds (batch, tokens, vocabulary) logits, 1 GB per 16 x 512 tokens
 
     def __init__(self, path):
-        self.path = os.fspath(path)
-        meta = os.path.join(self.path, "meta.json")
-        if not os.path.exists(meta):
-            raise InputError("not a SPLADE index (no meta.json)", self.path)
-        with open(meta) as f:
-            self.meta = json.load(f)
-        if self.meta.get("kind") != "splade":
-            raise InputError(f"not a SPLADE index (kind {self.meta.get('kind')!r})", self.path)
+        super().__init__(path)
         self._searcher = None
+
+    @classmethod
+    def load_model(cls, name: str):
+        return load_splade(name)
+
+    @classmethod
+    def key(cls, corpus, model_name, model, kind, params) -> dict:
+        return {"corpus": corpus.fingerprint(), "model": model_name, "version": fingerprint(model_name),
+                "max_seq_length": model.max_seq_length, "scale": SCALE}
+
+    @classmethod
+    def build(cls, corpus, path, key, model, kind=None, batch_size=8, progress=True, rebuild=False,
+              threads: int | None = None) -> "SpladeIndex":
+        """Encode ``corpus`` and build the impact index at ``path``. The encoded vectors wait in ``<path>.vectors``
+        until the index is built, so a killed build resumes."""
+        start_jvm()
+        from jnius import autoclass
+
+        path = os.path.abspath(os.fspath(path))
+        vectors = path + ".vectors"
+        stats = encode_vectors(model, corpus, vectors, key, batch_size, progress=progress, rebuild=rebuild)
+        meta = {"kind": cls.name, "model": key["model"], "documents": len(corpus), "scale": SCALE,
+                "doc_terms": stats["terms"] / max(1, stats["documents"]), "query_terms": {}, "key": key}
+        with building(path, meta) as work:
+            args = ["-collection", "JsonVectorCollection", "-generator", "DefaultLuceneDocumentGenerator",
+                    "-input", os.path.join(vectors, "docs"), "-index", work, "-impact", "-pretokenized",
+                    "-threads", str(threads or os.cpu_count() or 1), "-quiet"]
+            autoclass("io.anserini.index.IndexCollection").main(args)
+        shutil.rmtree(vectors, ignore_errors=True)
+        return cls(path)
 
     @property
     def searcher(self):
@@ -160,17 +156,19 @@ class SpladeIndex:
         rows = [(q, h.docid, h.score) for q in qids for h in hits.get(q, [])]
         return rank_run(pd.DataFrame(rows, columns=["qid", "docid", "score"]).astype({"score": "float32"}))
 
-    def search(self, model, queries: dict[str, str], k: int = 1000, batch_size: int = 8,
+    def search(self, queries: dict[str, str], k: int = 1000, batch_size: int | None = None, progress: bool = False,
                threads: int | None = None) -> pd.DataFrame:
-        """Encode ``queries`` with ``model`` and return the top ``k`` of each; ``last_query_terms`` holds the
-        average number of non-zero query terms."""
+        """Encode ``queries`` and return the top ``k`` of each; ``last_query_terms`` holds the average number of
+        non-zero query terms."""
         qids = list(queries)
-        vectors = sparse_weights(model, [queries[q] for q in qids], "query", batch_size)
+        vectors = sparse_weights(self.query_encoder(), [queries[q] for q in qids], "query", batch_size or self.batch_size)
         self.last_query_terms = float(np.mean([len(v) for v in vectors])) if vectors else 0.0
         return self.search_weights(dict(zip(qids, vectors)), k, threads)
 
-    def record_query_terms(self, name: str, value: float) -> None:
-        """Store the average query sparsity of a query set (e.g. ``scifact/test``) in ``meta.json``."""
-        self.meta.setdefault("query_terms", {})[name] = value
+    def retrieve(self, dataset, k=1000, batch_size=None, progress=False) -> pd.DataFrame:
+        """Search the queries of ``dataset`` and record their sparsity in ``meta.json`` (e.g. ``scifact/test``)."""
+        run = self.search(dataset.queries, k, batch_size, progress)
+        self.meta.setdefault("query_terms", {})[f"{dataset.name}/{dataset.split}"] = self.last_query_terms
         with atomic_path(os.path.join(self.path, "meta.json")) as tmp, open(tmp, "w") as f:
             json.dump(self.meta, f, indent=1)
+        return run

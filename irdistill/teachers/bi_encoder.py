@@ -7,10 +7,11 @@ from collections import OrderedDict
 import numpy as np
 
 from ..index.encode import encode_texts
-from ..models import load_sentence_transformer, resolve_model
-from .base import Teacher, weights_hash
+from ..models import load_sentence_transformer, resolve_model, weights_hash
+from .base import Teacher, register_teacher
 
 
+@register_teacher
 class BiEncoderTeacher(Teacher):
     """Passage embeddings are memoised (up to ``memo`` passages), so a passage shared by many queries is encoded once."""
 

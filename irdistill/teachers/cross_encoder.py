@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..models import resolve_model
-from .base import Teacher, weights_hash
+from ..models import resolve_model, weights_hash
+from .base import Teacher, register_teacher
 
 
 def _default_dtype(device: str) -> str:
     return "bfloat16" if device.startswith("cuda") else "float32"
 
 
+@register_teacher
 class CrossEncoderTeacher(Teacher):
     """Raw logits (no sigmoid) of a cross-encoder, so margins keep their scale.
 

@@ -10,8 +10,7 @@ import urllib.request
 
 import numpy as np
 
-from ...models import resolve_model
-from ..base import weights_hash
+from . import resolve_model, weights_hash
 
 
 def _variants(label: str) -> set[str]:

@@ -1,0 +1,110 @@
+"""What every student is, and the one registry of student architectures.
+
+A student is one class in one file: how its model loads, how its scores of a batch reach the losses
+(``objective``), the sentence-transformers trainer and training arguments it runs on, and its dev evaluator.
+``train`` runs the flow all students share and never asks which student it has.
+
+A new architecture::
+
+    @register_student
+    class MyStudent(Student):
+        name = "mine"
+        def load(self, path, cfg): ...                      # the model to train
+        def objective(self, model, loss, cfg): ...          # an nn.Module: (features, labels) -> loss
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from ...errors import InputError
+from ..losses import RankingLoss
+
+STUDENTS: dict[str, "Student"] = {}
+
+
+def register_student(cls: type["Student"]) -> type["Student"]:
+    """Add a student class to the registry under ``cls.name`` (usable as a class decorator)."""
+    STUDENTS[cls.name] = cls()
+    return cls
+
+
+def get_student(name: str) -> "Student":
+    if name not in STUDENTS:
+        raise InputError(f"unknown student {name!r} (choose from {', '.join(STUDENTS)})")
+    return STUDENTS[name]
+
+
+class Student:
+    """Class attributes: ``name`` (``student:`` in a training config), ``trainer`` / ``arguments`` (the
+    sentence-transformers trainer and training-arguments classes), ``retriever`` (the index kind that retrieves with
+    a trained model; None for re-rankers) and ``teacher`` (the teacher kind that scores with one, if any)."""
+
+    name: ClassVar[str] = ""
+    retriever: ClassVar[str | None] = None
+    teacher: ClassVar[str | None] = None
+
+    @property
+    def trainer(self):
+        import sentence_transformers as st
+
+        return st.SentenceTransformerTrainer
+
+    @property
+    def arguments(self):
+        import sentence_transformers as st
+
+        return st.SentenceTransformerTrainingArguments
+
+    def load(self, path: str, cfg):
+        """The model to train, from a local folder or hub name (``cfg``: the TrainConfig)."""
+        raise NotImplementedError
+
+    def objective(self, model, loss: RankingLoss, cfg) -> nn.Module:
+        """The ``loss`` the trainer calls with a batch: columns (query, doc_1 .. doc_N; doc_1 the positive) and
+        labels (B, N) of teacher scores."""
+        raise NotImplementedError
+
+    def training_arguments(self, model, cfg, columns: list[str]) -> dict:
+        """Extra training arguments for this student (``columns``: the dataset's text columns)."""
+        return {}
+
+    def dev_evaluator(self, queries: dict[str, str], texts: dict[str, str], relevant: dict[str, set[str]],
+                      candidates: dict[str, list[str]]):
+        """A sentence-transformers evaluator of nDCG@10 on held-out queries (``texts``: their candidates' and
+        positives' texts by id; ``candidates``: each query's cached candidates)."""
+        from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+
+        return InformationRetrievalEvaluator(queries, texts, relevant, name="dev", write_csv=False)
+
+
+class Objective(nn.Module):
+    """A student's scores of a batch, handed to a RankingLoss: ``scores`` (B, N) of each query's own candidates and,
+    for students that score every query against every document, ``in_batch`` (B, M) whose first B*N columns are the
+    batch's own candidates in order (row i's at i*N .. i*N+N-1)."""
+
+    def __init__(self, model, loss: RankingLoss):
+        super().__init__()
+        self.model, self.loss = model, loss
+
+    def scores(self, features) -> tuple[Tensor, Tensor | None]:
+        raise NotImplementedError
+
+    def forward(self, features, labels):
+        if isinstance(labels, list):
+            labels = torch.stack(labels)
+        scores, in_batch = self.scores(features)
+        return self.loss(scores, labels.to(scores.device, scores.dtype), in_batch)
+
+    def get_config_dict(self) -> dict:
+        return {"loss": type(self.loss).__name__, **self.loss.config()}
+
+
+def own_scores(in_batch: Tensor, n: int) -> Tensor:
+    """(B, N): each query's scores of its own candidates, out of the (B, B*N) in-batch scores."""
+    b = in_batch.shape[0]
+    own = torch.arange(b, device=in_batch.device)
+    return in_batch[:, : b * n].view(b, b, n)[own, own]

@@ -1,0 +1,40 @@
+"""The bi-encoder student: a sentence-transformers ``SentenceTransformer``, scored by the cosine (or dot product,
+per the model's ``similarity_fn_name``) of query and document embeddings, in-batch negatives included (as in DPR,
+Karpukhin et al., 2020, and every distilled dense retriever since TAS-B)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .base import Objective, Student, own_scores, register_student
+
+
+class BiEncoderObjective(Objective):
+    """Every query against every document of the batch: ``in_batch`` (B, B*N), its diagonal blocks ``scores``."""
+
+    def scores(self, features) -> tuple[Tensor, Tensor]:
+        from sentence_transformers.base.losses.merged_forward import embed_columns
+
+        emb = embed_columns(self.model, features)
+        q, docs = emb[0], torch.stack(emb[1:], 1)  # (B, D), (B, N, D)
+        if self.model.similarity_fn_name == "cosine":
+            q, docs = F.normalize(q, dim=-1), F.normalize(docs, dim=-1)
+        in_batch = q @ docs.flatten(0, 1).T
+        return own_scores(in_batch, docs.shape[1]), in_batch
+
+
+@register_student
+class BiEncoderStudent(Student):
+    name = "bi-encoder"
+    retriever = "dense"
+    teacher = "bi-encoder"
+
+    def load(self, path, cfg):
+        from sentence_transformers import SentenceTransformer
+
+        return SentenceTransformer(path, trust_remote_code=cfg.trust_remote_code)
+
+    def objective(self, model, loss, cfg):
+        return BiEncoderObjective(model, loss)
