@@ -68,7 +68,7 @@ def config(folder, cache, tid, output, student, model, **kw):
                                   "max_seq_length": 32, **kw})
 
 
-@pytest.mark.parametrize("loss", ["margin-mse", {"name": "listwise-kl"}, "cprd", "infonce", "ranknet",
+@pytest.mark.parametrize("loss", ["margin-mse", {"name": "listwise-kl"}, "cprd", "infonce", "ranknet", "pld",
                                   [{"name": "margin-mse", "weight": 1.0}, {"name": "infonce", "weight": 0.1}]])
 def test_bi_encoder_trains_with_every_loss(cached, tiny_model_dir, tmp_path, loss):
     from sentence_transformers import SentenceTransformer
