@@ -32,7 +32,7 @@ def _add_retriever(p):
     p.add_argument("--index", help="index folder (default: indexes/<dataset>/...)")
     p.add_argument("--rebuild", action="store_true", help="build the index (and its encoding) again even if it exists")
     p.add_argument("--batch-size", type=int, help="encoding batch size (default: " + ", ".join(
-        f"{n} {c.batch_size}" for n, c in INDEXES.items() if c.needs_model) + ")")
+        f"{n} {c.batch_size}" for n, c in INDEXES.items() if c.loader) + ")")
 
 
 def _retrieval(args) -> dict:

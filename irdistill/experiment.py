@@ -43,21 +43,26 @@ def config_hash(**parts) -> str:
 
 
 # rows and tables ---------------------------------------------------------------------------------------------------
-def resumable_rows(names, wanted, results_dir, run_row, configs: dict | None = None) -> list[dict]:
+def resumable_rows(names, wanted, results_dir, run_row, configs: dict | None = None, rerun=()) -> list[dict]:
     """Run each ``wanted`` row that ``results_dir/<row>.json`` does not hold yet for its current config
     (``configs[row]``; a changed config runs the row again), storing it atomically with that config; return the
-    stored results of ``names`` in order (rows never run are left out)."""
+    stored results of ``names`` in order (rows never run are left out). Rows in ``rerun`` run even when stored, and
+    say whether they reproduced the stored result exactly."""
     configs = configs or {}
     os.makedirs(results_dir, exist_ok=True)
     path = lambda row: os.path.join(results_dir, f"{row}.json")
     stored = lambda row: json.load(open(path(row))) if os.path.exists(path(row)) else None
     for row in wanted:
         old = stored(row)
-        if old is None or old.get("config") != configs.get(row):
-            result = {**run_row(row), "config": configs.get(row)}
+        if old is None or old.get("config") != configs.get(row) or row in rerun:
+            result = json.loads(json.dumps({**run_row(row), "config": configs.get(row)}))
             with atomic_path(path(row)) as tmp, open(tmp, "w") as f:
                 json.dump(result, f, indent=1)
             print(f"{row}: {json.dumps(result)}", flush=True)
+            if row in rerun and old is not None:
+                changed = sorted(k for k in set(old) | set(result) if old.get(k) != result.get(k))
+                print(f"{row}: rerun {'reproduced the stored result exactly' if not changed else 'changed ' + ', '.join(changed)}",
+                      flush=True)
     return [r for r in map(stored, names) if r is not None]
 
 
@@ -77,6 +82,8 @@ def table_main(doc: str, rows: dict, run_row, configs: dict, results_dir: str, s
     ap.add_argument("--rows", default="all",
                     help=f"comma-separated rows from: {', '.join(rows)} (none: only write the table of finished rows)")
     ap.add_argument("--write", help="write the table of finished rows into this Markdown file")
+    ap.add_argument("--rerun", action="store_true", help="run the --rows again even if stored, and say whether each "
+                                                          "reproduced its stored result exactly")
     for add in options:
         add(ap)
     args = ap.parse_args(argv)
@@ -85,7 +92,8 @@ def table_main(doc: str, rows: dict, run_row, configs: dict, results_dir: str, s
     if unknown:
         ap.error(f"unknown rows: {', '.join(sorted(unknown))}")
     current = set(configs.values())
-    done = [d for d in resumable_rows(rows, wanted, results_dir, run_row, configs) if d.get("config") in current]
+    rerun = wanted if args.rerun else ()
+    done = [d for d in resumable_rows(rows, wanted, results_dir, run_row, configs, rerun) if d.get("config") in current]
     text = render(done, args)
     print(text)
     if args.write:

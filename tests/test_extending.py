@@ -21,16 +21,11 @@ class WordOverlapIndex(Index):
     """A toy index: the documents' word sets in a JSON file; a document scores the words it shares with the query."""
 
     name = "overlap"
-    needs_model = False
 
     def __init__(self, path):
         super().__init__(path)
         with open(os.path.join(self.path, "docs.json")) as f:
             self.docs = {d: set(words) for d, words in json.load(f).items()}
-
-    @classmethod
-    def key(cls, corpus, model_name, model, kind, params):
-        return {"corpus": corpus.fingerprint()}
 
     @classmethod
     def build(cls, corpus, path, key, model, kind, batch_size, progress=True, rebuild=False, **params):
@@ -60,15 +55,8 @@ class DotObjective(Objective):
 
 class DotStudent(Student):
     name = "dot-bi-encoder"
+    objective_class = DotObjective
     retriever = "dense"
-
-    def load(self, path, cfg):
-        from sentence_transformers import SentenceTransformer
-
-        return SentenceTransformer(path)
-
-    def objective(self, model, loss, cfg):
-        return DotObjective(model, loss)
 
 
 @pytest.fixture

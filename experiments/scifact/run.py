@@ -106,11 +106,19 @@ PAIRS = [(f"{d}{e}", base) for e in ("", "-3ep") for d in ("margin-mse", "listwi
          for base in (f"infonce{e}", "zero-shot")] + [("pld-3ep", "infonce-3ep"), ("pld-3ep", "zero-shot")]
 
 
+def row_model(row: str) -> str:
+    """The model of a dense row: MiniLM for zero-shot, else the row's student (trained again from its config, with
+    its seed, if this checkout does not hold it)."""
+    if ROWS[row][1] is None:
+        return MODEL
+    return student(row, teachers_on_train(stacked=ROWS[row][1]["examples"]["teacher"] == "stacked"))
+
+
 def significance(done: list[dict], path: str, run: bool) -> str:
     """Paired t-tests (ranx, per-query) of PAIRS: SciFact nDCG@10 and Cranfield nDCG@10 (exp). Runs come from the rows'
     saved indexes; each pair's result is kept in ``path`` under the two rows' configs."""
     old = json.load(open(path)) if os.path.exists(path) else {}
-    models = {d["config"]: d.get("model", MODEL) for d in done}
+    models = {d["config"]: r for r in ROWS for d in done if d["config"] == CONFIGS[r]}
     tests, missing, runs = {}, [], {}  # runs: (dataset, row) -> run, each retrieved once
     for a, b in PAIRS:
         key, want = f"{a} vs {b}", [CONFIGS[a], CONFIGS[b]]
@@ -122,7 +130,7 @@ def significance(done: list[dict], path: str, run: bool) -> str:
                 ds = load_dataset(ds_path, "test")
                 for r in (a, b):
                     if (name, r) not in runs:
-                        runs[name, r] = retrieve(ds, "dense", models[CONFIGS[r]], "flat", k=1000)
+                        runs[name, r] = retrieve(ds, "dense", row_model(r), "flat", k=1000)
                 report = compare_runs(ds.qrels, {r: runs[name, r] for r in (a, b)}, metric)
                 tests[key][name] = {"diff": report.results[a][metric] - report.results[b][metric],
                                     "p": float(report.comparisons[a, b][metric]["p_value"])}

@@ -11,7 +11,7 @@ A new kind::
     @register_index
     class MyIndex(Index):
         name = "mine"
-        def key(cls, corpus, model_name, model, kind, params): ...   # what decides the content
+        def settings(cls, corpus, model, kind, params): ...          # what decides the content, but the corpus
         def build(cls, corpus, path, key, model, kind, batch_size, progress, **params): ...
         def search(self, queries, k=1000, batch_size=None, progress=False): ...
 """
@@ -31,6 +31,7 @@ import pandas as pd
 
 from ..data.dataset import Dataset
 from ..errors import InputError
+from ..models import fingerprint
 
 INDEXES: dict[str, type["Index"]] = {}
 DEFAULT_ROOT = os.environ.get("IRDISTILL_INDEXES", "indexes")
@@ -54,6 +55,17 @@ def slug(name: str) -> str:
         path = os.path.abspath(name).rstrip("/")
         name = f"{os.path.basename(path)}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
+
+
+def read_docids(folder) -> list[str]:
+    """``docids.txt`` of an index folder: the document id of every row, one per line."""
+    with open(os.path.join(folder, "docids.txt"), encoding="utf-8") as f:
+        return f.read().split("\n")[:-1]
+
+
+def write_docids(folder, docids: list[str]) -> None:
+    with open(os.path.join(folder, "docids.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(docids) + "\n")
 
 
 def read_meta(path, kind: str | None = None) -> dict:
@@ -90,12 +102,13 @@ class Index:
     """A searchable index of one corpus, kept in a folder (``path``) with ``meta.json`` (``meta``).
 
     Class attributes: ``name`` (the registry key, ``--retriever``), ``kinds`` (the ``--kind`` choices, default first),
-    ``needs_model`` and ``batch_size`` (encoding batch). ``encoder`` is the model that encodes queries: the one the
-    index was opened with, else the one named in ``meta.json``, loaded on first search."""
+    ``loader`` (the function that loads the kind's model by name; None for kinds without one) and ``batch_size``
+    (encoding batch). ``encoder`` is the model that encodes queries: the one the index was opened with, else the one
+    named in ``meta.json``, loaded on first search."""
 
     name: ClassVar[str] = ""
     kinds: ClassVar[tuple[str, ...]] = ()
-    needs_model: ClassVar[bool] = True
+    loader: ClassVar = None
     batch_size: ClassVar[int] = 64
 
     def __init__(self, path):
@@ -105,14 +118,9 @@ class Index:
 
     # what each kind implements ------------------------------------------------------------------------------------
     @classmethod
-    def load_model(cls, name: str):
-        """The query/document encoder called ``name`` (None for kinds without a model)."""
-        return None
-
-    @classmethod
-    def key(cls, corpus, model_name: str | None, model, kind: str | None, params: dict) -> dict:
-        """Everything that decides the index's content; an index folder is reused only when its key is equal."""
-        raise NotImplementedError
+    def settings(cls, corpus, model, kind: str | None, params: dict) -> dict:
+        """What decides the index's content besides the corpus and the model's name and weights (see ``key``)."""
+        return {}
 
     @classmethod
     def build(cls, corpus, path, key: dict, model, kind: str | None, batch_size: int, progress: bool = True,
@@ -127,8 +135,20 @@ class Index:
         raise NotImplementedError
 
     # shared -------------------------------------------------------------------------------------------------------
+    @classmethod
+    def load_model(cls, name: str):
+        """The query/document encoder called ``name`` (None for kinds without a model)."""
+        return cls.loader(name) if cls.loader else None
+
+    @classmethod
+    def key(cls, corpus, model_name: str | None, model, kind: str | None, params: dict) -> dict:
+        """Everything that decides the index's content: the corpus (ids and texts), the model (name and weights),
+        and the kind's ``settings``. An index folder is reused only when its key is equal."""
+        named = {"model": model_name, "version": fingerprint(model_name)} if cls.loader else {}
+        return {"corpus": corpus.fingerprint(), **named, **cls.settings(corpus, model, kind, params)}
+
     def query_encoder(self):
-        if self.encoder is None and self.needs_model:
+        if self.encoder is None and self.loader:
             self.encoder = self.load_model(self.meta["model"])
         return self.encoder
 
@@ -140,7 +160,7 @@ class Index:
     @classmethod
     def folder(cls, dataset: Dataset, model: str | None = None, kind: str | None = None, root: str = DEFAULT_ROOT) -> str:
         """Where the index of ``dataset`` lives by default: ``<root>/<collection>[/<model>]/<leaf(kind)>``."""
-        model_part = [slug(model)] if model and cls.needs_model else []
+        model_part = [slug(model)] if model and cls.loader else []
         return os.path.join(root, dataset.name, *model_part, cls.leaf(kind))
 
     @classmethod
@@ -151,7 +171,7 @@ class Index:
     @classmethod
     def run_name(cls, dataset: Dataset, model: str | None = None, kind: str | None = None) -> str:
         """A name for a run of this index on ``dataset`` (runs/<name>/ in the CLI)."""
-        model = slug(model) if model and cls.needs_model else ""
+        model = slug(model) if model and cls.loader else ""
         return "-".join(p for p in [dataset.name, dataset.split or "", cls.name, model] if p)
 
 
@@ -165,13 +185,13 @@ def open_index(dataset: Dataset, retriever: str = "bm25", model: str | None = No
     """The ``retriever`` index of ``dataset`` (for ``model``) in the folder ``index`` (default ``Index.folder``),
     built when missing, stale or ``rebuild``. ``encoder``: the model ``model`` names, already loaded."""
     cls = index_class(retriever)
-    if cls.needs_model and not model:
+    if cls.loader and not model:
         raise InputError(f"--retriever {retriever} needs --model")
     if kind is not None and kind not in cls.kinds:
         raise InputError(f"unknown {retriever} index kind {kind!r} (choose from {', '.join(cls.kinds) or 'none'})")
     kind = kind or (cls.kinds[0] if cls.kinds else None)
     path = index or cls.folder(dataset, model, kind)
-    if encoder is None and cls.needs_model:
+    if encoder is None and cls.loader:
         encoder = cls.load_model(model)
     key = _stable(cls.key(dataset.corpus, model, encoder, kind, params))
     if not rebuild and os.path.exists(os.path.join(path, "meta.json")) and read_meta(path).get("key") == key:

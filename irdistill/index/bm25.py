@@ -20,7 +20,6 @@ class BM25Index(Index):
     Anserini's defaults (the BEIR "flat" baseline)."""
 
     name = "bm25"
-    needs_model = False
 
     def __init__(self, path, k1: float = 0.9, b: float = 0.4):
         super().__init__(path)
@@ -32,17 +31,13 @@ class BM25Index(Index):
         self.searcher.set_bm25(k1, b)
 
     @classmethod
-    def key(cls, corpus, model_name, model, kind, params) -> dict:
-        return {"corpus": corpus.fingerprint()}
-
-    @classmethod
     def build(cls, corpus, path, key=None, model=None, kind=None, batch_size=0, progress=True, rebuild=False,
               threads: int | None = None) -> "BM25Index":
         """Index ``corpus`` at ``path`` (the documents go to Lucene as JSON lines written to a scratch folder)."""
         start_jvm()
         from jnius import autoclass
 
-        meta = {"kind": cls.name, "documents": len(corpus), "key": key or cls.key(corpus, None, None, None, {})}
+        meta = {"kind": cls.name, "documents": len(corpus), "key": key}
         parent = os.path.dirname(os.path.abspath(path))
         os.makedirs(parent, exist_ok=True)
         scratch = tempfile.mkdtemp(prefix=".tmp-bm25-docs-", dir=parent)

@@ -29,8 +29,8 @@ from ..data.corpus import Corpus
 from ..data.io import atomic_path
 from ..data.runs import rank_run
 from ..errors import InputError
-from ..models import fingerprint, load_colbert
-from .base import Index, building, register_index
+from ..models import load_colbert
+from .base import Index, building, read_docids, register_index, write_docids
 from .dense import _create, _faiss, _to_gpu
 
 KINDS = ("flat", "ivfpq")
@@ -93,12 +93,12 @@ class ColbertIndex(Index):
 
     name = "colbert"
     kinds = ("auto", *KINDS)
+    loader = staticmethod(load_colbert)
     batch_size = 32
 
     def __init__(self, path):
         super().__init__(path)
-        with open(os.path.join(self.path, "docids.txt"), encoding="utf-8") as f:
-            self.docids = f.read().split("\n")[:-1]
+        self.docids = read_docids(self.path)
         self.tokens = np.load(os.path.join(self.path, "tokens.npy"), mmap_mode="r")
         self.offsets = np.load(os.path.join(self.path, "offsets.npy"))
         self.index = _faiss().read_index(os.path.join(self.path, "index.faiss"))
@@ -107,13 +107,8 @@ class ColbertIndex(Index):
             self.set_nprobe(self.meta["params"]["nprobe"])
 
     @classmethod
-    def load_model(cls, name: str):
-        return load_colbert(name)
-
-    @classmethod
-    def key(cls, corpus, model_name, model, kind, params) -> dict:
-        return {"corpus": corpus.fingerprint(), "model": model_name, "version": fingerprint(model_name),
-                "config": _model_config(model), "kind": kind, "params": params}
+    def settings(cls, corpus, model, kind, params) -> dict:
+        return {"config": _model_config(model), "kind": kind, "params": params}
 
     @classmethod
     def build(cls, corpus, path, key, model, kind="auto", batch_size=32, progress=True, rebuild=False,
@@ -177,8 +172,7 @@ class ColbertIndex(Index):
                     bar.update(min(step, n - start))
             del tokens
             faiss.write_index(index, os.path.join(work, "index.faiss"))
-            with open(os.path.join(work, "docids.txt"), "w", encoding="utf-8") as f:
-                f.write("\n".join(docids) + "\n")
+            write_docids(work, docids)
         return cls(path)
 
     def candidates(self, query_tokens: np.ndarray, token_k: int) -> np.ndarray:

@@ -12,8 +12,8 @@ from tqdm.auto import tqdm
 from ..data.runs import rank_run
 from ..errors import InputError
 from ..models import load_sentence_transformer
-from .base import Index, building, register_index
-from .encode import Embeddings, encode_corpus, encode_texts, vectors_key
+from .base import Index, building, read_docids, register_index, write_docids
+from .encode import Embeddings, encode_corpus, encode_texts, vectors_key, wants_normalized
 
 KINDS = ("flat", "hnsw", "ivfpq")
 
@@ -70,12 +70,12 @@ class DenseIndex(Index):
 
     name = "dense"
     kinds = KINDS
+    loader = staticmethod(load_sentence_transformer)
     batch_size = 64
 
     def __init__(self, path):
         super().__init__(path)
-        with open(os.path.join(self.path, "docids.txt"), encoding="utf-8") as f:
-            self.docids = f.read().split("\n")[:-1]
+        self.docids = read_docids(self.path)
         self.index = _faiss().read_index(os.path.join(self.path, "index.faiss"))
         self.device_index = _to_gpu(self.index, self.meta["faiss_kind"])
         self._set_search_params()
@@ -90,10 +90,6 @@ class DenseIndex(Index):
                 faiss.GpuParameterSpace().set_index_parameter(self.device_index, "nprobe", p["nprobe"])
 
     @classmethod
-    def load_model(cls, name: str):
-        return load_sentence_transformer(name)
-
-    @classmethod
     def leaf(cls, kind):
         return kind or KINDS[0]
 
@@ -102,10 +98,9 @@ class DenseIndex(Index):
         return f"{super().run_name(dataset, model)}-{kind or KINDS[0]}"
 
     @classmethod
-    def key(cls, corpus, model_name, model, kind, params) -> dict:
-        dim = model.get_embedding_dimension()
-        return {**vectors_key(corpus, model_name, model), "faiss_kind": kind,
-                "params": {**default_params(kind, len(corpus), dim), **params}}
+    def settings(cls, corpus, model, kind, params) -> dict:
+        return {"max_seq_length": model.max_seq_length, "normalized": wants_normalized(model), "faiss_kind": kind,
+                "params": {**default_params(kind, len(corpus), model.get_embedding_dimension()), **params}}
 
     @classmethod
     def build(cls, corpus, path, key, model, kind, batch_size=64, progress=True, rebuild=False, **params) -> "DenseIndex":
@@ -136,8 +131,7 @@ class DenseIndex(Index):
                 "normalized": embeddings.meta["normalized"], "key": key}
         with building(path, meta) as work:
             faiss.write_index(index, os.path.join(work, "index.faiss"))
-            with open(os.path.join(work, "docids.txt"), "w", encoding="utf-8") as f:
-                f.write("\n".join(docids) + "\n")
+            write_docids(work, docids)
         return cls(path)
 
     def search_vectors(self, vectors: np.ndarray, k: int = 1000, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:

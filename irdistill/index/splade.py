@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from ..data.corpus import Corpus
 from ..data.io import atomic_path
 from ..data.runs import rank_run
-from ..models import fingerprint, load_splade
+from ..models import load_splade
 from .base import Index, building, register_index
 from .java import start_jvm
 
@@ -97,6 +97,7 @@ class SpladeIndex(Index):
     per query for each query set retrieved)."""
 
     name = "splade"
+    loader = staticmethod(load_splade)
     batch_size = 8  # SPLADE's MLM head holds (batch, tokens, vocabulary) logits, 1 GB per 16 x 512 tokens
 
     def __init__(self, path):
@@ -104,13 +105,8 @@ class SpladeIndex(Index):
         self._searcher = None
 
     @classmethod
-    def load_model(cls, name: str):
-        return load_splade(name)
-
-    @classmethod
-    def key(cls, corpus, model_name, model, kind, params) -> dict:
-        return {"corpus": corpus.fingerprint(), "model": model_name, "version": fingerprint(model_name),
-                "max_seq_length": model.max_seq_length, "scale": SCALE}
+    def settings(cls, corpus, model, kind, params) -> dict:
+        return {"max_seq_length": model.max_seq_length, "scale": SCALE}
 
     @classmethod
     def build(cls, corpus, path, key, model, kind=None, batch_size=8, progress=True, rebuild=False,

@@ -9,8 +9,8 @@ A new architecture::
     @register_student
     class MyStudent(Student):
         name = "mine"
-        def load(self, path, cfg): ...                      # the model to train
-        def objective(self, model, loss, cfg): ...          # an nn.Module: (features, labels) -> loss
+        model_class = "SentenceTransformer"    # its sentence-transformers class (model, trainer, arguments)
+        objective_class = MyObjective          # an Objective: the student's scores of a batch, for the losses
 """
 
 from __future__ import annotations
@@ -39,34 +39,38 @@ def get_student(name: str) -> "Student":
 
 
 class Student:
-    """Class attributes: ``name`` (``student:`` in a training config), ``trainer`` / ``arguments`` (the
-    sentence-transformers trainer and training-arguments classes), ``retriever`` (the index kind that retrieves with
-    a trained model; None for re-rankers) and ``teacher`` (the teacher kind that scores with one, if any)."""
+    """Class attributes: ``name`` (``student:`` in a training config), ``model_class`` (its sentence-transformers
+    class, whose trainer and training arguments it trains with), ``retriever`` (the index kind that retrieves with a
+    trained model; None for re-rankers) and ``teacher`` (the teacher kind that scores with one, if any)."""
 
     name: ClassVar[str] = ""
+    model_class: ClassVar[str] = "SentenceTransformer"
+    loader: ClassVar = None          # a function that loads the model by path, when the class alone does not
+    objective_class: ClassVar[type] = None
     retriever: ClassVar[str | None] = None
     teacher: ClassVar[str | None] = None
 
+    def _st(self, suffix: str = ""):
+        import sentence_transformers
+
+        return getattr(sentence_transformers, self.model_class + suffix)
+
     @property
     def trainer(self):
-        import sentence_transformers as st
-
-        return st.SentenceTransformerTrainer
+        return self._st("Trainer")
 
     @property
     def arguments(self):
-        import sentence_transformers as st
-
-        return st.SentenceTransformerTrainingArguments
+        return self._st("TrainingArguments")
 
     def load(self, path: str, cfg):
         """The model to train, from a local folder or hub name (``cfg``: the TrainConfig)."""
-        raise NotImplementedError
+        return self.loader(path) if self.loader else self._st()(path, trust_remote_code=cfg.trust_remote_code)
 
     def objective(self, model, loss: RankingLoss, cfg) -> nn.Module:
         """The ``loss`` the trainer calls with a batch: columns (query, doc_1 .. doc_N; doc_1 the positive) and
         labels (B, N) of teacher scores."""
-        raise NotImplementedError
+        return self.objective_class(model, loss)
 
     def training_arguments(self, model, cfg, columns: list[str]) -> dict:
         """Extra training arguments for this student (``columns``: the dataset's text columns)."""

@@ -28,13 +28,6 @@ class BiEncoderObjective(Objective):
 @register_student
 class BiEncoderStudent(Student):
     name = "bi-encoder"
+    objective_class = BiEncoderObjective
     retriever = "dense"
     teacher = "bi-encoder"
-
-    def load(self, path, cfg):
-        from sentence_transformers import SentenceTransformer
-
-        return SentenceTransformer(path, trust_remote_code=cfg.trust_remote_code)
-
-    def objective(self, model, loss, cfg):
-        return BiEncoderObjective(model, loss)

@@ -40,25 +40,10 @@ class MultiVectorObjective(Objective):
 @register_student
 class ColbertStudent(Student):
     name = "colbert"
+    model_class = "MultiVectorEncoder"
+    loader = staticmethod(load_colbert)
+    objective_class = MultiVectorObjective
     retriever = "colbert"
-
-    @property
-    def trainer(self):
-        import sentence_transformers as st
-
-        return st.MultiVectorEncoderTrainer
-
-    @property
-    def arguments(self):
-        import sentence_transformers as st
-
-        return st.MultiVectorEncoderTrainingArguments
-
-    def load(self, path, cfg):
-        return load_colbert(path)
-
-    def objective(self, model, loss, cfg):
-        return MultiVectorObjective(model, loss)
 
     def training_arguments(self, model, cfg, columns):
         """The trainer applies prompts by column: the query marker to the query, the document marker to the rest;

@@ -25,27 +25,12 @@ class CrossEncoderObjective(Objective):
 @register_student
 class CrossEncoderStudent(Student):
     name = "cross-encoder"
+    model_class = "CrossEncoder"
+    objective_class = CrossEncoderObjective
     teacher = "cross-encoder"
 
-    @property
-    def trainer(self):
-        import sentence_transformers as st
-
-        return st.CrossEncoderTrainer
-
-    @property
-    def arguments(self):
-        import sentence_transformers as st
-
-        return st.CrossEncoderTrainingArguments
-
     def load(self, path, cfg):
-        from sentence_transformers import CrossEncoder
-
-        return CrossEncoder(path, num_labels=1, trust_remote_code=cfg.trust_remote_code)
-
-    def objective(self, model, loss, cfg):
-        return CrossEncoderObjective(model, loss)
+        return self._st()(path, num_labels=1, trust_remote_code=cfg.trust_remote_code)
 
     def dev_evaluator(self, queries, texts, relevant, candidates):
         """nDCG@10 re-ranking each held-out query's cached candidates (its positives included)."""

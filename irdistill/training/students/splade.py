@@ -35,22 +35,9 @@ class SparseObjective(Objective):
 @register_student
 class SpladeStudent(Student):
     name = "splade"
+    model_class = "SparseEncoder"
+    loader = staticmethod(load_splade)
     retriever = "splade"
-
-    @property
-    def trainer(self):
-        import sentence_transformers as st
-
-        return st.SparseEncoderTrainer
-
-    @property
-    def arguments(self):
-        import sentence_transformers as st
-
-        return st.SparseEncoderTrainingArguments
-
-    def load(self, path, cfg):
-        return load_splade(path)
 
     def objective(self, model, loss, cfg):
         """``SparseObjective`` plus FLOPS regularisation of the query and document vectors, weighted by
