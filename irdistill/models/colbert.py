@@ -1,0 +1,51 @@
+"""ColBERT students and indexes: any BERT-like checkpoint as a sentence-transformers MultiVectorEncoder."""
+
+from __future__ import annotations
+
+from . import model_type, resolve_model
+
+# ColBERT markers: PyLate's and Stanford ColBERT's choice, unused BERT vocabulary entries (no new embeddings)
+COLBERT_PROMPTS = {"query": "[unused0] ", "document": "[unused1] "}
+
+
+def load_colbert(name: str, device: str | None = None, dim: int = 128, query_length: int = 32,
+                 document_length: int = 180):
+    """A ColBERT model: a saved MultiVectorEncoder as it is; any other checkpoint (a SentenceTransformer such as
+    all-MiniLM-L6-v2, or a bare BERT-like model) becomes one through sentence-transformers' own conversion, with
+    a fresh linear projection to ``dim``, the query/document markers, query augmentation (queries padded with
+    [MASK] to ``query_length`` tokens; the masks are scored, not attended to) and a punctuation skiplist on the
+    document side, all saved in the model's config."""
+    import string
+
+    from sentence_transformers import MultiVectorEncoder
+    from sentence_transformers.base.modules.dense import Dense
+    from sentence_transformers.multi_vector_encoder.modules import MultiVectorMask
+    from torch import nn
+
+    path = resolve_model(name)
+    if model_type(path) == "MultiVectorEncoder":
+        return MultiVectorEncoder(path, device=device)
+    model = MultiVectorEncoder(path, device=device)  # drops pooling, adds Dense(hidden, 128), mask, token Normalize
+    modules = model._modules
+    keys = list(modules)
+    transformer, tokenizer = modules[keys[0]], model.tokenizer
+    if dim != 128:
+        dense = next(k for k in keys if isinstance(modules[k], Dense))
+        modules[dense] = Dense(transformer.get_embedding_dimension(), dim, bias=False,
+                               activation_function=nn.Identity(), module_input_name="token_embeddings")
+    mask = next(k for k in keys if isinstance(modules[k], MultiVectorMask))
+    modules[mask] = MultiVectorMask(skiplist_words=list(string.punctuation))
+    transformer.query_expansion = {"strategy": "fixed", "length": query_length}
+    transformer.document_length = document_length
+    prompts = dict(COLBERT_PROMPTS)
+    if any(p.split()[0] not in tokenizer.get_vocab() for p in prompts.values()):  # not a BERT vocabulary
+        prompts = {"query": "[Q] ", "document": "[D] "}
+    from transformers import AddedToken
+
+    tokenizer.add_special_tokens({"additional_special_tokens": [
+        AddedToken(p.split()[0], normalized=False, special=True) for p in prompts.values()]})
+    if len(tokenizer) > transformer.auto_model.get_input_embeddings().num_embeddings:
+        transformer.auto_model.resize_token_embeddings(len(tokenizer))
+    modules[mask].resolve_with_tokenizer(tokenizer)
+    model.prompts = prompts
+    return model.to(model.device)
