@@ -45,12 +45,14 @@ class WordOverlapIndex(Index):
 class DotObjective(Objective):
     """Unnormalised dot products of mean-pooled embeddings, own candidates only."""
 
-    def scores(self, features):
+    def embed(self, features):
         from sentence_transformers.base.losses.merged_forward import embed_columns
 
         emb = embed_columns(self.model, features)
-        q, docs = emb[0], torch.stack(emb[1:], 1)
-        return torch.einsum("bd,bnd->bn", q, docs), None
+        return emb[0], torch.stack(emb[1:], 1), None
+
+    def similarity(self, queries, documents, mask=None):
+        return queries @ documents.flatten(0, 1).T
 
 
 class DotStudent(Student):

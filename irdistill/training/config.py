@@ -45,6 +45,7 @@ class TrainConfig:
     logging_steps: int = 10
     trust_remote_code: bool = False
     flops: dict | None = None        # splade: FLOPS regulariser weights {query: .., document: ..}
+    gather_across_devices: bool = True  # under DDP, score each query against every process's documents
     extra: dict = field(default_factory=dict)  # more TrainingArguments
 
     @classmethod

@@ -31,14 +31,18 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def _precision(name: str) -> dict:
+def _device_arguments(precision: str) -> dict:
+    """Mixed precision, and the CPU settings: bf16 autocast runs on CPUs too (fast where the CPU has avx512_bf16 /
+    AMX), and several CPU processes (torchrun without GPUs) train together over gloo."""
     import torch
 
-    if name == "auto":
-        name = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
-    out = {"bf16": name == "bf16", "fp16": name == "fp16"}
-    if name == "bf16" and not torch.cuda.is_available():
-        out["use_cpu"] = True  # bf16 autocast on the CPU (fast where the CPU has avx512_bf16 / AMX)
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    out = {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+    if not torch.cuda.is_available():
+        out["use_cpu"] = True
+        if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+            out["ddp_backend"] = "gloo"
     return out
 
 
@@ -100,7 +104,7 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True) -> str:
         logging_steps=cfg.logging_steps, report_to=[], disable_tqdm=not progress, dataloader_drop_last=True,
         dataloader_pin_memory=_has_cuda(),
         eval_strategy="steps" if evaluator else "no", eval_steps=cfg.eval_steps or cfg.save_steps,
-        **_precision(cfg.precision), **student.training_arguments(model, cfg, columns), **cfg.extra)
+        **_device_arguments(cfg.precision), **student.training_arguments(model, cfg, columns), **cfg.extra)
     trainer = student.trainer(model=model, args=args, train_dataset=train_ds, loss=student.objective(model, loss, cfg),
                               evaluator=evaluator, callbacks=list(callbacks))
     trainer.train(resume_from_checkpoint=last_checkpoint(cfg.output))
@@ -111,6 +115,7 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True) -> str:
         with atomic_path(os.path.join(final + ".tmp", "irdistill.json")) as tmp, open(tmp, "w") as f:
             json.dump({**asdict(cfg), "training_examples": len(train_ds)}, f, indent=1, default=str)
         os.replace(final + ".tmp", final)
+    trainer.accelerator.wait_for_everyone()  # under DDP the other processes return once rank 0 has saved
     return final
 
 

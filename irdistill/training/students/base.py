@@ -70,7 +70,7 @@ class Student:
     def objective(self, model, loss: RankingLoss, cfg) -> nn.Module:
         """The ``loss`` the trainer calls with a batch: columns (query, doc_1 .. doc_N; doc_1 the positive) and
         labels (B, N) of teacher scores."""
-        return self.objective_class(model, loss)
+        return self.objective_class(model, loss, cfg.gather_across_devices)
 
     def training_arguments(self, model, cfg, columns: list[str]) -> dict:
         """Extra training arguments for this student (``columns``: the dataset's text columns)."""
@@ -88,14 +88,31 @@ class Student:
 class Objective(nn.Module):
     """A student's scores of a batch, handed to a RankingLoss: ``scores`` (B, N) of each query's own candidates and,
     for students that score every query against every document, ``in_batch`` (B, M) whose first B*N columns are the
-    batch's own candidates in order (row i's at i*N .. i*N+N-1)."""
+    batch's own candidates in order (row i's at i*N .. i*N+N-1).
 
-    def __init__(self, model, loss: RankingLoss):
+    Subclasses ``embed`` a batch into queries and documents (B, N, ...) and score them with ``similarity``. Under
+    DDP (``gather``, the default) every process scores its queries against the documents of all processes, its own
+    first, gathered with gradients (``gather_documents``), so N processes with batch B train as one with batch N*B."""
+
+    def __init__(self, model, loss: RankingLoss, gather: bool = True):
         super().__init__()
-        self.model, self.loss = model, loss
+        self.model, self.loss, self.gather = model, loss, gather
+
+    def embed(self, features) -> tuple:
+        """``(queries, documents (B, N, ...), documents' token mask (B, N, T) or None)``."""
+        raise NotImplementedError
+
+    def similarity(self, queries, documents: Tensor, mask: Tensor | None) -> Tensor:
+        """(B, B'*N): every query against every document of ``documents`` (B', N, ...)."""
+        raise NotImplementedError
 
     def scores(self, features) -> tuple[Tensor, Tensor | None]:
-        raise NotImplementedError
+        queries, docs, mask = self.embed(features)
+        n = docs.shape[1]
+        if self.gather:
+            docs, mask = gather_documents(docs, mask)
+        in_batch = self.similarity(queries, docs, mask)
+        return own_scores(in_batch, n), in_batch
 
     def forward(self, features, labels):
         if isinstance(labels, list):
@@ -105,6 +122,27 @@ class Objective(nn.Module):
 
     def get_config_dict(self) -> dict:
         return {"loss": type(self.loss).__name__, **self.loss.config()}
+
+
+def gather_documents(docs: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    """The documents (B, N, ...) of every process of a distributed run, this process's first, then the others in rank
+    order, through sentence-transformers' all-gather that keeps gradients for all of them (its backward sums each
+    process's gradients into the process that made the embeddings, so with DDP's averaging the update is exactly
+    that of one process with the whole batch). Token masks (B, N, T) are padded to the longest T first. Outside a
+    distributed run the documents come back as they are."""
+    from sentence_transformers.util.distributed import all_gather, all_gather_padded, get_rank, get_world_size
+
+    world = get_world_size()
+    if world == 1:
+        return docs, mask
+    b, n = docs.shape[:2]
+    if mask is None:
+        docs = all_gather(docs, with_grad=True)
+    else:
+        flat, flat_mask = all_gather_padded(docs.flatten(0, 1), mask.flatten(0, 1), with_grad=True)
+        docs, mask = flat.view(world * b, n, *flat.shape[1:]), flat_mask.view(world * b, n, -1)
+    shift = -get_rank() * b  # this process's block first: its queries' own candidates stay at columns i*N ..
+    return docs.roll(shift, 0), None if mask is None else mask.roll(shift, 0)
 
 
 def own_scores(in_batch: Tensor, n: int) -> Tensor:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from ...models.colbert import load_colbert
-from .base import Objective, Student, own_scores, register_student
+from .base import Objective, Student, register_student
 
 
 class MultiVectorObjective(Objective):
@@ -16,22 +16,26 @@ class MultiVectorObjective(Objective):
     were chosen for cosine-scale scores, and MaxSim over 32 query tokens is 32 times that. Query augmentation pads
     every query to the same length, so the division never changes a ranking."""
 
-    def __init__(self, model, loss, length_normalize: bool = True):
-        super().__init__(model, loss)
+    def __init__(self, model, loss, gather: bool = True, length_normalize: bool = True):
+        super().__init__(model, loss, gather)
         self.length_normalize = length_normalize
 
-    def scores(self, features) -> tuple[Tensor, Tensor]:
+    def embed(self, features) -> tuple:
         from sentence_transformers.base.losses.merged_forward import embed_columns_padded
-        from sentence_transformers.multi_vector_encoder.scoring import colbert_scores
         from sentence_transformers.util import stack_padded_token_embeddings
 
         features = [dict(f) for f in features]
         out = self.model(features[0], task=features[0].get("task", "query"))
         docs, docs_mask = stack_padded_token_embeddings(
             *embed_columns_padded(self.model, features[1:], task_default="document"))  # (B, N, T, D), (B, N, T)
-        in_batch = colbert_scores(out["token_embeddings"], docs, queries_mask=out["attention_mask"].bool(),
-                                  documents_mask=docs_mask, length_normalize=self.length_normalize)  # (B, B*N)
-        return own_scores(in_batch, docs.shape[1]), in_batch
+        return (out["token_embeddings"], out["attention_mask"].bool()), docs, docs_mask
+
+    def similarity(self, queries, documents: Tensor, mask: Tensor) -> Tensor:
+        from sentence_transformers.multi_vector_encoder.scoring import colbert_scores
+
+        tokens, query_mask = queries
+        return colbert_scores(tokens, documents, queries_mask=query_mask, documents_mask=mask,
+                              length_normalize=self.length_normalize)
 
     def get_config_dict(self) -> dict:
         return {**super().get_config_dict(), "length_normalize": self.length_normalize}

@@ -10,6 +10,8 @@ from .base import Objective, Student, register_student
 
 
 class CrossEncoderObjective(Objective):
+    """The logit of every (query, own candidate) pair; no in-batch scores, so nothing to gather."""
+
     def scores(self, inputs: list[list[str]]) -> tuple[Tensor, None]:
         from sentence_transformers.util import batch_to_device
 

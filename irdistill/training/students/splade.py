@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ...models.splade import load_splade
-from .base import Objective, Student, own_scores, register_student
+from .base import Objective, Student, register_student
 
 FLOPS = {"query": 5e-5, "document": 3e-5}  # sentence-transformers' SPLADE defaults
 
@@ -18,10 +18,11 @@ class SparseObjective(Objective):
     Wrapped in sentence-transformers' ``SpladeLoss``, which embeds the columns, calls
     ``compute_loss_from_embeddings`` and adds the FLOPS regularisers."""
 
-    def scores(self, embeddings: list[Tensor]) -> tuple[Tensor, Tensor]:
-        q, docs = embeddings[0], torch.stack(embeddings[1:], 1)  # (B, V), (B, N, V)
-        in_batch = q @ docs.flatten(0, 1).T
-        return own_scores(in_batch, docs.shape[1]), in_batch
+    def embed(self, embeddings: list[Tensor]) -> tuple:
+        return embeddings[0], torch.stack(embeddings[1:], 1), None  # (B, V), (B, N, V)
+
+    def similarity(self, queries: Tensor, documents: Tensor, mask=None) -> Tensor:
+        return queries @ documents.flatten(0, 1).T
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor):
         return super().forward(embeddings, labels)
