@@ -195,12 +195,12 @@ def _owner_alive(path: str, is_dir: bool) -> bool | None:
         os.close(fd)
 
 
-def clean_stale(folder, stale_after: float = STALE_AFTER, min_age: float = 5.0) -> list[str]:
+def clean_stale(folder, stale_after: float = STALE_AFTER, min_age: float = 1.0) -> list[str]:
     """Remove the ``.tmp-*`` files and folders in ``folder`` that killed writers left; returns what was removed.
 
-    An entry whose lock (see ``atomic_path`` / ``atomic_dir``) is free has lost its writer and goes once ``min_age``
-    seconds old; one whose lock is held is in use and stays; one without a usable lock (another tool's, or a file
-    system without locks) goes only when nothing in it changed for ``stale_after`` seconds."""
+    An entry whose lock (see ``atomic_path`` / ``atomic_dir``) is free has lost its writer and goes once it is
+    ``min_age`` seconds old; one whose lock is held is in use and stays; one without a usable lock (another tool's, or
+    a file system without locks) goes only when nothing in it changed for ``stale_after`` seconds."""
     folder = os.fspath(folder)
     removed = []
     try:
@@ -214,10 +214,11 @@ def clean_stale(folder, stale_after: float = STALE_AFTER, min_age: float = 5.0) 
             st = os.lstat(path)
             is_dir = stat.S_ISDIR(st.st_mode)
             alive = None if stat.S_ISLNK(st.st_mode) else _owner_alive(path, is_dir)
-            age = now - _newest_mtime(path)
+            if alive or (alive is False and now - st.st_mtime < min_age):  # min_age: just created, lock not yet taken
+                continue
+            if alive is None and now - _newest_mtime(path) < stale_after:
+                continue
         except OSError:
-            continue
-        if alive or age < (min_age if alive is False else stale_after):
             continue
         if is_dir:
             shutil.rmtree(path, ignore_errors=True)
