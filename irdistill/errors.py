@@ -7,9 +7,10 @@ import re
 
 
 class InputError(ValueError):
-    """Bad user input. ``str(err)`` reads ``path:line: message``."""
+    """Bad user input. ``str(err)`` reads ``path:line: message``, on one line."""
 
     def __init__(self, message: str, path: str | os.PathLike | None = None, line: int | None = None):
+        message = " ".join(str(message).splitlines())  # e.g. a pyarrow error quoted in the message
         self.message, self.path, self.line = message, path, line
         where = "" if path is None else f"{path}:{line}: " if line is not None else f"{path}: "
         super().__init__(where + message)
