@@ -101,4 +101,7 @@ def test_unlocked_leftovers_of_other_tools_wait_for_the_stale_age(tmp_path):
     os.utime(other / "docs", (time.time() - 2 * io.STALE_AFTER,) * 2)
     assert io.clean_stale(tmp_path) == []
     os.utime(other / "docs" / "fresh", (time.time() - 2 * io.STALE_AFTER,) * 2)
-    assert io.clean_stale(tmp_path) == [str(other)] and os.listdir(tmp_path) == []
+    mine = tmp_path / ".tmp-notes"  # not irdistill's: never touched, however old
+    mine.write_text("x")
+    os.utime(mine, (time.time() - 10 * io.STALE_AFTER,) * 2)
+    assert io.clean_stale(tmp_path) == [str(other)] and os.listdir(tmp_path) == [".tmp-notes"]

@@ -132,6 +132,8 @@ TMP = ".tmp-"
 DIR_LOCK = ".irdistill-lock"  # held (flock) inside a temporary folder while its writer lives
 STALE_AFTER = 3600.0  # seconds without a change after which an unlocked leftover of unknown owner is removed
 _cleaned: set[str] = set()
+_OURS = re.compile(r"\.tmp-[0-9a-f]{12}-")
+_BUILDERS = (".tmp-bm25-", ".tmp-index-", ".tmp-colbert-", ".tmp-splade-")  # tempfile.mkdtemp folders of index/
 
 
 def _try_lock(fd: int) -> bool | None:
@@ -198,13 +200,15 @@ def _owner_alive(path: str, is_dir: bool) -> bool | None:
 def clean_stale(folder, stale_after: float = STALE_AFTER, min_age: float = 1.0) -> list[str]:
     """Remove the ``.tmp-*`` files and folders in ``folder`` that killed writers left; returns what was removed.
 
-    An entry whose lock (see ``atomic_path`` / ``atomic_dir``) is free has lost its writer and goes once it is
-    ``min_age`` seconds old; one whose lock is held is in use and stays; one without a usable lock (another tool's, or
-    a file system without locks) goes only when nothing in it changed for ``stale_after`` seconds."""
+    Only irdistill's own temporaries are touched: those of ``atomic_path`` / ``atomic_dir`` (``.tmp-<12 hex>-...``)
+    and the index builders' folders (``.tmp-bm25-``, ``-index-``, ``-colbert-``, ``-splade-``). One whose lock is free
+    has lost its writer and goes once it is ``min_age`` seconds old; one whose lock is held is in use and stays; one
+    without a usable lock (the builders' folders, or a file system without locks) goes only when nothing in it
+    changed for ``stale_after`` seconds."""
     folder = os.fspath(folder)
     removed = []
     try:
-        names = [n for n in os.listdir(folder) if n.startswith(TMP)]
+        names = [n for n in os.listdir(folder) if _OURS.match(n) or n.startswith(_BUILDERS)]
     except OSError:
         return removed
     now = time.time()
@@ -213,7 +217,10 @@ def clean_stale(folder, stale_after: float = STALE_AFTER, min_age: float = 1.0) 
         try:
             st = os.lstat(path)
             is_dir = stat.S_ISDIR(st.st_mode)
-            alive = None if stat.S_ISLNK(st.st_mode) else _owner_alive(path, is_dir)
+            ours = bool(_OURS.match(name)) and not stat.S_ISLNK(st.st_mode)
+            if not (ours or is_dir):
+                continue
+            alive = _owner_alive(path, is_dir) if ours else None
             if alive or (alive is False and now - st.st_mtime < min_age):  # min_age: just created, lock not yet taken
                 continue
             if alive is None and now - _newest_mtime(path) < stale_after:
