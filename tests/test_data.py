@@ -182,3 +182,17 @@ def test_fingerprint_of_a_read_only_folder_goes_to_the_user_cache(tmp_path, isol
     assert json.loads(stored.read_text())["fingerprint"] == fp
     monkeypatch.setattr(corpus_module, "content_fingerprint", lambda t: pytest.fail("rehashed"))
     assert Corpus.from_jsonl(path).fingerprint() == fp
+
+
+def test_bad_id_characters_agree_between_python_and_pyarrow():
+    """Ids are checked per record in Python and per column with RE2 (pyarrow): both refuse the same characters,
+    every character str.split() splits on among them."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from irdistill.data.io import _BAD_ID, RE2_BAD_ID
+
+    chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000]
+    python = [c for c in chars if _BAD_ID.search(c)]
+    re2 = [c for c, bad in zip(chars, pc.match_substring_regex(pa.array(chars), RE2_BAD_ID).to_pylist()) if bad]
+    assert python == re2 and {c for c in chars if c.isspace()} <= set(python) and "\ufeff" in python

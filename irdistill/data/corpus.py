@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import InputError, require_file
-from .io import RE2_WHITESPACE, atomic_path, check_id, check_text, read_jsonl, read_tsv
+from .io import RE2_BAD_ID, atomic_path, check_id, check_text, id_problem, read_jsonl, read_tsv
 
 SCHEMA = pa.schema([("docid", pa.string()), ("title", pa.string()), ("text", pa.string())])
 FINGERPRINT_VERSION = 2  # bump when the hash or the loaders change what a file's fingerprint is
@@ -149,12 +149,12 @@ class Corpus:
         if pc.any(empty).as_py():
             line, doc = where(pc.index(empty, True).as_py())
             raise InputError(f"empty document id{doc}", self.source, line)
-        spaced = pc.match_substring_regex(ids, RE2_WHITESPACE)
+        spaced = pc.match_substring_regex(ids, RE2_BAD_ID)
         if pc.any(spaced).as_py():
             row = pc.index(spaced, True).as_py()
             line, doc = where(row)
-            raise InputError(f"document id {ids[row].as_py()!r}{doc} contains whitespace (TREC files cannot hold it)",
-                             self.source, line)
+            value = ids[row].as_py()
+            raise InputError(f"document id {value!r}{doc} {id_problem(value)} (TREC files cannot hold it)", self.source, line)
         counts = pc.value_counts(ids)
         dup = counts.filter(pc.greater(counts.field("counts"), 1))
         if len(dup):

@@ -18,16 +18,26 @@ from typing import Iterator, Sequence
 from ..errors import InputError, require_file
 
 # Every character Python's str.split() and str.isspace() treat as whitespace (29 code points), as one class that
-# both Python's re and RE2 (pyarrow.compute) read the same way. An id holding one cannot be written to a TREC file.
+# both Python's re and RE2 (pyarrow.compute) read the same way. An id holding one cannot be written to a TREC file;
+# nor one holding a control character or U+FEFF (a byte-order mark at the start of a line is dropped by readers).
 WHITESPACE = ("\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x85\\xa0\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}"
               "\\x{205f}\\x{3000}")
-_SPACE = re.compile("[" + re.sub(r"\\x\{([0-9a-f]+)\}", r"\\u\1", WHITESPACE) + "]")
-RE2_WHITESPACE = "[" + WHITESPACE + "]"
+RE2_BAD_ID = "[" + WHITESPACE + "\\x00-\\x1f\\x7f-\\x9f\\x{feff}]"
+_BAD_ID = re.compile(re.sub(r"\\x\{([0-9a-f]+)\}", r"\\u\1", RE2_BAD_ID))
+
+
+def id_problem(text: str) -> str | None:
+    """Why ``text`` cannot be an id (``"contains whitespace"``...), or None if it can."""
+    found = _BAD_ID.search(text)
+    if found is None:
+        return None
+    char = found.group()
+    return "contains whitespace" if char.isspace() else f"contains the invisible character {char!r}"
 
 
 def check_id(value, what: str, path=None, line: int | None = None) -> str:
     """``value`` as an id string (ints are accepted, surrounding whitespace stripped), or InputError if it is empty,
-    not a string or number, or holds whitespace (a TREC run or qrels file could not hold it)."""
+    not a string or number, or holds whitespace or an invisible character (a TREC file could not hold it)."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise InputError(f"{what} must be a string, not {type(value).__name__}", path, line)
     try:
@@ -36,8 +46,9 @@ def check_id(value, what: str, path=None, line: int | None = None) -> str:
         raise InputError(f"{what} is too long", path, line) from None
     if not text:
         raise InputError(f"empty {what}", path, line)
-    if _SPACE.search(text):
-        raise InputError(f"{what} {text!r} contains whitespace (TREC files cannot hold it)", path, line)
+    problem = id_problem(text)
+    if problem:
+        raise InputError(f"{what} {text!r} {problem} (TREC files cannot hold it)", path, line)
     check_text(text, what, path, line)
     return text
 

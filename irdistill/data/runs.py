@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import InputError, require_file
-from .io import RE2_WHITESPACE, atomic_path, read_tsv
+from .io import RE2_BAD_ID, atomic_path, id_problem, read_tsv
 
 COLUMNS = ["qid", "docid", "score", "rank"]
 PARQUET_SCHEMA = pa.schema([("qid", pa.string()), ("docid", pa.string()), ("score", pa.float32()), ("rank", pa.int32())])
@@ -74,13 +74,13 @@ def _check_run(df: pd.DataFrame, path: str, lines=None) -> pd.DataFrame:
     table = pa.table({"qid": df["qid"], "docid": df["docid"]})
     for col, what in (("qid", "query id"), ("docid", "document id")):
         ids = table[col].combine_chunks()
-        bad = pc.or_kleene(pc.equal(pc.binary_length(ids), 0), pc.match_substring_regex(ids, RE2_WHITESPACE))
+        bad = pc.or_kleene(pc.equal(pc.binary_length(ids), 0), pc.match_substring_regex(ids, RE2_BAD_ID))
         bad = pc.fill_null(bad, True)
         if pc.any(bad).as_py():
             row = pc.index(bad, True).as_py()
             at, line = _where(row, lines)
             value = ids[row].as_py()
-            problem = "is missing" if value is None else "is empty" if not value else f"{value!r} contains whitespace"
+            problem = "is missing" if value is None else "is empty" if not value else f"{value!r} {id_problem(value)}"
             raise InputError(f"{at}{what} {problem}", path, line)
     with np.errstate(over="ignore"):
         scores = df["score"].to_numpy(dtype=np.float32)
