@@ -295,24 +295,26 @@ class ScoreCache:
         if np.isnan(values).any():
             i = int(np.flatnonzero(np.isnan(values))[0])
             raise ValueError(f"commit: the score of ({qids[i]!r}, {docids[i]!r}) is NaN")
-        df = pd.DataFrame({"qid": qids, "docid": docids, "score": values}).drop_duplicates(["qid", "docid"])
+        first: dict[tuple[str, str], int] = {}
+        for i, pair in enumerate(zip(qids, docids)):
+            first.setdefault(pair, i)  # a pair repeated in the block: its first score
         with self._locked(teacher) as folder:
             idx = self._refresh(teacher, write_back=True)
-            held = [q for q in df["qid"].unique() if q in idx.where]
-            if held:
-                have = self._pairs(teacher, idx, held)
-                if have:
-                    df = df[[p not in have for p in zip(df["qid"], df["docid"])]]
-            if len(df):
+            held = [q for q in dict.fromkeys(qids) if q in idx.where]
+            have = self._pairs(teacher, idx, held) if held else set()
+            rows = [i for pair, i in first.items() if pair not in have]
+            if rows:
                 part = f"part-{uuid.uuid4().hex}.parquet"
-                table = pa.Table.from_pandas(df, schema=SCHEMA, preserve_index=False)
+                table = pa.table({"qid": pa.array([qids[i] for i in rows], pa.string()),
+                                  "docid": pa.array([docids[i] for i in rows], pa.string()),
+                                  "score": pa.array(values[rows])}, schema=SCHEMA)
                 with atomic_path(os.path.join(folder, part)) as tmp:
                     pq.write_table(table, tmp, row_group_size=100_000)
-                new = pc.unique(table["qid"]).to_pylist()
+                new = list(dict.fromkeys(table["qid"].to_pylist()))
                 idx.add(part, new)
                 self._append_index(folder, json.dumps({"part": part, "qids": new, "unique": True}) + "\n")
             self._renew(teacher)
-        return len(df)
+        return len(rows)
 
     def write(self, teacher: str, qids, docids, scores) -> int:
         """Same as ``commit`` (kept for older callers): appends the pairs the cache lacks; returns the rows written."""
