@@ -257,3 +257,29 @@ def test_parts_follow_the_umask(tmp_path):
         os.umask(old)
     for path in (tmp_path / "cache" / "teacher=t").iterdir():
         assert path.stat().st_mode & 0o777 in (0o664, 0o775), path
+
+
+def test_editing_one_document_rescores_under_a_new_key(tmp_path, monkeypatch):
+    """Issue 14: the cache key holds the corpus content, so an edited text is never served its old scores."""
+    import json
+
+    from conftest import write_beir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    folder = write_beir(tmp_path / "data")
+    ds = load_dataset(folder, "test")
+    run = run_from_dict({q: {d: 0.0 for d in ["d1", "d2", "d3"]} for q in ds.queries})
+    cache, t = ScoreCache(tmp_path / "cache"), Overlap()
+    first = score_run(t, run, ds, cache, progress=False)
+    assert score_run(t, run, load_dataset(folder, "test"), cache, progress=False).pairs == 0  # unchanged: cached
+    path = os.path.join(folder, "corpus.jsonl")
+    lines = open(path).read().splitlines()
+    rec = json.loads(lines[1])
+    rec["text"] = "memory safe programming language"  # d2 now matches q2's words
+    lines[1] = json.dumps(rec)
+    open(path, "w").write("\n".join(lines) + "\n")
+    edited = load_dataset(folder, "test")
+    second = score_run(t, run, edited, cache, progress=False)
+    assert second.key != first.key and second.pairs == first.pairs
+    assert cache.read(second.key, qids=["q2"]).set_index("docid").score["d2"] == 4
+    assert cache.read(first.key, qids=["q2"]).set_index("docid").score["d2"] == 0
