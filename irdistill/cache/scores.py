@@ -39,7 +39,6 @@ import json
 import os
 import re
 import socket
-import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -50,12 +49,13 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from ..data.io import _open_for_lock, _try_lock, atomic_path, file_lock
+from ..data.io import atomic_path, file_lock
 from ..data.runs import rank_run
 from ..errors import InputError, safe_name
+from .claims import Claims
 
 SCHEMA = pa.schema([("qid", pa.string()), ("docid", pa.string()), ("score", pa.float32())])
-INDEX, LOCK, CLAIM = ".qids.jsonl", ".lock", ".claim-"
+INDEX, LOCK = ".qids.jsonl", ".lock"
 META = "_teacher.json"
 
 
@@ -105,15 +105,6 @@ class _Index:
 
 
 @dataclass
-class _Claims:
-    """Another owner's claim file as last read: its qids and how far it was read."""
-
-    qids: set[str] = field(default_factory=set)
-    inode: int | None = None
-    offset: int = 0
-
-
-@dataclass
 class TeacherReport:
     """What ``ScoreCache.verify`` found in one teacher's folder."""
 
@@ -151,8 +142,7 @@ class ScoreCache:
         host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:40]
         self.owner = f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._index: dict[str, _Index] = {}
-        self._mine: dict[str, tuple[int, set[str]]] = {}  # teacher -> (fd of our claim file, our claimed qids)
-        self._theirs: dict[str, dict[str, _Claims]] = {}
+        self._claims = Claims(self.owner, lease)
 
     def _dir(self, teacher: str) -> str:
         return os.path.join(self.folder, f"teacher={safe_name(teacher, 'teacher id', self.folder)}")
@@ -313,7 +303,7 @@ class ScoreCache:
                 new = list(dict.fromkeys(table["qid"].to_pylist()))
                 idx.add(part, new)
                 self._append_index(folder, json.dumps({"part": part, "qids": new, "unique": True}) + "\n")
-            self._renew(teacher)
+            self._claims.renew(folder)
         return len(rows)
 
     def write(self, teacher: str, qids, docids, scores) -> int:
@@ -333,73 +323,18 @@ class ScoreCache:
         qids = [str(q) for q in qids]
         with self._locked(teacher) as folder:
             idx = self._refresh(teacher, write_back=True)
-            taken = self._claimed_by_others(teacher, folder)
-            fd, mine = self._claim_file(teacher, folder)
+            taken = self._claims.taken(folder)
             out = [q for q in dict.fromkeys(qids) if q not in idx.where and q not in taken]
-            new = [q for q in out if q not in mine]
-            if new:
-                os.write(fd, "".join(q + "\n" for q in new).encode())
-                mine.update(new)
-            os.utime(fd)
+            self._claims.add(folder, out)
         return out
-
-    def _claim_file(self, teacher: str, folder: str) -> tuple[int, set[str]]:
-        if teacher not in self._mine:
-            fd = os.open(os.path.join(folder, CLAIM + self.owner), os.O_CREAT | os.O_RDWR | os.O_APPEND, 0o666)
-            _try_lock(fd)
-            self._mine[teacher] = (fd, set())
-        return self._mine[teacher]
-
-    def _claimed_by_others(self, teacher: str, folder: str) -> set[str]:
-        """Queries claimed by other live owners whose lease is fresh; claim files of dead owners are removed."""
-        seen = self._theirs.setdefault(teacher, {})
-        taken: set[str] = set()
-        now = time.time()
-        for name in os.listdir(folder):
-            if not name.startswith(CLAIM) or name == CLAIM + self.owner:
-                continue
-            path = os.path.join(folder, name)
-            try:
-                fd = _open_for_lock(path)
-            except OSError:
-                continue
-            try:
-                if _try_lock(fd):  # nobody holds it: its owner is gone
-                    os.unlink(path)
-                    seen.pop(name, None)
-                    continue
-                st = os.fstat(fd)
-                if now - st.st_mtime > self.lease:  # alive but silent for a whole lease: treat as hung
-                    continue
-                claims = seen.setdefault(name, _Claims())
-                if st.st_ino != claims.inode or st.st_size < claims.offset:
-                    claims.qids, claims.inode, claims.offset = set(), st.st_ino, 0
-                data = os.pread(fd, st.st_size - claims.offset, claims.offset)
-                complete = data[: data.rfind(b"\n") + 1]
-                claims.offset += len(complete)
-                claims.qids.update(complete.decode("utf-8", "replace").split("\n")[:-1])
-                taken |= claims.qids
-            finally:
-                os.close(fd)
-        return taken
-
-    def _renew(self, teacher: str) -> None:
-        if teacher in self._mine:
-            with contextlib.suppress(OSError):
-                os.utime(self._mine[teacher][0])
 
     def heartbeat(self, teacher: str) -> None:
         """Renew this process's claims without committing (for blocks that take longer than a lease)."""
-        self._renew(teacher)
+        self._claims.renew(self._dir(teacher))
 
     def release(self, teacher: str | None = None) -> None:
         """Give up this process's claims (on ``teacher``, or all)."""
-        for t in [teacher] if teacher is not None else list(self._mine):
-            if t in self._mine:
-                fd, _ = self._mine.pop(t)
-                with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(self._dir(t), CLAIM + self.owner))
-                os.close(fd)
+        self._claims.release(None if teacher is None else self._dir(teacher))
 
     # reading -------------------------------------------------------------------------------------------------
     def _table(self, teacher: str, parts, columns, expr=None) -> pa.Table:
