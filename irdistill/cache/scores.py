@@ -12,9 +12,10 @@ Readers (pyarrow, pandas, polars, duckdb) see ``teacher`` as a column through hi
 files. Every part is written to a hidden temporary file and renamed into place, so a killed writer leaves no partial
 part. ``commit`` runs under the teacher's lock and writes only (qid, docid) pairs not yet present, so any number of
 processes (``--shard i/n`` jobs, or several on the same shard) can write one cache: no pair is ever stored twice and a
-killed writer is simply rerun. Locks are ``flock``: released by the kernel when a process dies; across machines they
-work on NFS v3 (with lockd) and v4, on Lustre mounted with ``-o flock``, and on GPFS/BeeGFS; not on file systems
-without locks.
+killed writer is simply rerun. Locks are ``flock``, released by the kernel when a process dies. Across machines they
+hold on NFS v3 (with lockd) and v4, where Linux maps flock to byte-range locks, and on Lustre only if mounted with
+``-o flock``; check that another shared file system (GPFS, BeeGFS...) honours flock across nodes before relying on it.
+Tested here with processes on one machine.
 
 How a scoring loop uses it (many processes, one cache)::
 
@@ -25,7 +26,7 @@ How a scoring loop uses it (many processes, one cache)::
         pairs = [(q, d) for q in block if q in mine for d in candidates[q]]
         scores = teacher.score(pairs)
         cache.commit(key, qids, docids, scores) # under the lock: writes the pairs still missing, renews our lease
-    cache.release(key)                          # drop our claims (a killed process's claims lapse by themselves)
+    cache.release(key)                          # drop our claims (a killed process's are dropped by the next claim)
 
 A claim lasts while its process lives (its claim file stays flock'ed) and its lease is renewed (every ``claim`` and
 ``commit`` renews it; ``lease`` seconds without one let others take the queries of a hung process). Claims only save
