@@ -127,7 +127,19 @@ def cmd_cache(args):
     cache = ScoreCache(args.cache)
     if args.action == "list":
         for tid, desc in cache.teachers().items():
-            print(f"{tid}\t{len(cache.read(tid, columns=('qid',)))} pairs\t{json.dumps(desc, sort_keys=True)}")
+            print(f"{tid}\t{cache.count_pairs(tid)} pairs\t{json.dumps(desc, sort_keys=True)}")
+        return
+    if args.action == "verify":
+        reports = cache.verify(args.teacher)
+        for r in reports:
+            problems = [f"{r.duplicates} duplicate pairs"] * bool(r.duplicates) + \
+                [f"{r.nan_scores} NaN scores"] * bool(r.nan_scores) + \
+                [f"unreadable part {p} ({e})" for p, e in r.unreadable] + [f"stray file {p}" for p in r.stray]
+            print(f"{r.teacher}\t{r.parts} parts\t{r.pairs} pairs\t{r.queries} queries\t"
+                  f"{'ok' if r.ok else '; '.join(problems)}")
+        if not all(r.ok for r in reports):
+            raise InputError("the cache has problems (see above): `cache compact` removes duplicate pairs; remove "
+                             "unreadable parts and score again", args.cache)
         return
     if not args.teacher:
         raise InputError(f"cache {args.action} needs --teacher ID")
@@ -214,10 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="also write the teacher's scores of this run as a run file")
     p.set_defaults(func=cmd_score)
 
-    p = sub.add_parser("cache", help="list, export, import or compact the score cache",
-                       description="list: teachers in the cache; export-trec / export-margin-mse: write a teacher's "
-                                   "scores; import-margin-mse: load Hofstaetter's teacher file; compact: merge part files.")
-    p.add_argument("action", choices=["list", "export-trec", "export-margin-mse", "import-margin-mse", "compact"])
+    p = sub.add_parser("cache", help="list, verify, export, import or compact the score cache",
+                       description="list: teachers in the cache; verify: check every part (readable, no pair twice, "
+                                   "no NaN); export-trec / export-margin-mse: write a teacher's scores; "
+                                   "import-margin-mse: load Hofstaetter's teacher file; compact: merge part files.")
+    p.add_argument("action", choices=["list", "verify", "export-trec", "export-margin-mse", "import-margin-mse",
+                                      "compact"])
     p.add_argument("--cache", required=True)
     p.add_argument("--teacher", help="the teacher's cache key (<teacher id>@<collection>, see `cache list`)")
     p.add_argument("--output", help="file to write (export)")

@@ -23,13 +23,12 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
 from typing import ClassVar
 
 import pandas as pd
 
 from ..data.dataset import Dataset
+from ..data.io import atomic_dir
 from ..errors import InputError
 from ..models import fingerprint
 
@@ -83,19 +82,12 @@ def read_meta(path, kind: str | None = None) -> dict:
 @contextlib.contextmanager
 def building(path, meta: dict):
     """Yield a fresh work folder beside ``path``; when the block succeeds, ``meta.json`` is written into it and it
-    replaces ``path``. An interrupted build leaves ``path`` as it was and removes the work folder."""
-    path = os.path.abspath(os.fspath(path))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    work = tempfile.mkdtemp(prefix=".tmp-index-", dir=os.path.dirname(path))
-    try:
+    replaces ``path``. An interrupted build leaves ``path`` as it was; its work folder is removed then, or by the next
+    build in that folder if the process was killed (``data.io.atomic_dir``)."""
+    with atomic_dir(path) as work:
         yield work
         with open(os.path.join(work, "meta.json"), "w") as f:
             json.dump(meta, f, indent=1)
-        if os.path.exists(path):
-            shutil.rmtree(path)
-        os.replace(work, path)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 class Index:

@@ -70,10 +70,13 @@ class Teacher:
         return f"{self.kind}-{digest}"
 
     def cache_key(self, dataset: Dataset) -> str:
-        """Where this teacher's scores of one collection live in the cache: ``<teacher id>@<corpus fingerprint>``.
-        Query ids repeat across collections (SciFact's and Cranfield's are both small numbers), so scores are kept
-        apart by collection; the same corpus reached another way (a BEIR folder or its ir_datasets id) shares them."""
-        return f"{self.id}@{dataset.corpus.fingerprint()[:12]}"
+        """Where this teacher's scores of one collection live in the cache: ``<teacher id>@<corpus fingerprint>``
+        (``+<view fingerprint>`` when it reads another text view). Query ids repeat across collections (SciFact's and
+        Cranfield's are both small numbers), so scores are kept apart by collection; the same corpus reached another
+        way (a BEIR folder or its ir_datasets id) shares them. The fingerprints cover the texts: edit a document and
+        its scores are made again."""
+        view = f"+{dataset.view(self.text_view).fingerprint()[:8]}" if self.text_view else ""
+        return f"{self.id}@{dataset.corpus.fingerprint()[:12]}{view}"
 
     def score_pairs(self, queries: list[str], passages: list[str]) -> np.ndarray:
         raise NotImplementedError
@@ -96,8 +99,10 @@ class Teacher:
         """Score every (qid, docid) of ``run`` into ``cache`` under ``cache_key(dataset)``, skipping queries already
         scored. The teacher reads the documents' ``text_view`` (the corpus itself by default).
 
-        Queries are taken whole, in run order, and written to a new part file every ``flush_pairs`` pairs; a killed
-        job loses at most the unwritten block and, run again, scores exactly the rest."""
+        Queries are taken whole, in run order, in blocks of about ``flush_pairs`` pairs. Each block's queries are
+        claimed in the cache first (so processes started on the same queries, or shards of a job, score each query
+        once) and committed as one part file (so the cache never holds a pair twice). A killed job loses at most the
+        block it was scoring and, run again, scores exactly the rest."""
         dataset.view(self.text_view)  # fail early on a missing view
         key = self.cache_key(dataset)
         cache.register(key, {**self.describe(), "collection": dataset.name, "documents": len(dataset.corpus)})
@@ -115,18 +120,18 @@ class Teacher:
                 raise InputError(f"run names query {qid!r}, which {dataset.name} does not have")
             todo.append((qid, group["docid"].tolist()))
         total = sum(len(d) for _, d in todo)
-        with tqdm(total=total, desc=f"scoring ({self.kind})", unit="pair", disable=not progress) as bar:
-            block: list[tuple[str, list[str]]] = []
-            size = 0
-            for i, (qid, docids) in enumerate(todo):
-                block.append((qid, docids))
-                size += len(docids)
-                if size >= flush_pairs or i == len(todo) - 1:
-                    self._score_block(key, block, dataset, cache)
+        try:
+            with tqdm(total=total, desc=f"scoring ({self.kind})", unit="pair", disable=not progress) as bar:
+                for block in _blocks(todo, flush_pairs):
+                    mine = set(cache.claim(key, [q for q, _ in block]))
+                    block = [(q, docids) for q, docids in block if q in mine]  # the others are someone else's
+                    if block:
+                        self._score_block(key, block, dataset, cache)
                     stats.queries += len(block)
-                    stats.pairs += size
-                    bar.update(size)
-                    block, size = [], 0
+                    stats.pairs += sum(len(d) for _, d in block)
+                    bar.update(sum(len(d) for _, d in block))
+        finally:
+            cache.release(key)
         return stats
 
     def _score_block(self, key: str, block, dataset: Dataset, cache: ScoreCache) -> None:
@@ -138,4 +143,17 @@ class Teacher:
         scores = self.score_lists(lists, [docids for _, docids in block])
         qids = [q for q, docids in block for _ in docids]
         docids = [d for _, ds in block for d in ds]
-        cache.write(key, qids, docids, [s for arr in scores for s in arr])
+        cache.commit(key, qids, docids, [s for arr in scores for s in arr])
+
+
+def _blocks(todo: list[tuple[str, list[str]]], pairs: int):
+    """Consecutive runs of whole queries of about ``pairs`` pairs each."""
+    block, size = [], 0
+    for qid, docids in todo:
+        block.append((qid, docids))
+        size += len(docids)
+        if size >= pairs:
+            yield block
+            block, size = [], 0
+    if block:
+        yield block

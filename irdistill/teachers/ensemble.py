@@ -123,7 +123,7 @@ class EnsembleTeacher(Teacher):
             scored += self._score_members(fit_run, fit_ds, cache, progress=progress)
             judged = {q: fit_ds.qrels[q] for q in fit_run["qid"].unique() if q in fit_ds.qrels}
             weights = fit_weights(cache, ids, fit_run, judged, self.norm, fit.get("metric", "ndcg@10"))
-        eid = ensemble_id(ids, weights, self.norm) + "@" + ids[0].rsplit("@", 1)[1]  # member keys hold the collection
+        eid = ensemble_id(ids, weights, self.norm) + "@" + dataset.corpus.fingerprint()[:12]
         cache.register(eid, {"kind": "ensemble", "members": ids, "weights": weights, "norm": self.norm,
                              "fit": self.fit, "collection": dataset.name})
         done = cache.scored_qids(eid)
@@ -131,7 +131,7 @@ class EnsembleTeacher(Teacher):
         qids = [q for q in mine if q not in done]
         if qids:
             fused = fuse(cache, ids, weights, self.norm, run[run["qid"].isin(qids)])
-            cache.write(eid, fused["qid"], fused["docid"], fused["score"].to_numpy())
+            cache.commit(eid, fused["qid"], fused["docid"], fused["score"].to_numpy())
         return ScoreStats(eid, len(qids), scored, len(mine) - len(qids), mine)
 
 

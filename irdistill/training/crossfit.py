@@ -50,12 +50,12 @@ def crossfit(train_config, run: pd.DataFrame | str, dataset=None, cache: ScoreCa
         model = train(TrainConfig.from_dict(fold_cfg), progress=progress)
         teacher = {"kind": student.teacher, "model": model}
         keys.append(score_run(teacher, run, dataset, cache, shard=(i, folds), progress=progress).key)
-    cid = "crossfit-" + hashlib.sha1(json.dumps(keys).encode()).hexdigest()[:12] + "@" + keys[0].rsplit("@", 1)[1]
+    cid = "crossfit-" + hashlib.sha1(json.dumps(keys).encode()).hexdigest()[:12] + "@" + dataset.corpus.fingerprint()[:12]
     cache.register(cid, {"kind": "crossfit", "folds": keys, "collection": dataset.name})
     done = cache.scored_qids(cid)
     for i, key in enumerate(keys):
         qids = [q for q in run["qid"].unique() if in_shard(q, (i, folds)) and q not in done]
         if qids:
             df = cache.read(key, qids=qids)
-            cache.write(cid, df["qid"], df["docid"], df["score"].to_numpy())
+            cache.commit(cid, df["qid"], df["docid"], df["score"].to_numpy())
     return ScoreStats(cid, qids=run["qid"].unique().tolist())
