@@ -4,6 +4,7 @@ and prints. Bad input exits with code 2 and a one-line error."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -173,15 +174,18 @@ def cmd_train(args):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="irdistill", description="Knowledge distillation for retrieval and ranking.")
     sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars (they show only on a terminal)")
+    verb = functools.partial(sub.add_parser, parents=[common])  # every verb takes --quiet
 
-    p = sub.add_parser("index", help="build a BM25, FAISS, ColBERT or SPLADE index of a collection",
+    p = verb("index", help="build a BM25, FAISS, ColBERT or SPLADE index of a collection",
                        description="Build (or reuse) the index of a collection: BM25 (Lucene), dense (FAISS), ColBERT "
                                    "(FAISS over token embeddings) or SPLADE (Lucene impact).")
     _add_dataset(p)
     _add_retriever(p)
     p.set_defaults(func=cmd_index)
 
-    p = sub.add_parser("search", help="search an index with a queries file or one query",
+    p = verb("search", help="search an index with a queries file or one query",
                        description="Search a saved index; prints 'qid rank docid score' or writes a run file.")
     p.add_argument("--index", required=True, help="index folder")
     p.add_argument("--query", help="one query string")
@@ -191,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="write the run here (.trec or .parquet) instead of printing it")
     p.set_defaults(func=cmd_search)
 
-    p = sub.add_parser("evaluate", help="retrieve for a split and score the run",
+    p = verb("evaluate", help="retrieve for a split and score the run",
                        description="Retrieve (or read --run), print the metrics, and write run.trec, run.parquet and "
                                    "metrics.json to --output (default runs/<name>/).")
     _add_dataset(p)
@@ -202,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="output folder")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("candidates", help="retrieve top-k candidates for a split and write them as a run",
+    p = verb("candidates", help="retrieve top-k candidates for a split and write them as a run",
                        description="First-stage candidates (top-k of any retriever) for teacher scoring, as a run file.")
     _add_dataset(p)
     _add_retriever(p)
@@ -212,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="append judged-relevant documents the retriever missed (training candidates)")
     p.set_defaults(func=cmd_candidates)
 
-    p = sub.add_parser("score", help="score a run's candidates with a teacher into the Parquet cache",
+    p = verb("score", help="score a run's candidates with a teacher into the Parquet cache",
                        description="Score every (query, candidate) of --run with --teacher into --cache; pairs already "
                                    "cached for this teacher are skipped, so a killed job resumes where it stopped.")
     p.add_argument("--teacher", required=True,
@@ -226,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="also write the teacher's scores of this run as a run file")
     p.set_defaults(func=cmd_score)
 
-    p = sub.add_parser("cache", help="list, verify, export, import or compact the score cache",
+    p = verb("cache", help="list, verify, export, import or compact the score cache",
                        description="list: teachers in the cache; verify: check every part (readable, no pair twice, "
                                    "no NaN); export-trec / export-margin-mse: write a teacher's scores; "
                                    "import-margin-mse: load Hofstaetter's teacher file; compact: merge part files.")
@@ -240,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset(p, required=False)
     p.set_defaults(func=cmd_cache)
 
-    p = sub.add_parser("train", help="train a student from cached teacher scores (YAML config)",
+    p = verb("train", help="train a student from cached teacher scores (YAML config)",
                        description="Train a student (bi-encoder, cross-encoder, ColBERT, SPLADE) from a YAML config (see "
                                    "README); resumes from the newest checkpoint in the output folder; the model goes to "
                                    "<output>/final.")
@@ -252,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="the candidates to score with --crossfit (.parquet or .trec)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("compare", help="compare runs with paired significance tests",
+    p = verb("compare", help="compare runs with paired significance tests",
                        description="Metrics of several runs side by side; superscripts mark significant wins (ranx).")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run files (.trec or .parquet)")
     _add_dataset(p, required=False)
@@ -266,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.quiet:
+        from .progress import quiet
+
+        quiet()
     try:
         args.func(args)
     except InputError as e:

@@ -329,6 +329,21 @@ class ScoreCache:
             self._claims.add(folder, out)
         return out
 
+    def forget_if_empty(self, teacher: str) -> bool:
+        """Remove ``teacher``'s folder if it holds no scores and no other live process is scoring it (a teacher that
+        failed before its first block, e.g. an unreachable endpoint, leaves nothing behind). True if removed."""
+        import shutil
+
+        folder = self._dir(teacher)
+        if not os.path.isdir(folder):
+            return False
+        with self._locked(teacher):
+            self._claims.release(folder)
+            if any(_is_part(n) for n in os.listdir(folder)) or self._claims.taken(folder):
+                return False
+            shutil.rmtree(folder, ignore_errors=True)
+        return True
+
     def heartbeat(self, teacher: str) -> None:
         """Renew this process's claims without committing (for blocks that take longer than a lease)."""
         self._claims.renew(self._dir(teacher))

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import InputError, require_file
-from .io import RE2_BAD_ID, atomic_path, check_id, check_text, id_problem, read_jsonl, read_tsv
+from .io import RE2_BAD_ID, check_id, check_text, id_problem, read_jsonl, read_tsv, remembered, stat_key
 
 SCHEMA = pa.schema([("docid", pa.string()), ("title", pa.string()), ("text", pa.string())])
 FINGERPRINT_VERSION = 2  # bump when the hash or the loaders change what a file's fingerprint is
@@ -36,46 +36,6 @@ def content_fingerprint(table: pa.Table) -> str:
                 data.update(memoryview(chunk.buffers()[2])[int(offsets[0]) : int(offsets[-1])])
         h.update(name.encode() + lengths.digest() + data.digest())
     return h.hexdigest()[:16]
-
-
-# fingerprints of files, kept beside them (or in the user's cache) by size and modification time ----------------------
-def _sidecars(path: str) -> list[str]:
-    real = os.path.realpath(path)
-    user = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-                        "irdistill", "fingerprints", hashlib.sha1(real.encode()).hexdigest()[:20] + ".json")
-    return [os.path.join(os.path.dirname(real), f".{os.path.basename(real)}.fingerprint.json"), user]
-
-
-def _file_key(path: str) -> dict:
-    st = os.stat(path)
-    return {"path": os.path.realpath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns,
-            "inode": st.st_ino, "version": FINGERPRINT_VERSION}
-
-
-def _cached_fingerprint(path: str, key: dict, documents: int) -> str | None:
-    for sidecar in _sidecars(path):
-        try:
-            with open(sidecar, encoding="utf-8") as f:
-                rec = json.load(f)
-            if rec["key"] == key and rec["documents"] == documents and isinstance(rec["fingerprint"], str):
-                return rec["fingerprint"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return None
-
-
-def _store_fingerprint(path: str, key: dict, documents: int, fingerprint: str) -> None:
-    """Write the sidecar beside the file if that folder is writable, else into ``$XDG_CACHE_HOME/irdistill``."""
-    for sidecar in _sidecars(path):
-        folder = os.path.dirname(sidecar)
-        if os.path.isdir(folder) and not os.access(folder, os.W_OK):
-            continue
-        try:
-            with atomic_path(sidecar) as tmp, open(tmp, "w", encoding="utf-8") as f:
-                json.dump({"key": key, "documents": documents, "fingerprint": fingerprint}, f)
-            return
-        except OSError:
-            continue
 
 
 class Corpus:
@@ -170,18 +130,10 @@ class Corpus:
 
     @classmethod
     def _from_file(cls, path: str, records) -> "Corpus":
-        key = _file_key(path)
+        key = {**stat_key(path), "version": FINGERPRINT_VERSION}
         corpus = cls.from_records(records, path, numbered=True)
-        fingerprint = _cached_fingerprint(path, key, len(corpus))
-        if fingerprint is None:
-            fingerprint = content_fingerprint(corpus.table)
-            try:
-                unchanged = _file_key(path) == key
-            except OSError:
-                unchanged = False
-            if unchanged:  # not edited while it was read
-                _store_fingerprint(path, key, len(corpus), fingerprint)
-        corpus._fingerprint = fingerprint
+        corpus._fingerprint = remembered(path, {**key, "documents": len(corpus)},
+                                         lambda: content_fingerprint(corpus.table))
         return corpus
 
     @classmethod

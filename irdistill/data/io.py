@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -319,3 +320,48 @@ def atomic_dir(path):
         raise
     finally:
         os.close(fd)
+
+
+# values computed from a file, kept by the file's size and modification time -------------------------------------------
+def stat_key(path) -> dict:
+    """What changes when a file is edited or replaced: its real path, size, modification and change times, inode."""
+    st = os.stat(path)
+    return {"path": os.path.realpath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "ctime_ns": st.st_ctime_ns, "inode": st.st_ino}
+
+
+def _sidecars(path: str, beside: bool) -> list[str]:
+    real = os.path.realpath(path)
+    user = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+                        "irdistill", "fingerprints", hashlib.sha1(real.encode()).hexdigest()[:20] + ".json")
+    return ([os.path.join(os.path.dirname(real), f".{os.path.basename(real)}.fingerprint.json")] if beside else []) + [user]
+
+
+def remembered(path, key: dict, compute, beside: bool = True) -> str:
+    """``compute()`` (a fingerprint of the file at ``path``), kept in a small JSON beside the file (``beside`` and the
+    folder is writable) or in ``$XDG_CACHE_HOME/irdistill/fingerprints``, and reused while ``key`` (see ``stat_key``)
+    is unchanged. A value computed while the file changed is not kept."""
+    for sidecar in _sidecars(path, beside):
+        try:
+            with open(sidecar, encoding="utf-8") as f:
+                rec = json.load(f)
+            if rec["key"] == key and isinstance(rec["fingerprint"], str):
+                return rec["fingerprint"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    value = compute()
+    try:
+        unchanged = {**key, **stat_key(path)} == key
+    except OSError:
+        unchanged = False
+    for sidecar in _sidecars(path, beside) if unchanged else []:
+        folder = os.path.dirname(sidecar)
+        if os.path.isdir(folder) and not os.access(folder, os.W_OK):
+            continue
+        try:
+            with atomic_path(sidecar) as tmp, open(tmp, "w", encoding="utf-8") as f:
+                json.dump({"key": key, "fingerprint": value}, f)
+            break
+        except OSError:
+            continue
+    return value

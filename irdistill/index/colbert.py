@@ -23,11 +23,11 @@ import shutil
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from ..data.corpus import Corpus
 from ..data.io import atomic_path
 from ..data.runs import rank_run
+from ..progress import bar as progress_bar
 from ..errors import InputError
 from ..models import load_colbert
 from .base import Index, building, read_docids, register_index, write_docids
@@ -61,7 +61,7 @@ def encode_tokens(model, corpus: Corpus, folder, key: dict, batch_size: int = 32
     with atomic_path(meta_path) as tmp, open(tmp, "w") as f:
         json.dump(meta, f)
     parts, lengths = [], []
-    with tqdm(total=len(corpus), desc="encoding (colbert)", unit="doc", disable=not progress) as bar:
+    with progress_bar(total=len(corpus), desc="encoding (colbert)", unit="doc", show=progress) as bar:
         for i, start in enumerate(range(0, len(corpus), chunk)):
             stop = min(start + chunk, len(corpus))
             part, lens = os.path.join(folder, f"part-{i:05d}.npy"), os.path.join(folder, f"part-{i:05d}.len.npy")
@@ -166,7 +166,7 @@ class ColbertIndex(Index):
                 sample = np.sort(np.random.default_rng(0).choice(n, size, replace=False))
                 index.train(np.ascontiguousarray(tokens[sample], dtype=np.float32))
             step = 1 << 18
-            with tqdm(total=n, desc=f"indexing tokens ({kind})", unit="tok", disable=not progress) as bar:
+            with progress_bar(total=n, desc=f"indexing tokens ({kind})", unit="tok", show=progress) as bar:
                 for start in range(0, n, step):
                     index.add(np.ascontiguousarray(tokens[start : start + step], dtype=np.float32))
                     bar.update(min(step, n - start))
@@ -214,7 +214,7 @@ class ColbertIndex(Index):
                                                  convert_to_numpy=True, show_progress_bar=False) if qids else []
         ids = np.asarray(self.docids, dtype=object)
         frames = []
-        for qid, (rows, scores) in zip(qids, tqdm(self.search_embeddings(embs, k, token_k), disable=not progress)):
+        for qid, (rows, scores) in zip(qids, progress_bar(self.search_embeddings(embs, k, token_k), show=progress)):
             frames.append(pd.DataFrame({"qid": qid, "docid": ids[rows], "score": scores}))
         df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["qid", "docid", "score"])
         return rank_run(df.astype({"score": "float32"}))

@@ -7,9 +7,9 @@ import os
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from ..data.runs import rank_run
+from ..progress import bar as progress_bar
 from ..errors import InputError
 from ..models import load_sentence_transformer
 from .base import Index, building, read_docids, register_index, write_docids
@@ -122,7 +122,7 @@ class DenseIndex(Index):
             faiss.downcast_index(faiss.extract_index_ivf(index)).pq.cp.min_points_per_centroid = 1  # quiet on small corpora
             train = np.ascontiguousarray(embeddings.sample(256 * params["nlist"]), dtype=np.float32)
             index.train(train)
-        with tqdm(total=len(embeddings), desc=f"indexing ({kind})", unit="vec", disable=not progress) as bar:
+        with progress_bar(total=len(embeddings), desc=f"indexing ({kind})", unit="vec", show=progress) as bar:
             for part in embeddings.parts():
                 index.add(np.ascontiguousarray(part, dtype=np.float32))
                 bar.update(len(part))

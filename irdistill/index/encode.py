@@ -7,8 +7,8 @@ import json
 import os
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from ..progress import bar as progress_bar
 from ..data.corpus import Corpus
 from ..data.io import atomic_path
 from ..models import fingerprint
@@ -19,7 +19,7 @@ def wants_normalized(model) -> bool:
     return getattr(model, "similarity_fn_name", "cosine") == "cosine"
 
 
-def encode_texts(model, texts: list[str], role: str = "document", batch_size: int = 64, bar: tqdm | None = None) -> np.ndarray:
+def encode_texts(model, texts: list[str], role: str = "document", batch_size: int = 64, bar=None) -> np.ndarray:
     """Encode in length-sorted batches (short with short: less padding), in the input order, updating ``bar``.
 
     ``role`` is ``query`` or ``document``: the model's own query/document prompts apply (``encode_query``)."""
@@ -86,7 +86,7 @@ def encode_corpus(model, corpus: Corpus, folder, key: dict, batch_size: int = 64
                     os.remove(p)
     with atomic_path(meta_path) as tmp, open(tmp, "w") as f:
         json.dump(meta, f, indent=1)
-    with tqdm(total=len(corpus), desc="encoding", unit="doc", disable=not progress) as bar:
+    with progress_bar(total=len(corpus), desc="encoding", unit="doc", show=progress) as bar:
         for i, start in enumerate(range(0, len(corpus), chunk)):
             stop = min(start + chunk, len(corpus))
             path = os.path.join(folder, f"part-{i:05d}.npy")

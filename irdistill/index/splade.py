@@ -15,8 +15,8 @@ import shutil
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
+from ..progress import bar as progress_bar
 from ..data.corpus import Corpus
 from ..data.io import atomic_path
 from ..data.runs import rank_run
@@ -64,7 +64,7 @@ def encode_vectors(model, corpus: Corpus, folder, key: dict, batch_size: int = 8
     with atomic_path(meta_path) as tmp, open(tmp, "w") as f:
         json.dump(meta, f)
     terms = 0
-    with tqdm(total=len(corpus), desc="encoding (splade)", unit="doc", disable=not progress) as bar:
+    with progress_bar(total=len(corpus), desc="encoding (splade)", unit="doc", show=progress) as bar:
         for i, start in enumerate(range(0, len(corpus), chunk)):
             stop = min(start + chunk, len(corpus))
             path, count = os.path.join(folder, "docs", f"part-{i:05d}.jsonl"), os.path.join(folder, f"part-{i:05d}.terms")

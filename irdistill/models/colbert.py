@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import model_type, resolve_model
+from . import locate, model_type
 
 # ColBERT markers: PyLate's and Stanford ColBERT's choice, unused BERT vocabulary entries (no new embeddings)
 COLBERT_PROMPTS = {"query": "[unused0] ", "document": "[unused1] "}
@@ -22,7 +22,7 @@ def load_colbert(name: str, device: str | None = None, dim: int = 128, query_len
     from sentence_transformers.multi_vector_encoder.modules import MultiVectorMask
     from torch import nn
 
-    path = resolve_model(name)
+    path = locate(name)
     if model_type(path) == "MultiVectorEncoder":
         return MultiVectorEncoder(path, device=device)
     model = MultiVectorEncoder(path, device=device)  # drops pooling, adds Dense(hidden, 128), mask, token Normalize

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import resolve_model
+from . import locate
 
 
 def load_splade(name: str, device: str | None = None):
@@ -10,4 +10,4 @@ def load_splade(name: str, device: str | None = None):
     SparseEncoder or any masked-LM checkpoint (e.g. the packaged ``splade-tiny``)."""
     from sentence_transformers import SparseEncoder
 
-    return SparseEncoder(resolve_model(name), device=device)
+    return SparseEncoder(locate(name), device=device)

@@ -12,11 +12,11 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from ..cache.scores import ScoreCache
 from ..data.dataset import Dataset
 from ..data.shards import in_shard
+from ..progress import bar as progress_bar
 from ..errors import InputError
 
 TEACHERS: dict[str, type["Teacher"]] = {}
@@ -120,8 +120,9 @@ class Teacher:
                 raise InputError(f"run names query {qid!r}, which {dataset.name} does not have")
             todo.append((qid, group["docid"].tolist()))
         total = sum(len(d) for _, d in todo)
+        ok = False
         try:
-            with tqdm(total=total, desc=f"scoring ({self.kind})", unit="pair", disable=not progress) as bar:
+            with progress_bar(total=total, desc=f"scoring ({self.kind})", unit="pair", show=progress) as bar:
                 for block in _blocks(todo, flush_pairs):
                     mine = set(cache.claim(key, [q for q, _ in block]))
                     block = [(q, docids) for q, docids in block if q in mine]  # the others are someone else's
@@ -130,8 +131,11 @@ class Teacher:
                     stats.queries += len(block)
                     stats.pairs += sum(len(d) for _, d in block)
                     bar.update(sum(len(d) for _, d in block))
+            ok = True
         finally:
             cache.release(key)
+            if not ok:
+                cache.forget_if_empty(key)
         return stats
 
     def _score_block(self, key: str, block, dataset: Dataset, cache: ScoreCache) -> None:

@@ -7,7 +7,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ..index.encode import encode_texts
-from ..models import load_sentence_transformer, resolve_model, weights_hash
+from ..models import fingerprint, load_sentence_transformer
 from .base import Teacher, register_teacher
 
 
@@ -20,7 +20,7 @@ class BiEncoderTeacher(Teacher):
     def __init__(self, model: str, batch_size: int = 64, device: str | None = None, memo: int = 200_000, encoder=None):
         self.name, self.batch_size = model, batch_size
         self.model = encoder or load_sentence_transformer(model, device=device)
-        self.version = weights_hash(resolve_model(model))
+        self.version = fingerprint(model)
         self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
         self._memo_size = memo
 

@@ -18,7 +18,8 @@ from ..data.dataset import Dataset, load_dataset
 from ..data.io import atomic_path
 from ..data.shards import in_shard, parse_shard
 from ..errors import InputError
-from ..models import resolve_model
+from ..models import locate
+from ..progress import shown
 from .config import TrainConfig
 from .examples import as_hf_dataset, build_examples
 from .losses import make_loss
@@ -86,11 +87,11 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True) -> str:
     final = os.path.join(cfg.output, "final")
     if os.path.exists(os.path.join(final, "config.json")):
         return final
-    student, loss = get_student(cfg.student), make_loss(cfg.loss)
+    student, loss, path = get_student(cfg.student), make_loss(cfg.loss), locate(cfg.model)
     data, cache = load_dataset(cfg.dataset, cfg.split), ScoreCache(cfg.cache)
     dev = held_out_queries(data, cfg.dev_fraction, cfg.seed)
     train_ds = as_hf_dataset(training_examples(cfg, data, cache, dev), data, cfg.examples.text_view)
-    model = student.load(resolve_model(cfg.model), cfg)
+    model = student.load(path, cfg)
     base_length = model.max_seq_length
     if cfg.max_seq_length:
         model.max_seq_length = cfg.max_seq_length
@@ -101,7 +102,7 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True) -> str:
         per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
         warmup_steps=cfg.warmup_ratio, gradient_accumulation_steps=cfg.grad_accum, seed=cfg.seed,
         save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
-        logging_steps=cfg.logging_steps, report_to=[], disable_tqdm=not progress, dataloader_drop_last=True,
+        logging_steps=cfg.logging_steps, report_to=[], disable_tqdm=not shown(progress), dataloader_drop_last=True,
         dataloader_pin_memory=_has_cuda(),
         eval_strategy="steps" if evaluator else "no", eval_steps=cfg.eval_steps or cfg.save_steps,
         **_device_arguments(cfg.precision), **student.training_arguments(model, cfg, columns), **cfg.extra)

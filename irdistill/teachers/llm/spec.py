@@ -6,7 +6,7 @@ from ...errors import InputError
 from ...models.llm import make_backend
 
 BACKEND_KEYS = ("model", "endpoint", "gguf_file", "api_key", "top_logprobs", "request", "device", "dtype",
-                "trust_remote_code")
+                "trust_remote_code", "allow_insecure")
 
 
 class LLMSpec:
