@@ -12,8 +12,10 @@ from .errors import InputError
 DEFAULT_METRICS = "ndcg@10,recall@100,mrr@10"
 
 
-def _add_dataset(p, required=True):
-    p.add_argument("--dataset", required=required, help="BEIR folder, MS MARCO folder (collection.tsv) or ir_datasets id")
+def _add_dataset(p, required=True, many=False):
+    p.add_argument("--dataset", required=required, action="append" if many else "store",
+                   help="BEIR folder, MS MARCO folder (collection.tsv) or ir_datasets id"
+                        + ("; repeat it (or give a comma list) for one table over several" if many else ""))
     p.add_argument("--split", help="split (BEIR default: test; MS MARCO default: dev.small; ir_datasets: appended to the id)")
 
 
@@ -98,6 +100,16 @@ def cmd_evaluate(args):
     from .index import retrieve
 
     metrics = parse_metrics(args.metrics)  # fail on a bad metric before any work
+    from .evaluation.suite import evaluate_suite, expand, format_suite
+
+    datasets = expand(args.dataset, args.suite, args.split)
+    if len(datasets) > 1 or args.suite:
+        if args.run or args.index:
+            raise InputError("--run and --index take one dataset")
+        out = args.output or os.path.join("runs", _name(args, argparse.Namespace(name="suite", split="")))
+        print(format_suite(evaluate_suite(datasets, args.retriever, args.model, args.kind, args.k, metrics, out, args.batch_size)))
+        return
+    args.dataset = datasets[0][0]
     ds = _dataset(args)
     if args.run:
         run, name = read_run(args.run), os.path.splitext(os.path.basename(args.run))[0]
@@ -232,6 +244,14 @@ def cmd_train(args):
     print(f"teacher {tid}: out-of-fold scores of {run['qid'].nunique()} queries; cache: {cfg.cache}")
 
 
+def cmd_report(args):
+    from .evaluation.report_page import load_runs, write_report
+
+    path = write_report(args.output, _dataset(args).qrels, load_runs(args.runs), args.baseline, args.metrics, args.cache,
+                        args.teacher or (), args.training or ())
+    print(f"report: {path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="irdistill", description="Knowledge distillation for retrieval and ranking.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -257,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Retrieve with BM25, a dense, ColBERT or SPLADE model (or read --run), print the "
                                    "metrics, and write run.trec, run.parquet and metrics.json to --output (default "
                                    "runs/<name>/).")
-    _add_dataset(p)
+    _add_dataset(p, required=False, many=True)
+    p.add_argument("--suite", choices=["beir"], help="add the public BEIR test sets (ir_datasets ids)")
     _add_retriever(p)
     p.add_argument("--metrics", default=DEFAULT_METRICS, help=f"comma-separated ranx metrics (default {DEFAULT_METRICS})")
     p.add_argument("-k", "--k", type=int, default=1000, help="retrieval depth")
@@ -321,6 +342,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test", default="student", choices=["student", "fisher", "tukey"], help="paired test")
     p.add_argument("--max-p", type=float, default=0.05, help="significance level")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("report", help="an HTML page of figures about runs, teacher scores and training losses",
+                       description="Write <output>/index.html (figures inlined, PNGs beside it): metrics with paired "
+                                   "tests against --baseline, per-query deltas, recall@k; teacher score histograms and "
+                                   "teacher-vs-run scatter (--cache, --teacher); loss curves (--training).")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run files (.trec or .parquet)")
+    _add_dataset(p)
+    p.add_argument("--baseline", help="run name the others are tested against (default: the first run)")
+    p.add_argument("--metrics", default=DEFAULT_METRICS)
+    p.add_argument("--cache", help="score cache folder")
+    p.add_argument("--teacher", action="append", help="teacher id in --cache (repeatable)")
+    p.add_argument("--training", action="append", help="training output folder with loss.jsonl (repeatable)")
+    p.add_argument("--output", required=True, help="folder for index.html and the PNGs")
+    p.set_defaults(func=cmd_report)
     return parser
 
 
