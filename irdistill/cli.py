@@ -14,8 +14,10 @@ from .errors import InputError
 DEFAULT_METRICS = "ndcg@10,recall@100,mrr@10"
 
 
-def _add_dataset(p, required=True):
-    p.add_argument("--dataset", required=required, help="BEIR folder, MS MARCO folder (collection.tsv) or ir_datasets id")
+def _add_dataset(p, required=True, many=False):
+    p.add_argument("--dataset", required=required, action="append" if many else "store",
+                   help="BEIR folder, MS MARCO folder (collection.tsv) or ir_datasets id"
+                        + ("; repeat it (or give a comma list) for one table over several" if many else ""))
     p.add_argument("--split", help="split (BEIR default: test; MS MARCO default: dev.small; ir_datasets: appended to the id)")
 
 
@@ -78,11 +80,18 @@ def cmd_search(args):
 
 
 def cmd_evaluate(args):
-    from .evaluation import evaluate_retrieval, format_table
+    from .data import load_dataset
+    from .evaluation import evaluate_retrieval, evaluate_suite, format_suite, format_table
+    from .evaluation.suite import expand
 
     _positive("-k", args.k)
-    result = evaluate_retrieval(_dataset(args), k=args.k, metrics=args.metrics, run=args.run, output=args.output,
-                                **_retrieval(args))
+    datasets = expand(args.dataset, args.suite, args.split)
+    if len(datasets) > 1:
+        print(format_suite(evaluate_suite(datasets, k=args.k, metrics=args.metrics, output=args.output, run=args.run,
+                                          **_retrieval(args))))
+        return
+    result = evaluate_retrieval(load_dataset(*datasets[0]), k=args.k, metrics=args.metrics, run=args.run,
+                                output=args.output, **_retrieval(args))
     print(format_table([{"run": result["run"], **result["metrics"]}]))
     print(f"wrote {result['output']}/")
 
@@ -171,6 +180,14 @@ def cmd_train(args):
     print(f"teacher {stats.key}: out-of-fold scores of {len(stats.qids)} queries; cache: {cfg.cache}")
 
 
+def cmd_report(args):
+    from .evaluation.report_page import load_runs, write_report
+
+    path = write_report(args.output, _dataset(args).qrels, load_runs(args.runs), args.baseline, args.metrics, args.cache,
+                        args.teacher or (), args.training or ())
+    print(f"report: {path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="irdistill", description="Knowledge distillation for retrieval and ranking.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -195,10 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="write the run here (.trec or .parquet) instead of printing it")
     p.set_defaults(func=cmd_search)
 
-    p = verb("evaluate", help="retrieve for a split and score the run",
-                       description="Retrieve (or read --run), print the metrics, and write run.trec, run.parquet and "
-                                   "metrics.json to --output (default runs/<name>/).")
-    _add_dataset(p)
+    p = verb("evaluate", help="retrieve for a split (or several datasets) and score the runs",
+             description="Retrieve (or read --run), print the metrics, and write run.trec, run.parquet and "
+                         "metrics.json to --output (default runs/<name>/). Several --dataset (or --suite beir) "
+                         "print one table with a mean row, and pyserini's published BM25 figures where they exist.")
+    _add_dataset(p, required=False, many=True)
+    p.add_argument("--suite", choices=["beir"], help="add the public BEIR test sets (ir_datasets ids)")
     _add_retriever(p)
     p.add_argument("--metrics", default=DEFAULT_METRICS, help=f"comma-separated ranx metrics (default {DEFAULT_METRICS})")
     p.add_argument("-k", "--k", type=int, default=1000, help="retrieval depth")
@@ -265,6 +284,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test", default="student", choices=["student", "fisher", "tukey"], help="paired test")
     p.add_argument("--max-p", type=float, default=0.05, help="significance level")
     p.set_defaults(func=cmd_compare)
+
+    p = verb("report", help="an HTML page of figures about runs, teacher scores and training losses",
+             description="Write <output>/index.html (figures inlined, PNGs beside it): metrics with paired "
+                                   "tests against --baseline, per-query deltas, recall@k; teacher score histograms and "
+                                   "teacher-vs-run scatter (--cache, --teacher); loss curves (--training).")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run files (.trec or .parquet)")
+    _add_dataset(p)
+    p.add_argument("--baseline", help="run name the others are tested against (default: the first run)")
+    p.add_argument("--metrics", default=DEFAULT_METRICS)
+    p.add_argument("--cache", help="score cache folder")
+    p.add_argument("--teacher", action="append", help="teacher id in --cache (repeatable)")
+    p.add_argument("--training", action="append", help="training output folder with loss.jsonl (repeatable)")
+    p.add_argument("--output", required=True, help="folder for index.html and the PNGs")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

@@ -193,8 +193,10 @@ def load_ir_datasets(dataset_id: str, docs_only: bool = False):
                 raise InputError(f"qrels row {n} names an unknown {'query' if ok else 'document'}", source)
             qrels.setdefault(r.query_id, {})[r.doc_id] = int(r.relevance)
         queries = {q: t for q, t in queries.items() if q in qrels}
-    parts = dataset_id.split("/")
-    return Dataset("-".join(parts[:-1]) or dataset_id, corpus, queries, qrels, parts[-1] if len(parts) > 1 else None)
+    parent, _, last = dataset_id.rpartition("/")
+    if parent in ir_datasets.registry and ir_datasets.registry[parent].has_docs():  # beir/scifact/test: split test
+        return Dataset(parent.replace("/", "-"), corpus, queries, qrels, last)
+    return Dataset(dataset_id.replace("/", "-"), corpus, queries, qrels, None)  # beir/arguana: no split in the id
 
 
 def load_dataset(source, split: str | None = None) -> Dataset:
@@ -216,5 +218,5 @@ def load_dataset(source, split: str | None = None) -> Dataset:
     if source.startswith((".", os.path.sep, "~")) or os.path.exists(source):
         raise InputError("no such folder" if not os.path.exists(source) else "not a dataset folder", source)
     ds = load_ir_datasets(source if split is None else f"{source.rstrip('/')}/{split}")
-    ds.source = source.rstrip("/") if split is not None else source.rstrip("/").rsplit("/", 1)[0]
+    ds.source = source.rstrip("/") if split is not None or ds.split is None else source.rstrip("/").rsplit("/", 1)[0]
     return ds

@@ -95,13 +95,14 @@ class Index:
 
     Class attributes: ``name`` (the registry key, ``--retriever``), ``kinds`` (the ``--kind`` choices, default first),
     ``loader`` (the function that loads the kind's model by name; None for kinds without one) and ``batch_size``
-    (encoding batch). ``encoder`` is the model that encodes queries: the one the index was opened with, else the one
+    (encoding batch) and ``published`` (reference figures). ``encoder`` is the model that encodes queries: the one the index was opened with, else the one
     named in ``meta.json``, loaded on first search."""
 
     name: ClassVar[str] = ""
     kinds: ClassVar[tuple[str, ...]] = ()
     loader: ClassVar = None
     batch_size: ClassVar[int] = 64
+    published: ClassVar[dict[str, float]] = {}  # nDCG@10 others published for this kind, by BEIR dataset name
 
     def __init__(self, path):
         self.path = os.fspath(path)

@@ -136,7 +136,7 @@ class SpladeIndex(Index):
             from pyserini.search.lucene import LuceneImpactSearcher
 
             # min_idf=-1 keeps every query term that the index holds (pyserini drops idf <= min_idf)
-            self._searcher = LuceneImpactSearcher(self.path, query_encoder=_Weights({}), min_idf=-1)
+            self._searcher = LuceneImpactSearcher(os.path.abspath(self.path), query_encoder=_Weights({}), min_idf=-1)
         return self._searcher
 
     def search_weights(self, weights: dict[str, dict[str, int]], k: int = 1000, threads: int | None = None) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -44,7 +45,7 @@ class BM25Teacher(Teacher):
             from jnius import autoclass
             from pyserini.index.lucene import LuceneIndexReader
 
-            self._reader = LuceneIndexReader(self.index.path)
+            self._reader = LuceneIndexReader(os.path.abspath(self.index.path))
             self._similarity = autoclass("org.apache.lucene.search.similarities.BM25Similarity")(self.k1, self.b)
         return float(self._reader.compute_query_document_score(docid, query, self._similarity))
 
