@@ -111,7 +111,9 @@ def cmd_candidates(args):
     from .index.base import candidates
 
     _positive("-k", args.k)
-    run = candidates(_dataset(args), k=args.k, positives=args.add_positives, **_retrieval(args))
+    _positive("--sample-queries", args.sample_queries)
+    run = candidates(_dataset(args), k=args.k, positives=args.add_positives, queries=args.sample_queries,
+                     **_retrieval(args))
     write_run(run, args.output)
     print(f"candidates: {args.output} ({run['qid'].nunique()} queries, {len(run)} pairs)")
 
@@ -168,7 +170,7 @@ def cmd_cache(args):
 def cmd_train(args):
     from .training import TrainConfig, crossfit, train
 
-    cfg = TrainConfig.from_file(args.config)
+    cfg = TrainConfig.from_file(args.config, args.set or ())
     if args.output:
         cfg.output = args.output
     if not args.crossfit:
@@ -233,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="run file (.parquet or .trec)")
     p.add_argument("--add-positives", action="store_true",
                    help="append judged-relevant documents the retriever missed (training candidates)")
+    p.add_argument("--sample-queries", type=int, metavar="N", help="only a seeded sample of N queries of the split")
     p.set_defaults(func=cmd_candidates)
 
     p = verb("score", help="score a run's candidates with a teacher into the Parquet cache",
@@ -269,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "<output>/final.")
     p.add_argument("--config", required=True, help="YAML file")
     p.add_argument("--output", help="override the config's output folder")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override an option of the config (repeatable), e.g. examples.teacher=ID or epochs=3")
     p.add_argument("--crossfit", type=int, metavar="K",
                    help="cross-fit a teacher instead: K models, each trained without one fold of the queries, score "
                         "that fold's candidates in --run into the cache (out-of-fold scores, one teacher id)")

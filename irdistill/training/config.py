@@ -79,7 +79,9 @@ class TrainConfig:
         return cls(**{**d, "examples": ExampleConfig(**d["examples"])})
 
     @classmethod
-    def from_file(cls, path) -> "TrainConfig":
+    def from_file(cls, path, overrides=()) -> "TrainConfig":
+        """A YAML config; each override ``key=value`` (``examples.teacher=ID``; the value read as YAML) replaces an
+        option first, and is named as ``--set key=value`` when it is wrong."""
         import yaml
 
         if not os.path.isfile(path):
@@ -92,9 +94,24 @@ class TrainConfig:
                 raise InputError(f"malformed YAML ({getattr(e, 'problem', e)})", path, mark.line + 1 if mark else None) from None
             except UnicodeDecodeError:
                 raise InputError("not UTF-8 text", path) from None
+        d = d if d is not None else {}
+        for item in overrides:
+            key, eq, value = item.partition("=")
+            if not eq or not key or not isinstance(d, dict):
+                raise InputError(f"--set takes key=value, not {item!r}")
+            *parents, last = key.split(".")
+            node = d
+            for p in parents:
+                node = node.setdefault(p, {})
+                if not isinstance(node, dict):
+                    raise InputError(f"--set {item}: {p} is not a mapping")
+            node[last] = yaml.safe_load(value)
         try:
-            return cls.from_dict(d if d is not None else {})
+            return cls.from_dict(d)
         except InputError as e:
+            named = [o for o in overrides if o.partition("=")[0].split(".")[-1] in e.message]
+            if named:
+                raise InputError(f"--set {named[0]}: {e.message}") from None
             raise InputError(e.message, path, _line(path, e.message)) from None
 
 
