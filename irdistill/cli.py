@@ -70,7 +70,7 @@ def cmd_search(args):
         raise InputError("give either --query TEXT or --queries FILE")
     _positive("-k", args.k)
     queries = {"q1": args.query} if args.query else read_queries(args.queries)
-    run = load_index(args.index, args.model).search(queries, args.k)
+    run = load_index(args.index, args.model).search(queries, args.k, progress=True)
     if args.output:
         write_run(run, args.output)
         print(f"run: {args.output} ({run['qid'].nunique()} queries)")
@@ -303,10 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.quiet:
-        from .progress import quiet
+    from .progress import quiet, terminal_only
 
-        quiet()
+    quiet() if args.quiet else terminal_only()
     try:
         args.func(args)
     except InputError as e:
