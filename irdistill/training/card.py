@@ -91,7 +91,7 @@ def distillation_section(cfg, teacher: dict, dataset_name: str, examples: int, q
         f"- **Data:** {dataset_name}, split `{cfg.split}`: {examples} training examples from {queries} queries"
         + (f" ({held_out} more held out for evaluation)" if held_out else "")
         + (f", fold `{cfg.fold}` left out" if cfg.fold else ""),
-        f"- **Schedule:** {steps} steps ({epochs:g} epochs), batch size {cfg.batch_size}"
+        f"- **Schedule:** {steps} steps ({epochs:.3g} epochs), batch size {cfg.batch_size}"
         + (f" x {cfg.grad_accum} accumulated" if cfg.grad_accum > 1 else "")
         + f", learning rate {cfg.learning_rate:g}, warmup ratio {cfg.warmup_ratio:g}, max sequence length "
         f"{cfg.max_seq_length}, precision {cfg.precision}, seed {cfg.seed}",
