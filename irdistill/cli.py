@@ -70,7 +70,7 @@ def cmd_search(args):
         raise InputError("give either --query TEXT or --queries FILE")
     _positive("-k", args.k)
     queries = {"q1": args.query} if args.query else read_queries(args.queries)
-    run = load_index(args.index, args.model).search(queries, args.k)
+    run = load_index(args.index, args.model).search(queries, args.k, progress=True)
     if args.output:
         write_run(run, args.output)
         print(f"run: {args.output} ({run['qid'].nunique()} queries)")
@@ -190,6 +190,13 @@ def cmd_report(args):
     print(f"report: {path}")
 
 
+def cmd_card(args):
+    from .training.card import add_results
+
+    path, n = add_results(args.model, args.results)
+    print(f"card: {path} ({n} result{'s' * (n != 1)} added)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="irdistill", description="Knowledge distillation for retrieval and ranking.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -280,6 +287,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="the candidates to score with --crossfit (.parquet or .trec)")
     p.set_defaults(func=cmd_train)
 
+    p = verb("card", help="add `irdistill evaluate` results to a model's card (README.md)",
+             description="Add the metrics that `irdistill evaluate` wrote (runs/<name>/metrics.json, or every dataset of "
+                         "a suite's folder) to the model card of --model: its model-index (the evaluation results the "
+                         "Hugging Face hub shows) and an 'Evaluation (irdistill)' table. A trained student's card "
+                         "already says what it was distilled from.")
+    p.add_argument("results", nargs="+", metavar="RESULT", help="metrics.json, or a folder holding one or several")
+    p.add_argument("--model", required=True, help="model folder, e.g. models/<name>/final")
+    p.set_defaults(func=cmd_card)
+
     p = verb("compare", help="compare runs with paired significance tests",
                        description="Metrics of several runs side by side; superscripts mark significant wins (ranx).")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run files (.trec or .parquet)")
@@ -308,10 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.quiet:
-        from .progress import quiet
+    from .progress import quiet, terminal_only
 
-        quiet()
+    quiet() if args.quiet else terminal_only()
     try:
         args.func(args)
     except InputError as e:

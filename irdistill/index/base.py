@@ -211,7 +211,7 @@ def retrieve(dataset: Dataset, retriever: str = "bm25", model: str | None = None
     if k < 1:
         raise InputError(f"-k must be at least 1, not {k}")
     found = open_index(dataset, retriever, model, kind, index, rebuild, batch_size, progress)
-    return found.retrieve(dataset, k, batch_size, progress=False)
+    return found.retrieve(dataset, k, batch_size, progress=progress)
 
 
 def candidates(dataset: Dataset, retriever: str = "bm25", model: str | None = None, k: int = 100,
