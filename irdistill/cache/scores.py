@@ -374,10 +374,13 @@ class ScoreCache:
             raise InputError("no such cache folder", self.folder)
         return pads.dataset(self.folder, format="parquet", partitioning="hive", schema=SCHEMA.append(pa.field("teacher", pa.string())))
 
-    def read(self, teacher: str | None = None, qids=None, columns=("qid", "docid", "score")) -> pd.DataFrame:
+    def read(self, teacher: str | None = None, qids=None, columns=("qid", "docid", "score"),
+             bounds: tuple[str, str] | None = None) -> pd.DataFrame:
         """Scores as a DataFrame (one row per pair; duplicates, which only older versions could write, dropped).
 
-        With ``qids``, only the parts holding them are read (and only their row groups that may hold them)."""
+        With ``qids``, only the parts holding them are read (and only their row groups that may hold them: ``bounds``,
+        the least and greatest of ``qids``, lets row group statistics skip the others). ``read_blocks`` reads a large
+        cache a block of queries at a time."""
         columns = list(columns)
         if teacher is None:
             frames = [self.read(t, qids, columns).assign(teacher=t) for t in self._teacher_ids()]
@@ -394,13 +397,28 @@ class ScoreCache:
         else:
             qids = [str(q) for q in qids]
             parts = sorted(idx.parts_of(qids))
-            table = self._table(teacher, parts, cols, pc.field("qid").isin(pa.array(qids, pa.string())))
+            expr = pc.field("qid").isin(pa.array(qids, pa.string()))
+            if bounds is not None:
+                expr = (pc.field("qid") >= bounds[0]) & (pc.field("qid") <= bounds[1]) & expr
+            table = self._table(teacher, parts, cols, expr)
         df = table.to_pandas()
         if not idx.clean(parts):
             df = df.drop_duplicates(["qid", "docid"], keep="first")
         if "teacher" in columns:
             df["teacher"] = teacher
         return df[columns].reset_index(drop=True)
+
+    def read_blocks(self, teacher: str, qids=None, queries: int = 10_000, columns=("qid", "docid", "score")):
+        """Yield the scores of ``qids`` (default: every scored query) as DataFrames of about ``queries`` whole queries
+        each, in query id order: memory holds one block, not the whole cache (tens of millions of pairs).
+
+        Each block reads only the parts that hold its queries (from the index), and within a part sorted by ``compact``
+        only the row groups whose qid range meets the block's."""
+        idx = self._refresh(teacher)
+        wanted = sorted(idx.where if qids is None else {str(q) for q in qids if str(q) in idx.where})
+        for i in range(0, len(wanted), queries):
+            block = wanted[i : i + queries]
+            yield self.read(teacher, block, columns, bounds=(block[0], block[-1]))
 
     def scored_qids(self, teacher: str) -> set[str]:
         """The queries the cache holds scores of (from the index: no part is read unless the index lacks it)."""

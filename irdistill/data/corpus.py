@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import json
-import os
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -12,10 +11,39 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import InputError, require_file
+from . import store
 from .io import RE2_BAD_ID, check_id, check_text, id_problem, read_jsonl, read_tsv, remembered, stat_key
 
 SCHEMA = pa.schema([("docid", pa.string()), ("title", pa.string()), ("text", pa.string())])
 FINGERPRINT_VERSION = 2  # bump when the hash or the loaders change what a file's fingerprint is
+
+
+class Hasher:
+    """The content fingerprint computed batch by batch (see ``content_fingerprint``)."""
+
+    def __init__(self):
+        self.documents = 0
+        self.columns = {name: (hashlib.sha256(), hashlib.sha256()) for name in SCHEMA.names}
+
+    def update(self, table: pa.Table | pa.RecordBatch) -> None:
+        for name in SCHEMA.names:
+            column = table[name]
+            lengths, data = self.columns[name]
+            for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
+                if chunk.null_count:
+                    chunk = chunk.fill_null("")
+                width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+                offsets = np.frombuffer(chunk.buffers()[1], dtype=width)[chunk.offset : chunk.offset + len(chunk) + 1]
+                lengths.update(np.diff(offsets).astype("<i8").tobytes())
+                if len(chunk) and chunk.buffers()[2] is not None:
+                    data.update(memoryview(chunk.buffers()[2])[int(offsets[0]) : int(offsets[-1])])
+        self.documents += len(table)
+
+    def hexdigest(self) -> str:
+        h = hashlib.sha256(f"irdistill-corpus-v{FINGERPRINT_VERSION}\n{self.documents}\n".encode())
+        for name, (lengths, data) in self.columns.items():
+            h.update(name.encode() + lengths.digest() + data.digest())
+        return h.hexdigest()[:16]
 
 
 def content_fingerprint(table: pa.Table) -> str:
@@ -23,25 +51,17 @@ def content_fingerprint(table: pa.Table) -> str:
 
     Each column is hashed as its value lengths and its UTF-8 bytes, read straight from the Arrow buffers, so hashing
     runs in C at about 1 GB/s and does not depend on how the table is chunked."""
-    h = hashlib.sha256(f"irdistill-corpus-v{FINGERPRINT_VERSION}\n{len(table)}\n".encode())
-    for name in SCHEMA.names:
-        lengths, data = hashlib.sha256(), hashlib.sha256()
-        for chunk in table[name].chunks:
-            if chunk.null_count:
-                chunk = chunk.fill_null("")
-            width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
-            offsets = np.frombuffer(chunk.buffers()[1], dtype=width)[chunk.offset : chunk.offset + len(chunk) + 1]
-            lengths.update(np.diff(offsets).astype("<i8").tobytes())
-            if len(chunk) and chunk.buffers()[2] is not None:
-                data.update(memoryview(chunk.buffers()[2])[int(offsets[0]) : int(offsets[-1])])
-        h.update(name.encode() + lengths.digest() + data.digest())
-    return h.hexdigest()[:16]
+    hasher = Hasher()
+    hasher.update(table)
+    return hasher.hexdigest()
 
 
 class Corpus:
     """Documents as an Arrow table with columns ``docid``, ``title``, ``text``.
 
-    ``corpus.texts(ids)`` joins title and text the way BEIR models expect; lookups by id build a hash map on first use.
+    ``corpus.texts(ids)`` joins title and text the way BEIR models expect. Ids are looked up by a binary search over
+    the ids sorted once (no Python dict of every id). A corpus read from a large file is kept in an on-disk store
+    (``store.py``) and memory-mapped: it is never held as Python strings, nor all in memory at once.
     """
 
     def __init__(self, table: pa.Table, source: str = "<memory>"):
@@ -51,18 +71,75 @@ class Corpus:
                 table = table.set_column(table.schema.get_field_index(name), name, pc.fill_null(table[name], ""))
         self.table = table.combine_chunks()
         self.source = source
-        self._rows: dict[str, int] | None = None
         self._fingerprint: str | None = None
+        self._store: str | None = None  # the store folder this corpus is mapped from
+        self._ids: pa.Array | None = None
+        self._index: store.IdIndex | None = None
         if len(self.table) == 0:
             raise InputError("the corpus is empty", source)
+
+    @classmethod
+    def _mapped(cls, found: store.Store, source: str) -> "Corpus":
+        corpus = cls.__new__(cls)
+        corpus.table, corpus.source, corpus._store = found.docs, source, found.folder
+        corpus._fingerprint = found.meta["fingerprint"]
+        corpus._ids = found.ids["docid"].combine_chunks()
+        corpus._index = store.IdIndex(found.ids["sorted"].combine_chunks(), found.ids["row"].to_numpy())
+        return corpus
+
+    def __getstate__(self):  # a mapped corpus pickles as its store folder (DataLoader workers, DDP)
+        if self._store is None:
+            return self.__dict__
+        return {"source": self.source, "_store": self._store, "_fingerprint": self._fingerprint}
+
+    def __setstate__(self, state):
+        if "table" in state:
+            self.__dict__.update(state)
+            return
+        found = store.open_store(state["_store"])
+        if found is None or found.meta["fingerprint"] != state["_fingerprint"]:
+            raise InputError("the corpus store changed or was removed", state["_store"])
+        self.__dict__.update(Corpus._mapped(found, state["source"]).__dict__)
 
     # construction -------------------------------------------------------------------------------------------
     @classmethod
     def from_records(cls, records: Iterable[tuple], source: str = "<memory>", batch: int = 100_000,
-                     numbered: bool = False) -> "Corpus":
+                     numbered: bool = False, keep: tuple[list[str], dict] | None = None) -> "Corpus":
         """Build from ``(docid, title, text)`` tuples, ``batch`` rows at a time; ``numbered``: the tuples are
-        ``(line, docid, title, text)`` and errors name the line. Ids must be unique, non-empty, without whitespace."""
-        batches, cols, lines, line_batches = [], ([], [], []), [], []
+        ``(line, docid, title, text)`` and errors name the line. Ids must be unique, non-empty, without whitespace.
+
+        ``keep``: ``(places, key)``: once the parsed text passes ``store.min_bytes()``, the rest streams to a store in
+        the first writable of ``places`` (see ``store.places``), kept under ``key``, and the corpus is mapped from it."""
+        held, ids, lines, size = [], [], [], 0
+        with contextlib.ExitStack() as stack:
+            writer = None
+            for part, part_lines in cls._record_batches(records, source, batch, numbered):
+                ids.append(part.column(0))
+                lines.append(part_lines)
+                if writer is not None:
+                    writer.write(part)
+                    continue
+                held.append(part)
+                size += part.nbytes
+                if keep is not None and size >= store.min_bytes():
+                    writer = store.Writer.open(stack, keep[0], keep[1], SCHEMA, Hasher())
+                    if writer is not None:
+                        for part in held:
+                            writer.write(part)
+                        held = []
+            numbers = pa.chunked_array(lines, pa.int64()).combine_chunks() if numbered else None
+            if writer is None:
+                corpus = cls(pa.Table.from_batches(held, SCHEMA), source)
+                _check_ids(corpus.ids, source, numbers)
+                return corpus
+            all_ids = pa.chunked_array(ids, pa.string()).combine_chunks()
+            _check_ids(all_ids, source, numbers)
+            writer.finish(all_ids)
+        return cls._mapped(store.open_store(writer.folder, keep[1]), source)
+
+    @classmethod
+    def _record_batches(cls, records, source, batch, numbered) -> Iterator[tuple[pa.RecordBatch, pa.Array | None]]:
+        cols, lines = ([], [], []), []
 
         def flush():
             try:
@@ -70,8 +147,8 @@ class Corpus:
             except (UnicodeEncodeError, pa.ArrowException):
                 cls._find_bad_record(cols, lines, source)
                 raise
-            batches.append(pa.record_batch(arrays, schema=SCHEMA))
-            line_batches.append(pa.array(lines, pa.int64()) if numbered else None)
+            arrays[1:] = [pc.fill_null(a, "") if a.null_count else a for a in arrays[1:]]
+            return pa.record_batch(arrays, schema=SCHEMA), pa.array(lines, pa.int64()) if numbered else None
 
         for rec in records:
             if numbered:
@@ -80,13 +157,10 @@ class Corpus:
             for col, value in zip(cols, rec):
                 col.append(value)
             if len(cols[0]) >= batch:
-                flush()
+                yield flush()
                 cols, lines = ([], [], []), []
-        if cols[0] or not batches:
-            flush()
-        corpus = cls(pa.Table.from_batches(batches), source)
-        corpus._check_ids(pa.chunked_array(line_batches, pa.int64()).combine_chunks() if numbered else None)
-        return corpus
+        if cols[0]:
+            yield flush()
 
     @staticmethod
     def _find_bad_record(cols, lines, source) -> None:
@@ -98,42 +172,22 @@ class Corpus:
                     raise InputError(f"{what}{where} must be a string, not {type(col[i]).__name__}", source, line)
                 check_text(col[i], what + where, source, line)
 
-    def _check_ids(self, lines: pa.Array | None = None) -> None:
-        """InputError naming the line (or document number) of the first empty, whitespace-holding or repeated id."""
-        ids = self.ids
-
-        def where(row: int) -> tuple[int | None, str]:
-            return (lines[row].as_py(), "") if lines is not None else (None, f" (document {row + 1})")
-
-        empty = pc.fill_null(pc.equal(pc.binary_length(ids), 0), True)
-        if pc.any(empty).as_py():
-            line, doc = where(pc.index(empty, True).as_py())
-            raise InputError(f"empty document id{doc}", self.source, line)
-        spaced = pc.match_substring_regex(ids, RE2_BAD_ID)
-        if pc.any(spaced).as_py():
-            row = pc.index(spaced, True).as_py()
-            line, doc = where(row)
-            value = ids[row].as_py()
-            raise InputError(f"document id {value!r}{doc} {id_problem(value)} (TREC files cannot hold it)", self.source, line)
-        counts = pc.value_counts(ids)
-        dup = counts.filter(pc.greater(counts.field("counts"), 1))
-        if len(dup):
-            value = dup[0]["values"].as_py()
-            first, second = np.flatnonzero(pc.equal(ids, value).to_numpy(zero_copy_only=False))[:2]
-            line, doc = where(int(second))
-            was = f"line {lines[int(first)].as_py()}" if lines is not None else f"document {int(first) + 1}"
-            raise InputError(f"duplicate document id {value!r}{doc} (first on {was})", self.source, line)
-
     def check_unique(self) -> None:
         """InputError if an id is empty, repeated or holds whitespace."""
-        self._check_ids()
+        _check_ids(self.ids, self.source)
 
     @classmethod
     def _from_file(cls, path: str, records) -> "Corpus":
+        """Parse ``records`` of the file at ``path``, or map the store kept of it while the file is unchanged."""
         key = {**stat_key(path), "version": FINGERPRINT_VERSION}
-        corpus = cls.from_records(records, path, numbered=True)
-        corpus._fingerprint = remembered(path, {**key, "documents": len(corpus)},
-                                         lambda: content_fingerprint(corpus.table))
+        places = store.places(path, beside=path)
+        found = store.find_store(places, key)
+        if found is not None:
+            return cls._mapped(found, path)
+        corpus = cls.from_records(records, path, numbered=True, keep=(places, key))
+        if corpus._store is None:
+            corpus._fingerprint = remembered(path, {**key, "documents": len(corpus)},
+                                             lambda: content_fingerprint(corpus.table))
         return corpus
 
     @classmethod
@@ -168,24 +222,37 @@ class Corpus:
 
     @property
     def ids(self) -> pa.Array:
-        return self.table["docid"].chunk(0) if self.table["docid"].num_chunks == 1 else self.table["docid"].combine_chunks()
+        """The document ids in row order (one Arrow array; mapped from the store when there is one)."""
+        if self._ids is None:
+            column = self.table["docid"]
+            self._ids = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+        return self._ids
 
-    def contains(self, docids: Sequence[str]) -> list[bool]:
-        return pc.is_in(pa.array(list(docids), pa.string()), value_set=self.ids).to_pylist()
+    def lookup(self, docids: Sequence[str] | pa.Array) -> np.ndarray:
+        """The row of each id (-1 where unknown), by binary search over the sorted ids (built on first use)."""
+        if self._index is None:
+            self._index = store.IdIndex.build(self.ids)
+        keys = docids if isinstance(docids, pa.Array) else pa.array(list(docids), pa.string())
+        return self._index.find(keys)
+
+    def contains(self, docids: Sequence[str] | pa.Array) -> list[bool]:
+        return (self.lookup(docids) >= 0).tolist()
 
     def rows(self, docids: Sequence[str]) -> list[int]:
         """Row numbers of ``docids``; raises KeyError naming the first unknown id."""
-        if self._rows is None:
-            self._rows = {d: i for i, d in enumerate(self.ids.to_pylist())}
-        try:
-            return [self._rows[d] for d in docids]
-        except KeyError as e:
-            raise KeyError(f"unknown document id {e.args[0]!r} in {self.source}") from None
+        return self._rows(docids).tolist()
+
+    def _rows(self, docids) -> np.ndarray:
+        docids = docids if isinstance(docids, pa.Array) else pa.array(list(docids), pa.string())
+        rows = self.lookup(docids)
+        if len(rows) and rows.min() < 0:
+            raise KeyError(f"unknown document id {docids[int(np.argmin(rows))].as_py()!r} in {self.source}")
+        return rows
 
     def texts(self, docids: Sequence[str] | None = None, start: int = 0, stop: int | None = None) -> list[str]:
         """``title + " " + text`` (stripped) of the given ids, or of rows ``start:stop``."""
         if docids is not None:
-            part = self.table.take(pa.array(self.rows(docids), pa.int64()))
+            part = store.take(self.table, self._rows(docids))
         else:
             part = self.table.slice(start, (stop if stop is not None else len(self)) - start)
         joined = pc.utf8_trim_whitespace(pc.binary_join_element_wise(part["title"], part["text"], " "))
@@ -200,7 +267,34 @@ class Corpus:
     def fingerprint(self) -> str:
         """16 hex digits that change when any document's id, title or text changes (or the order of documents):
         indexes, embeddings and the score cache key on it. See ``content_fingerprint``; a corpus read from a file
-        reuses the fingerprint kept beside it while the file's size and modification time are unchanged."""
+        reuses the fingerprint kept beside it (or in its store) while the file's size and modification time are
+        unchanged."""
         if self._fingerprint is None:
             self._fingerprint = content_fingerprint(self.table)
         return self._fingerprint
+
+
+def _check_ids(ids: pa.Array, source: str, lines: pa.Array | None = None) -> None:
+    """InputError naming the line (or document number) of the first empty, whitespace-holding or repeated id."""
+
+    def where(row: int) -> tuple[int | None, str]:
+        return (lines[row].as_py(), "") if lines is not None else (None, f" (document {row + 1})")
+
+    empty = pc.fill_null(pc.equal(pc.binary_length(ids), 0), True)
+    if pc.any(empty).as_py():
+        line, doc = where(pc.index(empty, True).as_py())
+        raise InputError(f"empty document id{doc}", source, line)
+    spaced = pc.match_substring_regex(ids, RE2_BAD_ID)
+    if pc.any(spaced).as_py():
+        row = pc.index(spaced, True).as_py()
+        line, doc = where(row)
+        value = ids[row].as_py()
+        raise InputError(f"document id {value!r}{doc} {id_problem(value)} (TREC files cannot hold it)", source, line)
+    counts = pc.value_counts(ids)
+    dup = counts.filter(pc.greater(counts.field("counts"), 1))
+    if len(dup):
+        value = dup[0]["values"].as_py()
+        first, second = np.flatnonzero(pc.equal(ids, value).to_numpy(zero_copy_only=False))[:2]
+        line, doc = where(int(second))
+        was = f"line {lines[int(first)].as_py()}" if lines is not None else f"document {int(first) + 1}"
+        raise InputError(f"duplicate document id {value!r}{doc} (first on {was})", source, line)

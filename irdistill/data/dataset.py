@@ -7,7 +7,10 @@ import os
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..errors import InputError, require_file
+from . import store
 from .corpus import Corpus
 from .io import check_id, check_text, read_jsonl, read_lines, read_tsv
 
@@ -42,9 +45,10 @@ class Dataset:
 
     def add_view(self, name: str, corpus: Corpus) -> None:
         """Attach ``corpus`` as view ``name``; it must hold a text for every document id (extra ids are ignored)."""
-        missing = [d for d, ok in zip(self.corpus.ids.to_pylist(), corpus.contains(self.corpus.ids.to_pylist())) if not ok]
-        if missing:
-            raise InputError(f"view {name!r} lacks document {missing[0]!r} ({len(missing)} missing)", corpus.source)
+        missing = np.flatnonzero(corpus.lookup(self.corpus.ids) < 0)
+        if len(missing):
+            first = self.corpus.ids[int(missing[0])].as_py()
+            raise InputError(f"view {name!r} lacks document {first!r} ({len(missing)} missing)", corpus.source)
         self.views[name] = corpus
 
 
@@ -180,7 +184,7 @@ def load_ir_datasets(dataset_id: str, docs_only: bool = False):
         for doc in ds.docs_iter():
             yield doc.doc_id, getattr(doc, "title", "") or "", getattr(doc, "text", "") or doc.default_text()
 
-    corpus = Corpus.from_records(records(), source)
+    corpus = _ir_datasets_corpus(ds, dataset_id, records(), source)
     if docs_only:
         return corpus
     queries = {q.query_id: q.text if hasattr(q, "text") else q.default_text() for q in ds.queries_iter()}
@@ -197,6 +201,26 @@ def load_ir_datasets(dataset_id: str, docs_only: bool = False):
     if parent in ir_datasets.registry and ir_datasets.registry[parent].has_docs():  # beir/scifact/test: split test
         return Dataset(parent.replace("/", "-"), corpus, queries, qrels, last)
     return Dataset(dataset_id.replace("/", "-"), corpus, queries, qrels, None)  # beir/arguana: no split in the id
+
+
+def _ir_datasets_corpus(ds, dataset_id: str, records, source: str) -> Corpus:
+    """The documents of an ir_datasets dataset: read once through ``docs_iter`` (into a store in the user cache when
+    large, see ``store.py``), then mapped from that store by every later load. All datasets that share a document
+    collection (``msmarco-passage/train``, ``.../dev/small``) share its store."""
+    import ir_datasets
+
+    try:
+        count = ds.docs_count()
+    except Exception:  # some collections only know their size once downloaded
+        count = None
+    owner = ds.docs_namespace() or dataset_id
+    key = {"ir_datasets": owner, "documents": count, "version": ir_datasets.__version__,
+           "home": os.path.realpath(str(ir_datasets.util.home_path()))}
+    places = store.places(f"ir_datasets:{owner}")
+    found = store.find_store(places, key)
+    if found is not None:
+        return Corpus._mapped(found, source)
+    return Corpus.from_records(records, source, keep=(places, key))
 
 
 def load_dataset(source, split: str | None = None) -> Dataset:

@@ -330,10 +330,15 @@ def stat_key(path) -> dict:
             "ctime_ns": st.st_ctime_ns, "inode": st.st_ino}
 
 
+def user_cache(*parts: str) -> str:
+    """A path under irdistill's folder of the user cache (``$XDG_CACHE_HOME/irdistill``, default ``~/.cache``)."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(root, "irdistill", *parts)
+
+
 def _sidecars(path: str, beside: bool) -> list[str]:
     real = os.path.realpath(path)
-    user = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-                        "irdistill", "fingerprints", hashlib.sha1(real.encode()).hexdigest()[:20] + ".json")
+    user = user_cache("fingerprints", hashlib.sha1(real.encode()).hexdigest()[:20] + ".json")
     return ([os.path.join(os.path.dirname(real), f".{os.path.basename(real)}.fingerprint.json")] if beside else []) + [user]
 
 

@@ -1,7 +1,8 @@
 """Training examples from the score cache: per query, a positive and N negatives with the teacher's scores.
 
-The examples hold ids and scores only; texts are joined when a batch is read (``as_hf_dataset`` sets
-sentence-transformers' ``resolve_ids`` transform), so a dataset of millions of examples stays small.
+The examples hold ids and scores only; texts are looked up when a batch is read (``as_hf_dataset`` sets a transform
+that reads them from the corpus by id), so a dataset of millions of examples stays small, and the cache is read a
+block of queries at a time.
 """
 
 from __future__ import annotations
@@ -31,43 +32,50 @@ class ExampleConfig:
     text_view: str | None = None    # the student reads this text view of the documents (default: the corpus)
 
 
-def build_examples(dataset: Dataset, cache: ScoreCache, cfg: ExampleConfig) -> list[dict]:
-    """``[{"query_id", "document_ids": [pos, neg_1..], "scores": [t_pos, t_neg_1..]}]``, one per (query, positive)."""
+def build_examples(dataset: Dataset, cache: ScoreCache, cfg: ExampleConfig, block: int = 10_000) -> list[dict]:
+    """``[{"query_id", "document_ids": [pos, neg_1..], "scores": [t_pos, t_neg_1..]}]``, one per (query, positive).
+
+    The cache is read ``block`` queries at a time (``ScoreCache.read_blocks``), so its size is bounded by the examples
+    drawn, not by the pairs scored."""
     if cfg.strategy not in STRATEGIES:
         raise InputError(f"unknown sampling strategy {cfg.strategy!r} (choose from {', '.join(STRATEGIES)})")
-    scores = cache.read(cfg.teacher, qids=list(dataset.queries))
-    if scores.empty:
+    rng = np.random.default_rng(cfg.seed)
+    out, skipped, queries = [], {"no scored positive": 0, "too few negatives": 0}, 0
+    for scores in cache.read_blocks(cfg.teacher, qids=dataset.queries, queries=block):
+        for qid, group in scores.groupby("qid", sort=True):
+            queries += 1
+            _query_examples(qid, group, dataset.qrels.get(qid, {}), cfg, rng, out, skipped)
+    if not queries:
         raise InputError(f"the cache holds no scores of teacher {cfg.teacher!r} for the {dataset.split} queries",
                          cache.folder)
-    rng = np.random.default_rng(cfg.seed)
-    out, skipped = [], {"no scored positive": 0, "too few negatives": 0}
-    for qid, group in scores.groupby("qid", sort=True):
-        docs, t = group["docid"].to_numpy(), group["score"].to_numpy(np.float64)
-        judged = dataset.qrels.get(qid, {})
-        relevant = np.array([judged.get(d, 0) > 0 for d in docs])
-        if cfg.positives == "teacher":
-            pos_idx = [int(np.argmax(t))]
-            relevant = np.zeros(len(docs), bool)
-            relevant[pos_idx] = True
-        else:
-            pos_idx = list(np.flatnonzero(relevant))
-        if not pos_idx:
-            skipped["no scored positive"] += 1
-            continue
-        for p in pos_idx:
-            neg = np.flatnonzero(~relevant)
-            if cfg.fn_margin is not None:
-                neg = neg[t[neg] < t[p] - cfg.fn_margin]
-            if len(neg) < cfg.negatives:
-                skipped["too few negatives"] += 1
-                continue
-            chosen = _sample(neg, t, cfg, rng)
-            out.append({"query_id": qid, "document_ids": [docs[p], *docs[chosen]],
-                        "scores": [float(t[p]), *map(float, t[chosen])]})
-    log.info("%d examples from %d queries; skipped: %s", len(out), scores["qid"].nunique(), skipped)
+    log.info("%d examples from %d queries; skipped: %s", len(out), queries, skipped)
     if not out:
         raise InputError(f"no training examples (skipped: {skipped}); were the positives among the scored candidates?")
     return out
+
+
+def _query_examples(qid: str, group, judged: dict, cfg: ExampleConfig, rng, out: list, skipped: dict) -> None:
+    docs, t = group["docid"].to_numpy(), group["score"].to_numpy(np.float64)
+    relevant = np.array([judged.get(d, 0) > 0 for d in docs])
+    if cfg.positives == "teacher":
+        pos_idx = [int(np.argmax(t))]
+        relevant = np.zeros(len(docs), bool)
+        relevant[pos_idx] = True
+    else:
+        pos_idx = list(np.flatnonzero(relevant))
+    if not pos_idx:
+        skipped["no scored positive"] += 1
+        return
+    for p in pos_idx:
+        neg = np.flatnonzero(~relevant)
+        if cfg.fn_margin is not None:
+            neg = neg[t[neg] < t[p] - cfg.fn_margin]
+        if len(neg) < cfg.negatives:
+            skipped["too few negatives"] += 1
+            continue
+        chosen = _sample(neg, t, cfg, rng)
+        out.append({"query_id": qid, "document_ids": [docs[p], *docs[chosen]],
+                    "scores": [float(t[p]), *map(float, t[chosen])]})
 
 
 def _sample(neg: np.ndarray, t: np.ndarray, cfg: ExampleConfig, rng) -> np.ndarray:
@@ -82,15 +90,38 @@ def _sample(neg: np.ndarray, t: np.ndarray, cfg: ExampleConfig, rng) -> np.ndarr
 
 def as_hf_dataset(examples: list[dict], dataset: Dataset, text_view: str | None = None):
     """A ``datasets.Dataset`` of ids and scores whose rows read as ``query, document_1 .. document_N, scores``
-    (documents from ``text_view``, the corpus by default)."""
+    (documents from ``text_view``, the corpus by default). Texts are looked up in the corpus when a batch is read
+    (``ResolveTexts``), so no copy of the documents' texts is made; unknown ids fail here, before training."""
     import datasets
-    from sentence_transformers.util import resolve_ids
+    import pyarrow as pa
 
     corpus = dataset.view(text_view)
-    used = sorted({d for e in examples for d in e["document_ids"]})
-    docs = datasets.Dataset.from_dict({"id": used, "text": corpus.texts(used)})
-    qids = sorted({e["query_id"] for e in examples})
-    queries = datasets.Dataset.from_dict({"id": qids, "text": [dataset.queries[q] for q in qids]})
+    flat = pa.array([d for e in examples for d in e["document_ids"]], pa.string())
+    rows = corpus.lookup(flat)
+    if len(rows) and rows.min() < 0:
+        raise KeyError(f"unknown document id {flat[int(np.argmin(rows))].as_py()!r} in {corpus.source}")
+    queries = {q: dataset.queries[q] for q in sorted({e["query_id"] for e in examples})}
     ds = datasets.Dataset.from_list(examples)
-    ds.set_transform(resolve_ids({"query_id": queries, "document_ids": docs}, keep_columns=("scores",)))
+    ds.set_transform(ResolveTexts(queries, corpus))
     return ds
+
+
+class ResolveTexts:
+    """The batched transform of ``as_hf_dataset``: ``query_id`` to ``query``, ``document_ids`` to ``document_1`` ..
+    ``document_N`` (texts from the corpus, by id), ``scores`` kept; the columns sentence-transformers' ``resolve_ids``
+    makes, without its copy of every text. Picklable (a corpus kept in a store pickles as its folder)."""
+
+    def __init__(self, queries: dict[str, str], corpus):
+        self.queries, self.corpus = queries, corpus
+
+    def __call__(self, batch: dict) -> dict:
+        lists = batch["document_ids"]
+        width = len(lists[0]) if lists else 0
+        if any(len(row) != width for row in lists):
+            raise ValueError(f"examples hold differing numbers of documents ({sorted({len(r) for r in lists})})")
+        texts = self.corpus.texts([d for row in lists for d in row]) if width else []
+        out = {"query": [self.queries[q] for q in batch["query_id"]]}
+        out.update({f"document_{i + 1}": texts[i::width] for i in range(width)})
+        if "scores" in batch:
+            out["scores"] = batch["scores"]
+        return out
