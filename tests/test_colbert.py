@@ -168,18 +168,22 @@ def exact_maxsim(tokens, offsets, q):
     return np.array([(q @ t[a:b].T).max(1).sum() if b > a else 0.0 for a, b in zip(offsets[:-1], offsets[1:])])
 
 
-@pytest.mark.parametrize("block_tokens", [1 << 15, 40])
-def test_maxsim_is_exact_in_float32(block_tokens):
-    from irdistill.index.maxsim import maxsim
+@pytest.mark.parametrize("block_docs", [32, 5])
+@pytest.mark.parametrize("where", ["memmap", "resident"])
+def test_maxsim_is_exact_in_float32(block_docs, where, tmp_path):
+    from irdistill.index.maxsim import maxsim, resident
 
     tokens, offsets = random_store()
+    np.save(tmp_path / "tokens.npy", tokens)
+    tokens = np.load(tmp_path / "tokens.npy", mmap_mode="r")
     q = np.random.default_rng(1).standard_normal((8, 16)).astype(np.float32)
     docs = np.random.default_rng(2).permutation(len(offsets) - 1)[:70]
     docs = np.append(docs, 3)  # an empty document scores 0
     want = exact_maxsim(tokens, offsets, q)[docs]
-    np.testing.assert_allclose(maxsim(tokens, offsets, q, docs, block_tokens=block_tokens), want, rtol=1e-5, atol=1e-5)
-    low = maxsim(tokens, offsets, q, docs, "bfloat16", block_tokens=block_tokens)
-    np.testing.assert_allclose(low, want, atol=0.05)
+    for precision, tolerance in [("float32", 1e-5), ("bfloat16", 0.05)]:
+        store = resident(tokens, precision) if where == "resident" else tokens
+        got = maxsim(store, offsets, q, docs, precision, block_docs=block_docs)
+        np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance)
     assert maxsim(tokens, offsets, q, np.array([], dtype=np.int64)).shape == (0,)
 
 
@@ -197,10 +201,16 @@ def store_index(tmp_path):
     return index, tokens, offsets
 
 
-def test_fast_path_returns_the_exact_top_k(store_index):
+@pytest.mark.parametrize("resident_bytes", [1 << 30, 0])
+def test_fast_path_returns_the_exact_top_k(store_index, monkeypatch, resident_bytes):
     """Probing every cell makes every document with tokens a candidate: the fast path is then exact MaxSim
-    over the whole store, the same top k (ties by row) as brute force, on any number of threads."""
+    over the whole store, the same top k (ties by row) as brute force, on any number of threads, from the store
+    copied into memory or memory-mapped."""
+    from irdistill.index import colbert
+
+    monkeypatch.setattr(colbert, "RESIDENT_BYTES", resident_bytes)
     index, tokens, offsets = store_index
+    assert isinstance(index.store(), np.ndarray) == (resident_bytes == 0)
     queries = list(np.random.default_rng(3).standard_normal((5, 8, 16)).astype(np.float32))
     for threads in (1, 2):
         got = index.search_embeddings(queries, k=10, candidates="cells", ncells=8, ndocs=1000, threads=threads)

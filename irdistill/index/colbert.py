@@ -32,10 +32,11 @@ from ..data.io import atomic_path
 from ..data.runs import rank_run
 from ..errors import InputError
 from .dense import _create, _faiss, _to_gpu
-from .maxsim import PRECISIONS, CellPostings, Workspace, maxsim, parallel_map
+from .maxsim import PRECISIONS, CellPostings, Workspace, maxsim, parallel_map, resident
 
 KINDS = ("flat", "ivfpq")
 SMALL = 100_000  # below this many tokens "auto" picks flat (exact, and too few tokens to train IVF-PQ well)
+RESIDENT_BYTES = 1 << 30  # token stores up to this size (in the MaxSim dtype) are copied into memory for search
 
 
 def default_params(kind: str, tokens: int, dim: int) -> dict:
@@ -102,7 +103,7 @@ class ColbertIndex:
         self.offsets = np.load(os.path.join(self.path, "offsets.npy"))
         self.index = _faiss().read_index(os.path.join(self.path, "index.faiss"))
         self.device_index = _to_gpu(self.index, self.meta["faiss_kind"])
-        self._cells, self._work = None, Workspace()
+        self._cells, self._work, self._resident = None, Workspace(), {}
         if self.meta["faiss_kind"] == "ivfpq":
             self.set_nprobe(self.meta["params"]["nprobe"])
 
@@ -189,7 +190,17 @@ class ColbertIndex:
     def maxsim(self, query_tokens: np.ndarray, docs: np.ndarray, precision: str = "float32") -> np.ndarray:
         """MaxSim of one query (``(q_tokens, dim)``) with documents ``docs`` (row numbers): exact in ``float32``,
         about twice as fast and within about 1e-3 per query token in ``bfloat16``."""
-        return maxsim(self.tokens, self.offsets, query_tokens, docs, precision, self._work)
+        return maxsim(self.store(precision), self.offsets, query_tokens, docs, precision, self._work)
+
+    def store(self, precision: str = "float32"):
+        """The token store MaxSim reads: a copy in memory in the ``precision`` dtype when that takes at most
+        ``RESIDENT_BYTES`` (made once), else the memory-mapped float16 file."""
+        itemsize = PRECISIONS[precision].itemsize
+        if self.tokens.size * itemsize > RESIDENT_BYTES:
+            return self.tokens
+        if precision not in self._resident:
+            self._resident[precision] = resident(self.tokens, precision)
+        return self._resident[precision]
 
     def search_embeddings(self, queries: list[np.ndarray], k: int = 1000, token_k: int = 64,
                           candidates: str = "auto", ncells: int = 4, ndocs: int | None = None,
@@ -211,6 +222,7 @@ class ColbertIndex:
         if candidates == "cells" and cells is None:
             raise InputError("cell candidates need an IVF-PQ token index (this one is flat)", self.path)
         ndocs = ndocs or max(k, 128)
+        self.store(precision)  # made once, before the threads start
 
         def one(q):
             docs = cells.candidates(q, ncells, ndocs, self._work) if cells is not None else self.candidates(q, token_k)

@@ -55,15 +55,25 @@ class Workspace(threading.local):
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
-def maxsim(tokens: np.ndarray, offsets: np.ndarray, query: np.ndarray, docs: np.ndarray, precision: str = "float32",
-           work: Workspace | None = None, block_tokens: int = 1 << 15) -> np.ndarray:
-    """MaxSim of one query (``(q_tokens, dim)``) with documents ``docs`` (row numbers): document ``d`` owns
-    ``tokens[offsets[d]:offsets[d + 1]]`` (float16 or float32, memory-mapped or not); a document without tokens
-    scores 0. ``float32``: exact (the stored tokens and the query in float32); ``bfloat16``: both rounded to
-    bfloat16, products summed in float32 (about twice as fast; scores off by about 1e-3 per query token).
+def resident(tokens: np.ndarray, precision: str, chunk: int = 1 << 18) -> torch.Tensor:
+    """A copy of the token store in memory in the arithmetic's dtype (no per-query conversion)."""
+    out = torch.empty(tokens.shape, dtype=PRECISIONS[precision])
+    for start in range(0, len(tokens), chunk):
+        out[start : start + chunk].copy_(torch.from_numpy(np.array(tokens[start : start + chunk])))
+    return out
 
-    Documents are padded to the longest of their block by repeating their last token (which leaves every maximum
-    unchanged) and scored with one ``(q_tokens, dim) @ (dim, block tokens)`` matmul per block."""
+
+def maxsim(tokens, offsets: np.ndarray, query: np.ndarray, docs: np.ndarray, precision: str = "float32",
+           work: Workspace | None = None, block_docs: int = 32) -> np.ndarray:
+    """MaxSim of one query (``(q_tokens, dim)``) with documents ``docs`` (row numbers): document ``d`` owns
+    ``tokens[offsets[d]:offsets[d + 1]]``; ``tokens`` is a numpy array (float16 or float32, memory-mapped or not)
+    or a torch tensor (e.g. from ``resident``). A document without tokens scores 0. ``float32``: exact (the stored
+    tokens and the query in float32); ``bfloat16``: both rounded to bfloat16, products summed in float32 (about
+    twice as fast; scores off by about 1e-3 per query token).
+
+    Documents go by length in blocks of ``block_docs``, each padded to its longest by repeating a document's last
+    token (which leaves every maximum unchanged) and scored with one ``(q_tokens, dim) @ (dim, block tokens)``
+    matmul."""
     docs = np.asarray(docs, dtype=np.int64)
     out = np.zeros(len(docs), dtype=np.float32)
     if len(docs) == 0:
@@ -71,25 +81,28 @@ def maxsim(tokens: np.ndarray, offsets: np.ndarray, query: np.ndarray, docs: np.
     work = work or Workspace()
     dtype = PRECISIONS[precision]
     q = torch.as_tensor(np.asarray(query, dtype=np.float32)).to(dtype)
-    dim, store = q.shape[1], torch.from_numpy(np.empty(0, dtype=tokens.dtype)).dtype
-    starts, lens = offsets[docs], offsets[docs + 1] - offsets[docs]
-    per_block = max(1, block_tokens // max(1, int(lens.max())))
-    for b in range(0, len(docs), per_block):
-        s, n = starts[b : b + per_block], lens[b : b + per_block]
+    dim = q.shape[1]
+    on_torch = isinstance(tokens, torch.Tensor)
+    store = tokens.dtype if on_torch else torch.from_numpy(np.empty(0, dtype=tokens.dtype)).dtype
+    lens = offsets[docs + 1] - offsets[docs]
+    order = np.argsort(lens, kind="stable")
+    for b in range(0, len(docs), block_docs):
+        idx = order[b : b + block_docs]
+        s, n = offsets[docs[idx]], lens[idx]
         w = int(n.max())
         if w == 0:
             continue
         rows = (s[:, None] + np.minimum(np.arange(w)[None, :], np.maximum(n[:, None] - 1, 0))).ravel()
-        raw = work.get("raw", (len(rows), dim), store)
-        np.take(tokens, rows, axis=0, out=raw.numpy(), mode="clip")  # rows are in range
-        d = raw
-        if store != torch.float32:
-            d = work.get("f32", (len(rows), dim), torch.float32).copy_(raw)
-        if dtype != torch.float32:
-            d = work.get("low", (len(rows), dim), dtype).copy_(d)
+        d = work.get("raw", (len(rows), dim), store)
+        if on_torch:
+            torch.index_select(tokens, 0, torch.from_numpy(rows), out=d)
+        else:
+            np.take(tokens, rows, axis=0, out=d.numpy(), mode="clip")  # rows are in range
+        if store != dtype:
+            d = work.get("cast", (len(rows), dim), dtype).copy_(d)
         sims = torch.mm(q, d.T, out=work.get("sims", (len(q), len(rows)), dtype))
-        best = sims.view(len(q), len(s), w).amax(2).float().sum(0).numpy()
-        out[b : b + len(s)] = np.where(n > 0, best, 0.0)
+        best = sims.view(len(q), len(s), w).amax(2).sum(0, dtype=torch.float32).numpy()
+        out[idx] = np.where(n > 0, best, 0.0)
     return out
 
 
