@@ -231,7 +231,7 @@ def main(argv=None) -> int:
     import sentence_transformers
     import transformers
 
-    mem = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")
+    mem = f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if device == "cuda" else "CPU"
     lines = [f"Machine: {name}, {os.cpu_count()} CPU cores, {platform.system()} {platform.release()}, "
              f"Python {platform.python_version()}",
              f"Versions: torch {torch.__version__} (CUDA {torch.version.cuda}), sentence-transformers "
@@ -239,7 +239,7 @@ def main(argv=None) -> int:
              f"Model: {'tiny random BERT (--cpu-smoke)' if args.cpu_smoke else args.model}; peak bf16: "
              + (f"{peak:g} TFLOP/s ({'--peak-tflops' if args.peak_tflops else 'data sheet, by device name'})"
                 if peak else "unknown (pass --peak-tflops)")
-             + f"; {total:.0f} s in all; peak GPU memory {mem:.1f} GiB",
+             + f"; {total:.0f} s in all; {mem}",
              "FLOPs per input: 2 x non-embedding parameters x tokens + 4 x layers x tokens^2 x hidden (forward); "
              "training counts 3x the forward of query + positive + negative."]
     if args.cpu_smoke:
