@@ -153,7 +153,8 @@ class DenseIndex(Index):
 
         ``shards=N`` splits the rows into N consecutive ranges, one FAISS index each (IVF-PQ shards share one trained
         quantiser), saved as ``shard-NNNNN.faiss`` and searched together through ``faiss.IndexShards`` (one thread a
-        shard): the same results as one index of the kind."""
+        shard). Flat and IVF-PQ shards return what one index returns; HNSW shards are separate graphs (close, not
+        equal)."""
         faiss = _faiss()
         if len(docids) != len(embeddings):
             raise ValueError(f"{len(docids)} doc ids for {len(embeddings)} vectors")

@@ -35,6 +35,15 @@ def local_device() -> str | None:
     return f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}"
 
 
+def use_local_gpu() -> None:
+    """Under torchrun, make this rank's GPU the current one, so that ``cuda`` means it (``local_device``)."""
+    device = local_device()
+    if device:
+        import torch
+
+        torch.cuda.set_device(device)
+
+
 def worker_devices(workers: int) -> list[str]:
     """Where ``workers`` encoding processes run: one GPU each, round robin over the GPUs torch sees (a torchrun rank
     starts at its own), else the CPU."""
