@@ -65,18 +65,21 @@ def train_worker(config: str, out: str) -> None:
 
 
 def bench_training(work: str, dataset: str, cache: str, teacher: str, batch: int, steps: int) -> list[dict]:
+    """Rows for one process on all cores, one process on one core, and two processes on one core each."""
     rows = []
-    for processes in (1, 2):
-        cfg = {"output": os.path.join(work, f"train-{processes}"), "dataset": dataset, "cache": cache, "model": MODEL,
+    for processes, threads in ((1, cores()), (1, 1), (2, max(1, cores() // 2))):
+        name = f"train-{processes}x{threads}"
+        cfg = {"output": os.path.join(work, name), "dataset": dataset, "cache": cache, "model": MODEL,
                "examples": {"teacher": teacher, "negatives": 3}, "loss": [{"name": "infonce"}, {"name": "listwise-kl"}],
                "batch_size": batch // processes, "max_steps": steps + 1, "save_steps": 10_000, "logging_steps": 1,
                "max_seq_length": 96, "precision": "fp32", "seed": 42}
-        config, out = os.path.join(work, f"train-{processes}.yaml"), os.path.join(work, f"train-{processes}.json")
+        config, out = os.path.join(work, f"{name}.yaml"), os.path.join(work, f"{name}.json")
         with open(config, "w") as f:
             yaml.safe_dump(cfg, f)
-        finish(launch([os.path.abspath(__file__), "--train-worker", config, out], processes))
+        finish(launch([os.path.abspath(__file__), "--train-worker", config, out], processes, threads))
         timing = json.load(open(out))
-        rows.append({"measure": f"training, {processes} process{'es' * (processes > 1)} x batch {batch // processes}",
+        rows.append({"measure": f"training, {processes} process{'es' * (processes > 1)} x batch {batch // processes}, "
+                                f"{threads} thread{'s' * (threads > 1)} each", "group": "training",
                      "per second": timing["steps"] * batch / timing["seconds"], "unit": "examples"})
     return rows
 
@@ -95,7 +98,7 @@ def score_processes(work: str, dataset: str, run: str, shards: int) -> float:
 def bench_scoring(work: str, dataset: str, run: str, pairs: int) -> tuple[list[dict], float]:
     """Rows for 1 and 2 shards, and the seconds a process takes to score nothing (a rerun: start-up and cache reads)."""
     rows = [{"measure": f"scoring, {n} shard{'s' * (n > 1)} at once (start to finish)", "unit": "pairs",
-             "per second": pairs / score_processes(work, dataset, run, n)} for n in (1, 2)]
+             "group": "scoring", "per second": pairs / score_processes(work, dataset, run, n)} for n in (1, 2)]
     return rows, score_processes(work, dataset, run, 1)
 
 
@@ -115,7 +118,7 @@ def bench_encoding(work: str, corpus, batch_size: int) -> tuple[list[dict], str]
                       progress=False, workers=workers)
         seconds[workers] = time.perf_counter() - start
         rows.append({"measure": f"encoding, {workers} worker{'s' * (workers > 1)} (pool start included)",
-                     "unit": "documents", "per second": len(corpus) / seconds[workers]})
+                     "unit": "documents", "group": "encoding", "per second": len(corpus) / seconds[workers]})
     start = time.perf_counter()
     with worker_pool(model, 2):
         pass
@@ -168,15 +171,21 @@ def main():
     encoding, encoding_note = bench_encoding(work, corpus, 32)
     rows += encoding
 
-    for i in range(0, len(rows), 2):  # each measure against its one-process row
-        rows[i]["ratio"], rows[i + 1]["ratio"] = 1.0, rows[i + 1]["per second"] / rows[i]["per second"]
+    first = {}
+    for r in rows:  # each measure against the first (one process, all cores) of its group
+        r["ratio"] = r["per second"] / first.setdefault(r["group"], r["per second"])
     notes = [
-        f"{cores()} cores; one process gets all of them (OMP_NUM_THREADS={cores()}), two processes one each. "
+        f"{cores()} cores; one process gets all of them (OMP_NUM_THREADS={cores()}; the ratio's baseline), two "
+        "processes one each. "
         f"Load average (1 min) at the start and end of the run: {load:.1f}, {os.getloadavg()[0]:.1f} (other jobs "
         "share this machine, so the absolute figures are noisy).",
         "On 2 CPU cores a second process adds no compute: the ratios show the overheads of scaling out (gloo "
         "all-gather of embeddings and gradients, a second model load, worker start-up), not speed-ups. With N GPUs "
         "each process gets a device of its own; that case is not measured here (no GPU).",
+        "When the load average is above the core count, as here, two effects of the machine's scheduling, not of "
+        "irdistill, swamp the training overheads: a process with 2 threads loses time at every parallel region "
+        "waiting for a thread that is not running (the 1-thread row is faster), and every runnable thread gets a "
+        "share of the cores, so two 1-thread processes take two shares from the other jobs where one takes one.",
         f"Training: {args.steps} timed steps after a warm-up step, {args.batch_size} examples a step in all "
         f"(1 positive + 3 negatives, 96 tokens), infonce + listwise-kl with in-batch negatives gathered across "
         f"processes; the first {args.train_queries} train queries with positives, BM25 top {args.candidates} scored "

@@ -43,7 +43,7 @@ def _add_scale_out(p):
                    help="processes that encode the corpus (dense, colbert, splade): one a GPU when there are GPUs, "
                         "else CPU processes sharing the cores (default 1)")
     p.add_argument("--shards", type=int, help="dense: split the FAISS index into this many shards, searched in "
-                                              "parallel threads (same results; GPUs are used, and sharded, when present)")
+                                              "parallel threads (same results; with GPUs, on all GPUs anyway)")
 
 
 def _scale_out(args) -> dict:

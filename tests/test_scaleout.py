@@ -49,7 +49,8 @@ def test_two_workers_encode_as_one_process(tiny_model, tiny_model_dir, corpus_di
 
 
 @pytest.mark.slow
-def test_colbert_and_splade_workers_encode_as_one_process(tiny_colbert, tiny_splade, corpus_dir, tmp_path):  # noqa: F811
+def test_colbert_and_splade_workers_encode_as_one_process(tiny_colbert, tiny_splade, corpus_dir,  # noqa: F811
+                                                          tmp_path):
     from irdistill.index.colbert import encode_tokens
     from irdistill.index.splade import encode_vectors
     from irdistill.models import load_colbert, load_splade

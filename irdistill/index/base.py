@@ -32,6 +32,7 @@ from ..data.dataset import Dataset
 from ..data.io import atomic_dir
 from ..errors import InputError
 from ..models import fingerprint
+from .encode import use_local_gpu
 
 INDEXES: dict[str, type["Index"]] = {}
 DEFAULT_ROOT = os.environ.get("IRDISTILL_INDEXES", "indexes")
@@ -195,6 +196,7 @@ def open_index(dataset: Dataset, retriever: str = "bm25", model: str | None = No
     kind = kind or (cls.kinds[0] if cls.kinds else None)
     path = index or cls.folder(dataset, model, kind)
     if encoder is None and cls.loader:
+        use_local_gpu()  # under torchrun, each rank loads the model onto its own GPU
         encoder = cls.load_model(model)
     key = _stable(cls.key(dataset.corpus, model, encoder, kind, params))
     if not rebuild and os.path.exists(os.path.join(path, "meta.json")) and read_meta(path).get("key") == key:

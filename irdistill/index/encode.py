@@ -78,6 +78,7 @@ def worker_pool(model, workers: int = 1):
         yield pool
     finally:
         model.stop_multi_process_pool(pool)
+        pool.clear()  # drop the queues now: their semaphores go with them, not as "leaked" at exit
         model.to(device)
 
 
@@ -104,12 +105,13 @@ def on_first_rank(build, load):
 def encode_in_chunks(model, folder, meta: dict, documents: int, chunk: int, done, write, desc: str = "encoding",
                      workers: int = 1, progress: bool = True, rebuild: bool = False, stale=("part-*",)) -> None:
     """Encode ``documents`` into ``folder`` chunk by chunk: chunk ``i`` covers documents ``i * chunk`` up to
-    ``(i + 1) * chunk``; ``done(i)`` says whether it is on disk, ``write(i, start, stop, pool, bar)`` encodes and writes it
-    (atomically; ``pool``: the worker pool, or None) and moves ``bar`` on by its documents.
+    ``(i + 1) * chunk``; ``done(i)`` says whether it is on disk, ``write(i, start, stop, pool, bar)`` encodes and
+    writes it (atomically; ``pool``: the worker pool, or None) and moves ``bar`` on by its documents.
 
     ``meta.json`` holds ``meta``: a folder of another ``meta`` (another corpus or model), or ``rebuild``, first loses
     its files matching ``stale``; finished chunks are kept, so an interrupted run resumes. Under torchrun, rank ``r``
-    of ``n`` encodes the chunks ``i % n == r`` on its own GPU, and every rank returns once all chunks are done."""
+    of ``n`` encodes the chunks ``i % n == r`` on its own GPU, and every rank returns once all chunks are done: every
+    rank must call it (it waits for the others)."""
     rank, world = parse_shard(None)
     meta = json.loads(json.dumps(meta))  # as read back
     meta_path = os.path.join(os.fspath(folder), "meta.json")
