@@ -84,7 +84,7 @@ def cmd_search(args):
         raise InputError("give either --query TEXT or --queries FILE")
     _positive("-k", args.k)
     queries = {"q1": args.query} if args.query else read_queries(args.queries)
-    run = load_index(args.index, args.model).search(queries, args.k)
+    run = load_index(args.index, args.model).search(queries, args.k, progress=True)
     if args.output:
         write_run(run, args.output)
         print(f"run: {args.output} ({run['qid'].nunique()} queries)")
@@ -125,7 +125,9 @@ def cmd_candidates(args):
     from .index.base import candidates
 
     _positive("-k", args.k)
-    run = candidates(_dataset(args), k=args.k, positives=args.add_positives, **_retrieval(args), **_scale_out(args))
+    _positive("--sample-queries", args.sample_queries)
+    run = candidates(_dataset(args), k=args.k, positives=args.add_positives, queries=args.sample_queries,
+                     **_retrieval(args), **_scale_out(args))
     write_run(run, args.output)
     print(f"candidates: {args.output} ({run['qid'].nunique()} queries, {len(run)} pairs)")
 
@@ -182,7 +184,7 @@ def cmd_cache(args):
 def cmd_train(args):
     from .training import TrainConfig, crossfit, train
 
-    cfg = TrainConfig.from_file(args.config)
+    cfg = TrainConfig.from_file(args.config, args.set or ())
     if args.output:
         cfg.output = args.output
     if not args.crossfit:
@@ -200,6 +202,13 @@ def cmd_report(args):
     path = write_report(args.output, _dataset(args).qrels, load_runs(args.runs), args.baseline, args.metrics, args.cache,
                         args.teacher or (), args.training or ())
     print(f"report: {path}")
+
+
+def cmd_card(args):
+    from .training.card import add_results
+
+    path, n = add_results(args.model, args.results)
+    print(f"card: {path} ({n} result{'s' * (n != 1)} added)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -249,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="run file (.parquet or .trec)")
     p.add_argument("--add-positives", action="store_true",
                    help="append judged-relevant documents the retriever missed (training candidates)")
+    p.add_argument("--sample-queries", type=int, metavar="N", help="only a seeded sample of N queries of the split")
     p.set_defaults(func=cmd_candidates)
 
     p = verb("score", help="score a run's candidates with a teacher into the Parquet cache",
@@ -285,11 +295,22 @@ def build_parser() -> argparse.ArgumentParser:
                                    "<output>/final.")
     p.add_argument("--config", required=True, help="YAML file")
     p.add_argument("--output", help="override the config's output folder")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override an option of the config (repeatable), e.g. examples.teacher=ID or epochs=3")
     p.add_argument("--crossfit", type=int, metavar="K",
                    help="cross-fit a teacher instead: K models, each trained without one fold of the queries, score "
                         "that fold's candidates in --run into the cache (out-of-fold scores, one teacher id)")
     p.add_argument("--run", help="the candidates to score with --crossfit (.parquet or .trec)")
     p.set_defaults(func=cmd_train)
+
+    p = verb("card", help="add `irdistill evaluate` results to a model's card (README.md)",
+             description="Add the metrics that `irdistill evaluate` wrote (runs/<name>/metrics.json, or every dataset of "
+                         "a suite's folder) to the model card of --model: its model-index (the evaluation results the "
+                         "Hugging Face hub shows) and an 'Evaluation (irdistill)' table. A trained student's card "
+                         "already says what it was distilled from.")
+    p.add_argument("results", nargs="+", metavar="RESULT", help="metrics.json, or a folder holding one or several")
+    p.add_argument("--model", required=True, help="model folder, e.g. models/<name>/final")
+    p.set_defaults(func=cmd_card)
 
     p = verb("compare", help="compare runs with paired significance tests",
                        description="Metrics of several runs side by side; superscripts mark significant wins (ranx).")
@@ -319,10 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.quiet:
-        from .progress import quiet
+    from .progress import quiet, terminal_only
 
-        quiet()
+    quiet() if args.quiet else terminal_only()
     try:
         args.func(args)
     except InputError as e:

@@ -223,14 +223,21 @@ def retrieve(dataset: Dataset, retriever: str = "bm25", model: str | None = None
     if k < 1:
         raise InputError(f"-k must be at least 1, not {k}")
     found = open_index(dataset, retriever, model, kind, index, rebuild, batch_size, progress, workers=workers, **params)
-    return found.retrieve(dataset, k, batch_size, progress=False)
+    return found.retrieve(dataset, k, batch_size, progress=progress)
 
 
 def candidates(dataset: Dataset, retriever: str = "bm25", model: str | None = None, k: int = 100,
-               positives: bool = False, **options) -> pd.DataFrame:
+               positives: bool = False, queries: int | None = None, seed: int = 0, **options) -> pd.DataFrame:
     """First-stage candidates for a teacher to score: the top ``k`` of ``retrieve``; with ``positives``, each
-    query's judged-relevant documents that the retriever missed are appended (training candidates must hold them)."""
+    query's judged-relevant documents that the retriever missed are appended (training candidates must hold them).
+    ``queries``: a seeded sample of that many of the dataset's queries (e.g. 50,000 of MS MARCO's 500k)."""
+    import random
+    from dataclasses import replace
+
     from ..data.runs import add_positives
 
+    if queries is not None and queries < len(dataset.queries):
+        keep = sorted(random.Random(seed).sample(sorted(dataset.queries), queries))
+        dataset = replace(dataset, queries={q: dataset.queries[q] for q in keep})
     run = retrieve(dataset, retriever, model, k=k, **options)
     return add_positives(run, dataset.qrels) if positives else run

@@ -214,7 +214,8 @@ class ColbertIndex(Index):
                                                  convert_to_numpy=True, show_progress_bar=False) if qids else []
         ids = np.asarray(self.docids, dtype=object)
         frames = []
-        for qid, (rows, scores) in zip(qids, progress_bar(self.search_embeddings(embs, k, token_k), show=progress)):
+        searched = progress_bar(embs, show=progress, desc="searching (colbert)", unit="query")
+        for qid, (rows, scores) in zip(qids, self.search_embeddings(searched, k, token_k)):
             frames.append(pd.DataFrame({"qid": qid, "docid": ids[rows], "score": scores}))
         df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["qid", "docid", "score"])
         return rank_run(df.astype({"score": "float32"}))

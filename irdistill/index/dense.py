@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..data.runs import rank_run
 from ..progress import bar as progress_bar
+from ..progress import chunks
 from ..errors import InputError
 from ..models import load_sentence_transformer
 from .base import Index, building, read_docids, register_index, write_docids
@@ -197,9 +198,12 @@ class DenseIndex(Index):
     def search(self, queries: dict[str, str], k: int = 1000, batch_size: int | None = None,
                progress: bool = False) -> pd.DataFrame:
         """Encode ``queries`` and return the top ``k`` of each as a run DataFrame."""
-        qids = list(queries)
-        vectors = encode_texts(self.query_encoder(), [queries[q] for q in qids], "query", batch_size or self.batch_size)
-        scores, rows = self.search_vectors(vectors, k)
+        qids, batch_size = list(queries), batch_size or self.batch_size
+        parts = [self.search_vectors(np.empty((0, 0), np.float32), k)]  # a block of queries at a time, under a bar
+        for block in chunks(qids, 4 * batch_size, progress, desc="searching (dense)", unit="query"):
+            parts.append(self.search_vectors(encode_texts(self.query_encoder(), [queries[q] for q in block], "query",
+                                                          batch_size), k))
+        scores, rows = np.concatenate([s for s, _ in parts]), np.concatenate([r for _, r in parts])
         valid = rows >= 0
         ids = np.asarray(self.docids, dtype=object)
         df = pd.DataFrame({"qid": np.repeat(np.asarray(qids, dtype=object), valid.sum(1)),

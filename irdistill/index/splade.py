@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..progress import bar as progress_bar
+from ..progress import chunks
 from ..data.corpus import Corpus
 from ..data.io import atomic_path
 from ..data.runs import rank_run
@@ -164,10 +165,13 @@ class SpladeIndex(Index):
                threads: int | None = None) -> pd.DataFrame:
         """Encode ``queries`` and return the top ``k`` of each; ``last_query_terms`` holds the average number of
         non-zero query terms."""
-        qids = list(queries)
-        vectors = sparse_weights(self.query_encoder(), [queries[q] for q in qids], "query", batch_size or self.batch_size)
-        self.last_query_terms = float(np.mean([len(v) for v in vectors])) if vectors else 0.0
-        return self.search_weights(dict(zip(qids, vectors)), k, threads)
+        qids, batch_size, runs, terms = list(queries), batch_size or self.batch_size, [], []
+        for block in chunks(qids, 32 * batch_size, progress, desc="searching (splade)", unit="query"):
+            vectors = sparse_weights(self.query_encoder(), [queries[q] for q in block], "query", batch_size)
+            terms += [len(v) for v in vectors]
+            runs.append(self.search_weights(dict(zip(block, vectors)), k, threads))
+        self.last_query_terms = float(np.mean(terms)) if terms else 0.0
+        return rank_run(pd.concat(runs, ignore_index=True)) if runs else self.search_weights({}, k, threads)
 
     def retrieve(self, dataset, k=1000, batch_size=None, progress=False) -> pd.DataFrame:
         """Search the queries of ``dataset`` and record their sparsity in ``meta.json`` (e.g. ``scifact/test``)."""
