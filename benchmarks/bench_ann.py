@@ -25,7 +25,7 @@ from irdistill.data.io import atomic_path
 from irdistill.index import DenseIndex, encode_texts
 from irdistill.index.dense import default_params
 from irdistill.index.encode import Embeddings
-from irdistill.report import publish_benchmark
+from irdistill.experiment import publish_benchmark
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -91,14 +91,13 @@ def built(emb: Embeddings, ids: list[str], kind: str, folder: str, rebuild: bool
     if not rebuild and os.path.exists(stamp):
         done = json.load(open(stamp))
         if {k: done.get(k) for k in want} == want:
-            index = DenseIndex.load(folder)
+            index = DenseIndex(os.path.join(folder, "index"))
             index.meta["params"] = params
             index._set_search_params()
             return index, done["seconds"]
     start = time.perf_counter()
-    index = DenseIndex.build(emb, ids, kind, progress=False)
+    index = DenseIndex.from_embeddings(emb, ids, kind, os.path.join(folder, "index"), progress=False)
     seconds = time.perf_counter() - start
-    index.save(folder)
     with atomic_path(stamp) as tmp, open(tmp, "w") as f:
         json.dump({**want, "seconds": seconds}, f)
     return index, seconds

@@ -23,10 +23,9 @@ import pandas as pd
 from irdistill.data import load_dataset
 from irdistill.data.runs import rank_run
 from irdistill.evaluation import evaluate_run
-from irdistill.index import ColbertIndex
-from irdistill.index.colbert import _model_config, encode_tokens
+from irdistill.index import ColbertIndex, open_index
 from irdistill.models import load_colbert
-from irdistill.report import publish_benchmark
+from irdistill.experiment import publish_benchmark
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -52,16 +51,10 @@ def baseline_search(index: ColbertIndex, queries, k: int, token_k: int = 64, blo
     return out
 
 
-def open_index(ds, model, root: str) -> ColbertIndex:
+def colbert_index(ds, model, root: str) -> ColbertIndex:
     """The IVF-PQ token index of ``ds`` under ``root``, built (from a resumable encoding) when missing or stale."""
-    path = os.path.join(root, "colbert-ivfpq")
-    meta = {"model": MODEL, "corpus": ds.corpus.fingerprint(), "config": json.loads(json.dumps(_model_config(model)))}
-    if os.path.exists(os.path.join(path, "meta.json")):
-        index = ColbertIndex(path)
-        if {key: index.meta.get(key) for key in meta} == meta:
-            return index
-    parts, lengths = encode_tokens(model, ds.corpus, os.path.join(root, "colbert-encoding"), MODEL, progress=False)
-    return ColbertIndex.build(parts, lengths, ds.corpus.ids.to_pylist(), path, "ivfpq", meta, progress=False)
+    return open_index(ds, "colbert", MODEL, "ivfpq", os.path.join(root, "colbert-ivfpq"), encoder=model,
+                      progress=False)
 
 
 def main():
@@ -81,7 +74,7 @@ def main():
     qids = list(ds.queries)
     torch.manual_seed(0)
     model = load_colbert(MODEL, device="cpu")
-    index = open_index(ds, model, os.path.join(args.root, ds.name))
+    index = colbert_index(ds, model, os.path.join(args.root, ds.name))
     queries = list(model.encode_query([ds.queries[q] for q in qids], convert_to_numpy=True, show_progress_bar=False))
     ids = np.asarray(index.docids, dtype=object)
     start = time.perf_counter()
