@@ -162,7 +162,7 @@ def main():
             label = f"{kind} (default)" if value is None else f"{kind}, {name} {value}"
             rows.append({"index": label, "params": "" if value is not None else (params or ""),
                          "build s": build_s if value is None else float("nan"),
-                         "size MB": os.path.getsize(os.path.join(args.root, f"{kind}-{args.n}", "index.faiss")) / 2**20,
+                         "size MB": os.path.getsize(os.path.join(args.root, f"{kind}-{args.n}", "index", "index.faiss")) / 2**20,
                          "QPS": q, "x exact": q / base, f"recall@{args.k} vs exact": recall(found, exact)})
             print(rows[-1], flush=True)
         del index
