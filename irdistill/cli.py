@@ -38,6 +38,20 @@ def _add_retriever(p):
         f"{n} {c.batch_size}" for n, c in INDEXES.items() if c.loader) + ")")
 
 
+def _add_scale_out(p):
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes that encode the corpus (dense, colbert, splade): one a GPU when there are GPUs, "
+                        "else CPU processes sharing the cores (default 1)")
+    p.add_argument("--shards", type=int, help="dense: split the FAISS index into this many shards, searched in "
+                                              "parallel threads (same results; with GPUs, on all GPUs anyway)")
+
+
+def _scale_out(args) -> dict:
+    _positive("--workers", args.workers)
+    _positive("--shards", args.shards)
+    return {"workers": args.workers, **({"shards": args.shards} if args.shards is not None else {})}
+
+
 def _retrieval(args) -> dict:
     return {"retriever": args.retriever, "model": args.model, "kind": args.kind, "index": args.index,
             "rebuild": args.rebuild, "batch_size": args.batch_size}
@@ -58,7 +72,7 @@ def cmd_index(args):
     from .index import open_index
 
     ds = _dataset(args)
-    idx = open_index(ds, **_retrieval(args))
+    idx = open_index(ds, **_retrieval(args), **_scale_out(args))
     print(f"index: {os.path.abspath(idx.path)} ({len(ds.corpus)} documents)")
 
 
@@ -113,7 +127,7 @@ def cmd_candidates(args):
     _positive("-k", args.k)
     _positive("--sample-queries", args.sample_queries)
     run = candidates(_dataset(args), k=args.k, positives=args.add_positives, queries=args.sample_queries,
-                     **_retrieval(args))
+                     **_retrieval(args), **_scale_out(args))
     write_run(run, args.output)
     print(f"candidates: {args.output} ({run['qid'].nunique()} queries, {len(run)} pairs)")
 
@@ -209,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(FAISS over token embeddings) or SPLADE (Lucene impact).")
     _add_dataset(p)
     _add_retriever(p)
+    _add_scale_out(p)
     p.set_defaults(func=cmd_index)
 
     p = verb("search", help="search an index with a queries file or one query",
@@ -238,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="First-stage candidates (top-k of any retriever) for teacher scoring, as a run file.")
     _add_dataset(p)
     _add_retriever(p)
+    _add_scale_out(p)
     p.add_argument("-k", "--k", type=int, default=100, help="candidates per query")
     p.add_argument("--output", required=True, help="run file (.parquet or .trec)")
     p.add_argument("--add-positives", action="store_true",
