@@ -7,7 +7,7 @@ n/100 training queries (so n/100 x 100 = n candidate pairs: the pair stages grow
 queries for search; a query is a handful of words of one document, its one relevant document. The encoder is a tiny
 BERT (2 layers, 64 dimensions, MiniLM's tokenizer, random weights built from a config, 32 tokens), so the pipeline is
 measured, not a model. Every stage runs in a fresh process (``--stage``): its time excludes the imports, its memory is
-the process's peak RSS (``ru_maxrss``: imports, the JVM and mapped pages read included). Finished stages are kept in
+the process's peak RSS (VmHWM: imports, the JVM and mapped pages read included). Finished stages are kept in
 ``<work>/results.json`` and their outputs on disk, so a killed run resumes; ``--redo STAGE`` measures one again.
 
     nice -n 10 python benchmarks/bench_scale.py [--sizes 10000,100000,1000000] [--work .cache/bench-scale]
@@ -260,6 +260,16 @@ def run_stage(name: str, size: int, work: str, model: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def peak_mb() -> float:
+    """This process's peak RSS in MB: VmHWM where /proc has it. ``ru_maxrss`` also counts the parent's peak at the
+    fork (Linux carries it across exec), here the ~600 MB of the driver that built the model."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 # the table ------------------------------------------------------------------------------------------------------------
 def exponent(a: float, b: float, n1: int, n2: int) -> float:
     return math.log(b / a) / math.log(n2 / n1) if a > 0 and b > 0 else float("nan")
@@ -276,7 +286,7 @@ def table(results: dict, sizes: list[int]) -> tuple[list[dict], list[str]]:
         row = {"stage": name}
         for n, r in zip(sizes, got):
             seconds = r["seconds"] * (1000 if name in PER_QUERY else 1) if r else None
-            row[f"{label(n)} {'ms/q' if name in PER_QUERY else 's'}"] = "" if r is None else f"{seconds:.3g}"
+            row[f"{label(n)} time"] = "" if r is None else f"{seconds:.3g}"  # one column name: the table keeps row 0's
         for (n1, r1), (n2, r2) in zip(zip(sizes, got), zip(sizes[1:], got[1:])):
             e = exponent(r1["seconds"], r2["seconds"], n1, n2) if r1 and r2 else float("nan")
             row[f"exp {label(n1)}-{label(n2)}"] = "" if math.isnan(e) else f"{e:.2f}"
@@ -311,7 +321,7 @@ def main():
     if args.stage:
         sys.path.insert(0, ROOT)
         result = stage(args.stage, args.data, args.out, args.model)
-        result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["peak_mb"] = peak_mb()
         print(json.dumps(result))
         return
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -336,7 +346,7 @@ def main():
             os.replace(store + ".tmp", store)
     rows, checks = table(results, sizes)
     notes = [f"Stages, each in a fresh process: {'; '.join(f'{k}: {v}' for k, v in STAGES.items())}.",
-             "Time in seconds (search: milliseconds per query); exp: the growth exponent log(t2/t1)/log(n2/n1); "
+             "time: seconds (search: milliseconds per query); exp: the growth exponent log(t2/t1)/log(n2/n1); "
              "MB: the stage process's peak RSS (imports, the JVM, pages of mapped files read included).",
              "Every corpus is kept in the on-disk store (IRDISTILL_STORE_MIN_BYTES=1) except in load-parse. "
              "Run under nice -n 10 on a machine shared with other jobs (load 8-12 on 2 cores): times are noisy.",
