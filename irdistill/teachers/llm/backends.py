@@ -69,21 +69,48 @@ class TransformersLM:
                     out[i : i + batch_size, j] = torch.logsumexp(logp[:, tok], -1).cpu().numpy()
         return out
 
-    def generate(self, chats: list[list[dict]], max_tokens: int = 200) -> list[str]:
+    def generate(self, chats: list[list[dict]], max_tokens: int = 200, *, temperature: float = 0.0, top_p: float = 1.0,
+                 n: int = 1, seed: int | None = None, stop: list[str] | None = None, batch_size: int = 8) -> list[str]:
+        """``len(chats) * n`` completions, the ``n`` of each chat together. ``temperature`` 0 is greedy (``n`` copies of
+        one answer); above 0 samples with ``top_p`` under ``seed`` (the global torch RNG is left as it was). Prompts go
+        ``batch_size`` at a time, left-padded and sorted by length; a completion ends at EOS, ``max_tokens`` or the
+        first of the ``stop`` strings (cut off)."""
         import torch
 
-        out = []
-        with torch.inference_mode():
-            for prompt in self._prompts(chats):
-                enc = self._batch([prompt])
-                gen = self.model.generate(**enc, max_new_tokens=max_tokens, do_sample=False,
-                                          pad_token_id=self.tokenizer.pad_token_id)
-                out.append(self.tokenizer.decode(gen[0, enc["input_ids"].shape[1]:], skip_special_tokens=True))
-        return out
+        sample = temperature > 0
+        prompts = self._prompts(chats)
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        done: dict[int, list[str]] = {}
+        opts = {"do_sample": True, "temperature": temperature, "top_p": top_p, "num_return_sequences": n} if sample else \
+            {"do_sample": False}
+        if stop:
+            opts.update(stop_strings=list(stop), tokenizer=self.tokenizer)
+        devices = [torch.device(self.device).index or 0] if self.device.startswith("cuda") else []
+        with torch.inference_mode(), torch.random.fork_rng(devices=devices):
+            if seed is not None:
+                torch.manual_seed(seed)
+            for b in range(0, len(order), max(1, batch_size)):
+                rows = order[b : b + max(1, batch_size)]
+                enc = self._batch([prompts[i] for i in rows])
+                gen = self.model.generate(**enc, max_new_tokens=max_tokens, pad_token_id=self.tokenizer.pad_token_id,
+                                          **opts)
+                texts = self.tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+                per = n if sample else 1
+                for j, i in enumerate(rows):
+                    outs = [_cut(t, stop) for t in texts[j * per : (j + 1) * per]]
+                    done[i] = outs if sample else outs * n
+        return [t for i in range(len(prompts)) for t in done[i]]
+
+
+def _cut(text: str, stop: list[str] | None) -> str:
+    """``text`` up to the first of the ``stop`` strings."""
+    for s in stop or ():
+        text = text.split(s, 1)[0]
+    return text
 
 
 class OpenAIEndpoint:
-    """An OpenAI-compatible ``/v1/chat/completions`` endpoint; greedy decoding (temperature 0)."""
+    """An OpenAI-compatible ``/v1/chat/completions`` endpoint; greedy decoding (temperature 0) unless asked to sample."""
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, top_logprobs: int = 20, timeout: float = 300,
                  request: dict | None = None):
@@ -121,8 +148,35 @@ class OpenAIEndpoint:
                 out[i, j] = np.logaddexp.reduce(hits) if hits else floor
         return out
 
-    def generate(self, chats: list[list[dict]], max_tokens: int = 200) -> list[str]:
-        return [self._chat(c, max_tokens=max_tokens)["choices"][0]["message"]["content"] or "" for c in chats]
+    def generate(self, chats: list[list[dict]], max_tokens: int = 200, *, temperature: float = 0.0, top_p: float = 1.0,
+                 n: int = 1, seed: int | None = None, stop: list[str] | None = None, batch_size: int = 1) -> list[str]:
+        """As ``TransformersLM.generate``; ``batch_size`` requests are in flight at once (servers such as vLLM batch
+        them). ``n`` > 1 asks for ``n`` choices per request and requests any the server did not return one by one
+        (seeds ``seed + 1``, ...). Sampling fields are sent only when sampling, so ``request`` and the server decide
+        the rest."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        params = {"max_tokens": max_tokens}
+        if temperature > 0:
+            params.update(temperature=temperature, **({"top_p": top_p} if top_p < 1 else {}))
+        if stop:
+            params["stop"] = list(stop)
+
+        def one(chat: list[dict]) -> list[str]:
+            extra = {"n": n} if temperature > 0 and n > 1 else {}
+            choices = self._chat(chat, **params, **extra, **({"seed": seed} if seed is not None else {}))["choices"]
+            outs = [_cut(c["message"]["content"] or "", stop) for c in choices][:n]
+            while temperature > 0 and len(outs) < n:
+                more = {"seed": seed + len(outs)} if seed is not None else {}
+                outs.append(_cut(self._chat(chat, **params, **more)["choices"][0]["message"]["content"] or "", stop))
+            return outs if temperature > 0 else outs[:1] * n
+
+        if batch_size <= 1 or len(chats) <= 1:
+            results = [one(c) for c in chats]
+        else:
+            with ThreadPoolExecutor(batch_size) as pool:
+                results = list(pool.map(one, chats))
+        return [t for outs in results for t in outs]
 
 
 def make_backend(model: str, endpoint: str | None = None, gguf_file: str | None = None, **kwargs):
