@@ -253,6 +253,22 @@ def test_backend_batches_and_samples(tiny_lm):
     assert all(" " not in s for s in stop)
 
 
+def test_shared_prompt_cache_gives_the_same_tokens(tiny_lm):
+    """n samples per prompt reuse one prompt pass (the cache repeated n times): under greedy decoding the tokens equal
+    those of the plain path."""
+    import torch
+
+    chats = [[{"role": "user", "content": f"passage {'word ' * i}"}] for i in (1, 9, 3)]
+    pad = tiny_lm.tokenizer.pad_token_id
+    enc = tiny_lm._batch(tiny_lm._prompts(chats))
+    ref = tiny_lm.model.generate(**enc, max_new_tokens=6, do_sample=False, pad_token_id=pad)
+    enc = tiny_lm._batch(tiny_lm._prompts(chats))
+    extra = tiny_lm._shared_prompt(enc, 2)
+    assert extra and enc["input_ids"].shape[0] == 6
+    got = tiny_lm.model.generate(**enc, **extra, max_new_tokens=6, do_sample=False, pad_token_id=pad)
+    assert torch.equal(got, ref.repeat_interleave(2, 0))
+
+
 def test_openai_backend_sends_sampling_only_when_sampling(monkeypatch):
     from irdistill.teachers.llm import OpenAIEndpoint
 

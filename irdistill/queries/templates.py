@@ -59,6 +59,21 @@ QUESTION = PromptTemplate(
 )
 TEMPLATES = {t.name: t for t in (ZERO_SHOT, FEW_SHOT, QUESTION)}
 
+# Fixed examples for few-shot prompts when no labelled collection is at hand, as InPars shows the same three MS MARCO
+# pairs for every corpus. Written for this package, on topics far from the test collections, in the style of short
+# web queries.
+GENERIC_EXAMPLES = [
+    ("where did the great fire of london start",
+     "The Great Fire of London began in a bakery on Pudding Lane in September 1666 and burned for four days. It "
+     "destroyed more than 13,000 houses and most of the buildings of the medieval City."),
+    ("what makes sourdough bread taste sour",
+     "Sourdough bread is leavened by a culture of wild yeasts and lactic acid bacteria rather than by baker's yeast. "
+     "The bacteria produce lactic and acetic acids, which give the bread its sour taste and help it keep longer."),
+    ("how do hash tables handle collisions",
+     "A hash table stores key-value pairs in an array and uses a hash function to compute the index of each key. When "
+     "two keys hash to the same index, the collision is resolved by chaining or by open addressing."),
+]
+
 
 def get_template(template: str | PromptTemplate) -> PromptTemplate:
     if isinstance(template, PromptTemplate):

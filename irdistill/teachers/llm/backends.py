@@ -92,14 +92,32 @@ class TransformersLM:
             for b in range(0, len(order), max(1, batch_size)):
                 rows = order[b : b + max(1, batch_size)]
                 enc = self._batch([prompts[i] for i in rows])
+                extra = self._shared_prompt(enc, n) if sample and n > 1 else {}
                 gen = self.model.generate(**enc, max_new_tokens=max_tokens, pad_token_id=self.tokenizer.pad_token_id,
-                                          **opts)
+                                          **{**opts, **extra})
                 texts = self.tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
                 per = n if sample else 1
                 for j, i in enumerate(rows):
                     outs = [_cut(t, stop) for t in texts[j * per : (j + 1) * per]]
                     done[i] = outs if sample else outs * n
         return [t for i in range(len(prompts)) for t in done[i]]
+
+    def _shared_prompt(self, enc, n: int) -> dict:
+        """Run the prompts (all but their last token) once and repeat the key/value cache ``n`` times, so ``n``
+        samples per prompt cost one prompt pass instead of ``n``. Positions count from each prompt's first real token
+        (left padding), as ``generate`` counts them."""
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        if ids.shape[1] < 2:
+            return {}
+        pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1], use_cache=True)
+        name = "cache" if getattr(out, "cache", None) is not None else "past_key_values"  # renamed in transformers 5
+        cache = getattr(out, name)
+        if not hasattr(cache, "batch_repeat_interleave"):
+            return {}
+        cache.batch_repeat_interleave(n)
+        enc["input_ids"], enc["attention_mask"] = ids.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
+        return {name: cache, "num_return_sequences": 1}
 
 
 def _cut(text: str, stop: list[str] | None) -> str:
