@@ -10,7 +10,7 @@ import pytest
 from irdistill.data import Corpus, load_dataset
 from irdistill.errors import InputError
 from irdistill.queries import (
-    ConsistencyFilter, Doc, Filters, LLMQueries, PromptTemplate, SentenceQueries, SpanQueries, TitleQueries,
+    GENERIC_EXAMPLES, ConsistencyFilter, Doc, Filters, LLMQueries, PromptTemplate, SentenceQueries, SpanQueries, TitleQueries,
     copy_ratio, draw_examples, generate_queries, normalise, parse_query, read_raw,
 )
 from irdistill.queries.model_free import sentences
@@ -304,6 +304,7 @@ def test_llm_queries_through_generate_queries(tiny_lm, corpus, tmp_path):
     few = LLMQueries(tiny_lm, "few-shot", examples=[("what purrs", "cats purr")], temperature=1.0, max_tokens=8)
     assert few.chats(list(DOCS[:1]))[0][2] == {"role": "assistant", "content": "what purrs"}
     assert few.describe() != gen.describe()
+    assert LLMQueries(tiny_lm).examples == GENERIC_EXAMPLES and gen.examples == []  # few-shot needs no labels
 
 
 # the packaged SmolLM2 on real passages ---------------------------------------------------------------------------

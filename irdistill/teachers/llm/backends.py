@@ -180,14 +180,17 @@ class OpenAIEndpoint:
         if stop:
             params["stop"] = list(stop)
 
+        sample = temperature > 0
+
         def one(chat: list[dict]) -> list[str]:
-            extra = {"n": n} if temperature > 0 and n > 1 else {}
-            choices = self._chat(chat, **params, **extra, **({"seed": seed} if seed is not None else {}))["choices"]
+            extra = {"n": n} if sample and n > 1 else {}
+            seeded = lambda j: {"seed": seed + j} if sample and seed is not None else {}
+            choices = self._chat(chat, **params, **extra, **seeded(0))["choices"]
             outs = [_cut(c["message"]["content"] or "", stop) for c in choices][:n]
-            while temperature > 0 and len(outs) < n:
-                more = {"seed": seed + len(outs)} if seed is not None else {}
-                outs.append(_cut(self._chat(chat, **params, **more)["choices"][0]["message"]["content"] or "", stop))
-            return outs if temperature > 0 else outs[:1] * n
+            while sample and len(outs) < n:
+                outs.append(_cut(self._chat(chat, **params, **seeded(len(outs)))["choices"][0]["message"]["content"]
+                                 or "", stop))
+            return outs if sample else outs[:1] * n
 
         if batch_size <= 1 or len(chats) <= 1:
             results = [one(c) for c in chats]
