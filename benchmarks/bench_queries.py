@@ -3,7 +3,7 @@ size and dtype beside the model-free generators in the same run, then what each 
 SciFact and Cranfield passages: examples, lengths, duplicates, copies of the passage, and BM25 round-trip
 consistency (the share of queries whose own passage BM25 ranks first / in the top 10 of the whole corpus).
 
-    python benchmarks/bench_queries.py [--passages 16 --examples 10 --skip-speed --skip-quality]
+    python benchmarks/bench_queries.py [--passages 8 --examples 10 --skip-speed --skip-quality]
 """
 
 from __future__ import annotations
@@ -32,9 +32,11 @@ SMOLLM = "smollm2-135m-instruct-gguf"
 
 
 def timed(gen, docs, n, seed=0):
-    start = time.perf_counter()
+    """The queries, wall seconds and this process' CPU seconds (all threads): on a shared machine the CPU time is
+    what a dedicated machine would need (divided by its cores), the wall time what this run took."""
+    start, cpu = time.perf_counter(), time.process_time()
     out = gen.generate(docs, n, seed)
-    return out, time.perf_counter() - start
+    return out, time.perf_counter() - start, time.process_time() - cpu
 
 
 def speed(args, sci):
@@ -42,13 +44,19 @@ def speed(args, sci):
     rows = []
     for gen in (TitleQueries(), SentenceQueries(), SpanQueries()):
         all_docs = _docs(sci.corpus, list(range(len(sci.corpus))))
-        _, sec = timed(gen, all_docs, 1)
-        rows.append({"generator": gen.kind, "dtype": "", "batch": "", "n": 1, "passages": len(all_docs),
-                     "seconds": sec, "passages/s": len(all_docs) / sec, "SciFact all (h)": 5183 / (len(all_docs) / sec) / 3600})
-    configs = [("float32", 1, 1, ("\n",)), ("float32", 8, 1, ("\n",)), ("float32", 16, 1, ("\n",)),
-               ("float32", 8, 1, ()), ("float32", 8, 3, ("\n",)), ("bfloat16", 8, 1, ("\n",)), ("bfloat16", 16, 1, ("\n",))]
+        _, sec, cpu = timed(gen, all_docs, 1)
+        rows.append({"generator": gen.kind, "dtype": "", "batch": "", "threads": 1, "n": 1, "passages": len(all_docs),
+                     "wall s": sec, "cpu s": cpu, "passages/s": len(all_docs) / sec,
+                     "cpu s/passage": cpu / len(all_docs)})
+    # (dtype, batch, n, stop, threads); one thread unless said: on a shared machine two OpenMP threads spend their
+    # time waiting for each other (this machine: 10.9 CPU s/passage with 2 threads against 2.9 with 1)
+    configs = [("float32", 1, 1, ("\n",), 1), ("float32", 8, 1, ("\n",), 1), ("float32", 16, 1, ("\n",), 1),
+               ("float32", 8, 1, (), 1), ("float32", 8, 3, ("\n",), 1), ("float32", 8, 1, ("\n",), 2),
+               ("bfloat16", 8, 1, ("\n",), 1), ("bfloat16", 16, 1, ("\n",), 1)]
     lms = {}
-    for dtype, batch, n, stop in configs:
+    threads = torch.get_num_threads()
+    for dtype, batch, n, stop, nthreads in configs:
+        torch.set_num_threads(nthreads)
         if dtype not in lms:
             lms.clear()
             lms[dtype] = TransformersLM(SMOLLM, device="cpu", dtype=dtype)
@@ -56,11 +64,12 @@ def speed(args, sci):
         gen = LLMQueries(lm, "few-shot", temperature=0.7 if n > 1 else 0.0, max_tokens=48, stop=stop, batch_size=batch)
         prompt_tokens = statistics.mean(len(lm.tokenizer(p, add_special_tokens=False)["input_ids"])
                                         for p in lm._prompts(gen.chats(docs)))
-        out, sec = timed(gen, docs, n)
-        rows.append({"generator": f"llm few-shot{'' if stop else ' no-stop'}", "dtype": dtype, "batch": batch, "n": n,
-                     "passages": len(docs), "prompt tokens": round(prompt_tokens), "seconds": sec,
-                     "passages/s": len(docs) / sec, "SciFact all (h)": 5183 / (len(docs) / sec) / 3600})
-        print(rows[-1], "| e.g.", out[0], flush=True)
+        out, sec, cpu = timed(gen, docs, n)
+        rows.append({"generator": f"llm few-shot{'' if stop else ' no-stop'}", "dtype": dtype, "batch": batch,
+                     "threads": nthreads, "n": n, "passages": len(docs), "prompt tokens": round(prompt_tokens),
+                     "wall s": sec, "cpu s": cpu, "passages/s": len(docs) / sec, "cpu s/passage": cpu / len(docs)})
+        print(rows[-1], "| e.g.", out[0], "| load", os.getloadavg()[0], flush=True)
+    torch.set_num_threads(threads)
     return rows
 
 
@@ -104,8 +113,8 @@ def quality(args, sci, cran, work):
         ]
         rows = []
         for label, gen, n in variants:
-            out, sec = timed(gen, docs, n)
-            rows.append({**stats(label, docs, out, index), "seconds": sec})
+            out, sec, cpu = timed(gen, docs, n)
+            rows.append({**stats(label, docs, out, index), "cpu s/passage": cpu / len(docs)})
             print(f"\n### {name}: {label} ({sec:.1f}s)")
             for d, qs in zip(docs, out):
                 print(f"  [{d.docid}] {d.passage[:90]!r}")
@@ -117,11 +126,13 @@ def quality(args, sci, cran, work):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--passages", type=int, default=16, help="SciFact passages per throughput row")
+    ap.add_argument("--passages", type=int, default=8, help="SciFact passages per throughput row")
     ap.add_argument("--examples", type=int, default=10, help="passages per collection in the quality tables")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-quality", action="store_true")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for the quality tables")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     print(f"Machine: {machine()}\nVersions: {versions('torch', 'transformers', 'gguf')}\n"
           f"torch threads: {torch.get_num_threads()}, load average at start: {os.getloadavg()}", flush=True)
     sci = load_dataset(os.path.join(SHARED, "scifact"), "train")

@@ -253,20 +253,31 @@ def test_backend_batches_and_samples(tiny_lm):
     assert all(" " not in s for s in stop)
 
 
-def test_shared_prompt_cache_gives_the_same_tokens(tiny_lm):
-    """n samples per prompt reuse one prompt pass (the cache repeated n times): under greedy decoding the tokens equal
-    those of the plain path."""
+def test_shared_work_gives_the_same_tokens(tiny_lm):
+    """The prefix every prompt shares is run once and copied to each row, and the n samples of a prompt reuse one
+    pass over it: under greedy decoding the tokens equal those of plain left-padded generation."""
     import torch
 
-    chats = [[{"role": "user", "content": f"passage {'word ' * i}"}] for i in (1, 9, 3)]
+    from irdistill.teachers.llm.backends import _common_prefix
+
+    chats = [[{"role": "system", "content": "a shared system prompt " * 4}, {"role": "user", "content": f"passage {'word ' * i}"}]
+             for i in (1, 9, 3)]
+    ids = tiny_lm.tokenizer(tiny_lm._prompts(chats), add_special_tokens=False)["input_ids"]
+    shared = _common_prefix(ids) - 1
+    assert shared >= 16
     pad = tiny_lm.tokenizer.pad_token_id
-    enc = tiny_lm._batch(tiny_lm._prompts(chats))
-    ref = tiny_lm.model.generate(**enc, max_new_tokens=6, do_sample=False, pad_token_id=pad)
-    enc = tiny_lm._batch(tiny_lm._prompts(chats))
-    extra = tiny_lm._shared_prompt(enc, 2)
-    assert extra and enc["input_ids"].shape[0] == 6
-    got = tiny_lm.model.generate(**enc, **extra, max_new_tokens=6, do_sample=False, pad_token_id=pad)
-    assert torch.equal(got, ref.repeat_interleave(2, 0))
+    plain = tiny_lm._pad(ids, 0)
+    ref = tiny_lm.model.generate(**plain, max_new_tokens=6, do_sample=False, pad_token_id=pad)[:, -6:]
+    with torch.inference_mode():
+        prefix = tiny_lm._run(torch.tensor([ids[0][:shared]]))
+        for share, n in [(True, 1), (True, 2), (False, 2)]:
+            enc = tiny_lm._pad(ids, shared if share else 0)
+            extra = tiny_lm._prefill(enc, prefix if share else None, shared if share else 0, n)
+            assert extra and enc["input_ids"].shape[0] == 3 * n
+            got = tiny_lm.model.generate(**enc, **extra, max_new_tokens=6, do_sample=False, pad_token_id=pad)[:, -6:]
+            assert torch.equal(got, ref.repeat_interleave(n, 0)), (share, n)
+    one = [tiny_lm.generate([c], 6)[0] for c in chats]
+    assert tiny_lm.generate(chats, 6, batch_size=2) == one
 
 
 def test_openai_backend_sends_sampling_only_when_sampling(monkeypatch):

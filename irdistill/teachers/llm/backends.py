@@ -73,13 +73,19 @@ class TransformersLM:
                  n: int = 1, seed: int | None = None, stop: list[str] | None = None, batch_size: int = 8) -> list[str]:
         """``len(chats) * n`` completions, the ``n`` of each chat together. ``temperature`` 0 is greedy (``n`` copies of
         one answer); above 0 samples with ``top_p`` under ``seed`` (the global torch RNG is left as it was). Prompts go
-        ``batch_size`` at a time, left-padded and sorted by length; a completion ends at EOS, ``max_tokens`` or the
-        first of the ``stop`` strings (cut off)."""
+        ``batch_size`` at a time, sorted by length; a completion ends at EOS, ``max_tokens`` or the first of the
+        ``stop`` strings (cut off).
+
+        Work shared between prompts is done once: the tokens every prompt of the call starts with (system prompt,
+        few-shot examples) are run once and their key/value cache reused by every batch, and the ``n`` samples of a
+        prompt share one pass over it. Greedy answers are those of one prompt at a time."""
         import torch
 
         sample = temperature > 0
-        prompts = self._prompts(chats)
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        ids = [x[-self.max_length:] for x in
+               self.tokenizer(self._prompts(chats), add_special_tokens=False)["input_ids"]]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        shared = _common_prefix(ids) - 1 if len(ids) > 1 else 0  # at least one token of each prompt stays out
         done: dict[int, list[str]] = {}
         opts = {"do_sample": True, "temperature": temperature, "top_p": top_p, "num_return_sequences": n} if sample else \
             {"do_sample": False}
@@ -89,10 +95,11 @@ class TransformersLM:
         with torch.inference_mode(), torch.random.fork_rng(devices=devices):
             if seed is not None:
                 torch.manual_seed(seed)
+            prefix = self._run(torch.tensor([ids[0][:shared]], device=self.device)) if shared >= 16 else None
             for b in range(0, len(order), max(1, batch_size)):
                 rows = order[b : b + max(1, batch_size)]
-                enc = self._batch([prompts[i] for i in rows])
-                extra = self._shared_prompt(enc, n) if sample and n > 1 else {}
+                enc = self._pad([ids[i] for i in rows], shared if prefix else 0)
+                extra = self._prefill(enc, prefix, shared if prefix else 0, n if sample else 1)
                 gen = self.model.generate(**enc, max_new_tokens=max_tokens, pad_token_id=self.tokenizer.pad_token_id,
                                           **{**opts, **extra})
                 texts = self.tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
@@ -100,24 +107,63 @@ class TransformersLM:
                 for j, i in enumerate(rows):
                     outs = [_cut(t, stop) for t in texts[j * per : (j + 1) * per]]
                     done[i] = outs if sample else outs * n
-        return [t for i in range(len(prompts)) for t in done[i]]
+        return [t for i in range(len(ids)) for t in done[i]]
 
-    def _shared_prompt(self, enc, n: int) -> dict:
-        """Run the prompts (all but their last token) once and repeat the key/value cache ``n`` times, so ``n``
-        samples per prompt cost one prompt pass instead of ``n``. Positions count from each prompt's first real token
-        (left padding), as ``generate`` counts them."""
+    def _pad(self, rows: list[list[int]], shared: int) -> dict:
+        """Token ids and attention mask: the ``shared`` first tokens, then padding, then the rest of each prompt (with
+        no shared part: plain left padding, so every answer starts right after its prompt)."""
+        import torch
+
+        pad, width = self.tokenizer.pad_token_id, max(len(r) for r in rows) - shared
+        ids = [r[:shared] + [pad] * (width - len(r) + shared) + r[shared:] for r in rows]
+        mask = [[1] * shared + [0] * (width - len(r) + shared) + [1] * (len(r) - shared) for r in rows]
+        return {"input_ids": torch.tensor(ids, device=self.device), "attention_mask": torch.tensor(mask, device=self.device)}
+
+    def _run(self, ids, mask=None, cache=None, start: int = 0):
+        """One forward pass over ``ids`` (positions counted over ``mask``'s real tokens, from ``start``) that fills
+        ``cache``; returns the cache."""
+        import torch
+
+        mask = torch.ones_like(ids) if mask is None else mask
+        pos = (mask.long().cumsum(-1) - 1).clamp(min=0)[:, start:]
+        kw = {} if cache is None else {self._cache_name: cache}
+        out = self.model(input_ids=ids[:, start:], attention_mask=mask, position_ids=pos, use_cache=True, **kw)
+        self._cache_name = "cache" if getattr(out, "cache", None) is not None else "past_key_values"  # transformers 5
+        return getattr(out, self._cache_name)
+
+    def _prefill(self, enc, prefix, shared: int, n: int) -> dict:
+        """``generate`` arguments that start it from a filled cache: the shared ``prefix`` copied to every row, then
+        each prompt but its last token, then repeated ``n`` times (``enc`` is repeated to match). ``{}``: nothing to
+        share, or a cache type that cannot be copied this way."""
+        import copy
+
         ids, mask = enc["input_ids"], enc["attention_mask"]
-        if ids.shape[1] < 2:
+        if (prefix is None and n == 1) or ids.shape[1] - shared < 2:
             return {}
-        pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1], use_cache=True)
-        name = "cache" if getattr(out, "cache", None) is not None else "past_key_values"  # renamed in transformers 5
-        cache = getattr(out, name)
-        if not hasattr(cache, "batch_repeat_interleave"):
-            return {}
-        cache.batch_repeat_interleave(n)
-        enc["input_ids"], enc["attention_mask"] = ids.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
-        return {name: cache, "num_return_sequences": 1}
+        cache = None
+        if prefix is not None:
+            cache = copy.deepcopy(prefix)
+            if not hasattr(cache, "batch_repeat_interleave"):
+                return {}
+            cache.batch_repeat_interleave(ids.shape[0])
+        cache = self._run(ids[:, :-1], mask[:, :-1], cache, shared)
+        if n > 1:
+            if not hasattr(cache, "batch_repeat_interleave"):
+                return {}
+            cache.batch_repeat_interleave(n)
+            enc["input_ids"], enc["attention_mask"] = ids.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
+        return {self._cache_name: cache, "num_return_sequences": 1}
+
+
+def _common_prefix(seqs: list[list[int]]) -> int:
+    """The number of leading tokens all ``seqs`` share."""
+    first, k = seqs[0], min(map(len, seqs))
+    for s in seqs[1:]:
+        i = 0
+        while i < k and s[i] == first[i]:
+            i += 1
+        k = i
+    return k
 
 
 def _cut(text: str, stop: list[str] | None) -> str:
