@@ -50,23 +50,27 @@ def speed(args, sci):
                      "cpu s/passage": cpu / len(all_docs)})
     # (dtype, batch, n, stop, threads); one thread unless said: on a shared machine two OpenMP threads spend their
     # time waiting for each other (this machine: 10.9 CPU s/passage with 2 threads against 2.9 with 1)
-    configs = [("float32", 1, 1, ("\n",), 1), ("float32", 8, 1, ("\n",), 1), ("float32", 16, 1, ("\n",), 1),
-               ("float32", 8, 1, (), 1), ("float32", 8, 3, ("\n",), 1), ("float32", 8, 1, ("\n",), 2),
-               ("bfloat16", 8, 1, ("\n",), 1), ("bfloat16", 16, 1, ("\n",), 1)]
+    # (dtype, batch, n, stop, threads, prefix shared); one thread unless said: on a shared machine two OpenMP threads
+    # spend their time waiting for each other (here: 10.9 CPU s/passage with 2 threads against 2.9 with 1)
+    configs = [("float32", 1, 1, ("\n",), 1, True), ("float32", 8, 1, ("\n",), 1, False),
+               ("float32", 8, 1, ("\n",), 1, True), ("float32", 16, 1, ("\n",), 1, True),
+               ("float32", 8, 1, (), 1, True), ("float32", 8, 3, ("\n",), 1, True), ("float32", 8, 1, ("\n",), 2, True),
+               ("bfloat16", 8, 1, ("\n",), 1, True)]
     lms = {}
     threads = torch.get_num_threads()
-    for dtype, batch, n, stop, nthreads in configs:
+    for dtype, batch, n, stop, nthreads, share in configs:
         torch.set_num_threads(nthreads)
         if dtype not in lms:
             lms.clear()
             lms[dtype] = TransformersLM(SMOLLM, device="cpu", dtype=dtype)
         lm = lms[dtype]
+        lm.min_shared_prefix = 16 if share else 10**9
         gen = LLMQueries(lm, "few-shot", temperature=0.7 if n > 1 else 0.0, max_tokens=48, stop=stop, batch_size=batch)
         prompt_tokens = statistics.mean(len(lm.tokenizer(p, add_special_tokens=False)["input_ids"])
                                         for p in lm._prompts(gen.chats(docs)))
         out, sec, cpu = timed(gen, docs, n)
         rows.append({"generator": f"llm few-shot{'' if stop else ' no-stop'}", "dtype": dtype, "batch": batch,
-                     "threads": nthreads, "n": n, "passages": len(docs), "prompt tokens": round(prompt_tokens),
+                     "threads": nthreads, "prefix shared": share, "n": n, "passages": len(docs), "prompt tokens": round(prompt_tokens),
                      "wall s": sec, "cpu s": cpu, "passages/s": len(docs) / sec, "cpu s/passage": cpu / len(docs)})
         print(rows[-1], "| e.g.", out[0], "| load", os.getloadavg()[0], flush=True)
     torch.set_num_threads(threads)
@@ -108,8 +112,9 @@ def quality(args, sci, cran, work):
             ("llm few-shot generic greedy", LLMQueries(lm, "few-shot", temperature=0), 1),
             (f"llm few-shot {'Cranfield' if other is cran else 'SciFact-train'} greedy",
              LLMQueries(lm, "few-shot", examples=draw_examples(other, 3, 0), temperature=0), 1),
-            ("llm few-shot generic T0.7 n3", LLMQueries(lm, "few-shot", temperature=0.7), 3),
-            ("llm few-shot generic T1.0 n3", LLMQueries(lm, "few-shot", temperature=1.0), 3),
+            ("llm few-shot generic T0.7 n3", LLMQueries(lm, "few-shot", greedy_first=False, temperature=0.7), 3),
+            ("llm few-shot generic T1.0 n3", LLMQueries(lm, "few-shot", greedy_first=False, temperature=1.0), 3),
+            ("llm default n3 (greedy + 2 at T0.7)", LLMQueries(lm), 3),
         ]
         rows = []
         for label, gen, n in variants:

@@ -217,6 +217,18 @@ def test_sample_and_empty_documents(tmp_path):
         generate_queries(corpus, SentenceQueries(), filters=Filters(min_words=50), output_folder=tmp_path, progress=False)
 
 
+def test_shards_share_the_work(corpus, tmp_path):
+    first = generate_queries(corpus, Counting(), n_per_doc=2, shard=(0, 2), output_folder=tmp_path, progress=False)
+    assert not first.complete and first.generated == 3 and not os.path.exists(first.folder)
+    gen = Counting()
+    second = generate_queries(corpus, gen, n_per_doc=2, shard=(1, 2), output_folder=tmp_path, progress=False)
+    assert second.complete and gen.seen == ["d2", "d4", "d6"] and second.folder == first.folder
+    whole = generate_queries(corpus, SpanQueries(), n_per_doc=2, output_folder=tmp_path / "whole", progress=False)
+    assert second.queries() == whole.queries()
+    with pytest.raises(ValueError, match="shard"):
+        generate_queries(corpus, Counting(), shard=(2, 2), output_folder=tmp_path, progress=False)
+
+
 # the LLM generator -----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_lm(tmp_path_factory):
@@ -302,6 +314,32 @@ def test_openai_backend_sends_sampling_only_when_sampling(monkeypatch):
     assert sorted(p.get("seed") for p in sent[1:]) == [4, 4, 6, 6]  # the third choice of each asked for alone
 
 
+class EchoLM:
+    """A fake backend that answers with its sampling settings."""
+
+    def __init__(self):
+        self.calls = []
+
+    def describe(self):
+        return {"backend": "echo"}
+
+    def generate(self, chats, max_tokens=200, *, temperature=0.0, top_p=1.0, n=1, seed=None, stop=None, batch_size=1):
+        self.calls.append((temperature, n))
+        return [f"Query: t{temperature} c{c} s{j}\nmore" for c in range(len(chats)) for j in range(n)]
+
+
+@pytest.mark.parametrize("kw,calls,first", [
+    ({}, [(0.0, 1), (0.7, 2)], ["t0.0 c0 s0", "t0.7 c0 s0", "t0.7 c0 s1"]),
+    ({"greedy_first": False}, [(0.7, 3)], ["t0.7 c0 s0", "t0.7 c0 s1", "t0.7 c0 s2"]),
+    ({"temperature": 0}, [(0.0, 1)], ["t0.0 c0 s0"] * 3),
+])
+def test_llm_queries_greedy_first_then_sampled(kw, calls, first):
+    lm = EchoLM()
+    out = LLMQueries(lm, **kw).generate(list(DOCS[:2]), 3, seed=0)
+    assert lm.calls == calls and out[0] == first and len(out[1]) == 3
+    assert LLMQueries(EchoLM()).generate(list(DOCS[:2]), 1, seed=0) == [["t0.0 c0 s0"], ["t0.0 c1 s0"]]
+
+
 def test_llm_queries_through_generate_queries(tiny_lm, corpus, tmp_path):
     gen = LLMQueries(tiny_lm, "zero-shot", temperature=1.0, max_tokens=8, batch_size=4)
     res = generate_queries(corpus, gen, n_per_doc=2, seed=0, output_folder=tmp_path, progress=False,
@@ -321,16 +359,24 @@ def test_llm_queries_through_generate_queries(tiny_lm, corpus, tmp_path):
 # the packaged SmolLM2 on real passages ---------------------------------------------------------------------------
 @pytest.mark.slow
 def test_smollm2_queries_for_scifact_passages(tmp_path):
+    """The packaged SmolLM2-135M with the default prompt (few-shot, generic examples) on 5 SciFact passages: a greedy
+    and a sampled query each, kept when BM25 ranks their passage in the top 10 of the whole corpus."""
     from conftest import SHARED
 
+    from irdistill.index import open_bm25
     from irdistill.teachers.llm import TransformersLM
 
-    sci = load_dataset(os.path.join(SHARED, "scifact"), "test")
-    cran = load_dataset(os.path.join(SHARED, "cranfield"), "test")
-    gen = LLMQueries(TransformersLM("smollm2-135m-instruct-gguf"), "few-shot", examples=draw_examples(cran, 3),
-                     max_tokens=32)
-    res = generate_queries(sci.corpus, gen, n_per_doc=2, sample=5, output_folder=tmp_path, progress=False)
+    corpus = load_dataset(os.path.join(SHARED, "scifact"), "test").corpus
+    bm25 = open_bm25(corpus, tmp_path / "bm25")
+    filters = Filters(consistency=ConsistencyFilter(lambda qs: bm25.search(qs, k=10), k=10, name="bm25"))
+    gen = LLMQueries(TransformersLM("smollm2-135m-instruct-gguf"))
+    res = generate_queries(corpus, gen, n_per_doc=2, sample=5, filters=filters, output_folder=tmp_path, progress=False)
     counts = res.meta["counts"]
-    assert res.generated == 5 and counts["candidates"] == 10 and counts["kept"] >= 3
-    ds = res.load()
-    assert all(2 <= len(q.split()) <= 32 and "\n" not in q for q in ds.queries.values())
+    assert res.generated == 5 and counts["candidates"] == 10 and counts["kept"] >= 4
+    assert counts["kept"] + sum(counts["dropped"].values()) == 10
+    assert res.meta["description"]["filters"]["consistency"] == {"k": 10, "ranker": "bm25"}
+    queries = res.load().queries
+    assert all(2 <= len(q.split()) <= 32 and "\n" not in q for q in queries.values())
+    assert sum(q.endswith("-q0") for q in queries) >= 4  # the greedy queries are the good ones
+    again = generate_queries(corpus, gen, n_per_doc=2, sample=5, filters=filters, output_folder=tmp_path, progress=False)
+    assert again.generated == 0 and again.meta == res.meta

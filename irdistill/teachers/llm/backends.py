@@ -20,7 +20,10 @@ def _variants(label: str) -> set[str]:
 
 
 class TransformersLM:
-    """A causal LM in this process. ``gguf_file`` loads a GGUF file from the ``model`` folder (dequantised)."""
+    """A causal LM in this process. ``gguf_file`` loads a GGUF file from the ``model`` folder (dequantised).
+    ``min_shared_prefix``: the fewest tokens all prompts of a ``generate`` call must share for them to be run once."""
+
+    min_shared_prefix = 16
 
     def __init__(self, model: str, gguf_file: str | None = None, device: str | None = None, dtype: str | None = None,
                  trust_remote_code: bool = False, max_length: int = 4096):
@@ -95,7 +98,7 @@ class TransformersLM:
         with torch.inference_mode(), torch.random.fork_rng(devices=devices):
             if seed is not None:
                 torch.manual_seed(seed)
-            prefix = self._run(torch.tensor([ids[0][:shared]], device=self.device)) if shared >= 16 else None
+            prefix = self._run(torch.tensor([ids[0][:shared]], device=self.device)) if shared >= self.min_shared_prefix else None
             for b in range(0, len(order), max(1, batch_size)):
                 rows = order[b : b + max(1, batch_size)]
                 enc = self._pad([ids[i] for i in rows], shared if prefix else 0)
