@@ -161,50 +161,28 @@ def generate_queries(corpus: Corpus, generator: QueryGenerator, n_per_doc: int =
         _write_json(os.path.join(raw_dir, "_generator.json"), raw_desc)
     done = read_raw(raw_dir)
     todo = [r for j, (r, d) in enumerate(zip(rows, docids)) if d not in done and (shard is None or j % shard[1] == shard[0])]
-    started, size = time.time(), chunk_size or generator.chunk_size
-    from tqdm.auto import tqdm
-
-    with tqdm(total=len(todo), desc=f"generating ({generator.kind})", unit="doc", disable=not progress) as bar:
-        for i in range(0, len(todo), size):
-            docs = [d for d in _docs(corpus, todo[i : i + size]) if d.passage]
-            made = generator.generate(docs, n_per_doc, seed) if docs else []
-            if len(made) != len(docs) or any(len(qs) != n_per_doc for qs in made):
-                raise RuntimeError(f"{type(generator).__name__}.generate returned the wrong number of queries")
-            with atomic_path(os.path.join(raw_dir, f"part-{uuid.uuid4().hex}.jsonl")) as tmp, \
-                    open(tmp, "w", encoding="utf-8") as f:
-                for d, qs in zip(docs, made):
-                    f.write(json.dumps({"docid": d.docid, "queries": qs}, ensure_ascii=False) + "\n")
-            done.update((d.docid, qs) for d, qs in zip(docs, made))
-            result.generated += len(docs)
-            bar.update(len(todo[i : i + size]))
+    started = time.time()
+    result.generated = _generate(corpus, generator, todo, n_per_doc, seed, raw_dir, chunk_size or generator.chunk_size,
+                                 progress)
     seconds = time.time() - started
-    if shard is not None:  # other shards may have written parts meanwhile; any non-empty document left?
-        done = read_raw(raw_dir)
-        missing = [r for r, d in zip(rows, docids) if d not in done]
-        if any(d.passage for d in _docs(corpus, missing)):
+    done = read_raw(raw_dir)
+    if shard is not None:  # other shards may still be at work: is any document with text left?
+        if any(d.passage for d in _docs(corpus, [r for r, d in zip(rows, docids) if d not in done])):
             result.complete = False
             return result
 
     candidates = [(query_id(d, i), d, " ".join(q.split())) for d in docids for i, q in enumerate(done.get(d, ()))]
-    passages = {}
-    if filters.max_copy is not None:
-        passages = dict(zip(docids, corpus.texts(docids)))
+    passages = dict(zip(docids, corpus.texts(docids))) if filters.max_copy is not None else {}
     kept, dropped = filters.apply(candidates, passages)
     if not kept:
         raise InputError(f"no generated query survived the filters (dropped: {dropped})", corpus.source)
-
-    os.makedirs(os.path.join(folder, "qrels"), exist_ok=True)
-    with atomic_path(os.path.join(folder, "queries.jsonl")) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        for q, d, text in kept:
-            f.write(json.dumps({"_id": q, "text": text, "metadata": {"docid": d}}, ensure_ascii=False) + "\n")
-    with atomic_path(result.qrels_path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        f.write("query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d, _ in kept))
-    link = _place_corpus(corpus, folder, corpus_link)
+    _write_folder(folder, kept, result.qrels_path)
     lengths = sorted(len(t.split()) for _, _, t in kept)
-    result.meta = {
+    meta = {
         "id": out_id, "raw_id": raw_id, "description": desc, "split": split,
         "corpus": {"source": os.path.abspath(corpus.source) if os.path.exists(corpus.source) else corpus.source,
-                   "fingerprint": corpus.fingerprint(), "documents": len(corpus), "placed": link},
+                   "fingerprint": corpus.fingerprint(), "documents": len(corpus),
+                   "placed": _place_corpus(corpus, folder, corpus_link)},
         "counts": {"documents": len(rows), "empty_documents": len(rows) - sum(d in done for d in docids),
                    "candidates": len(candidates), "kept": len(kept), "dropped": dropped,
                    "documents_with_queries": len({d for _, d, _ in kept})},
@@ -212,9 +190,41 @@ def generate_queries(corpus: Corpus, generator: QueryGenerator, n_per_doc: int =
                         "min": lengths[0], "max": lengths[-1]},
         "generated_documents": result.generated, "generation_seconds": round(seconds, 1),
     }
-    result.meta = json.loads(json.dumps(result.meta))  # as a rerun reads it back (tuples become lists)
-    _write_json(meta_path, result.meta)
+    result.meta = json.loads(json.dumps(meta))  # as a rerun reads it back (tuples become lists)
+    _write_json(meta_path, result.meta)  # last: its presence says the folder is complete
     return result
+
+
+def _generate(corpus: Corpus, generator: QueryGenerator, rows: list[int], n: int, seed: int, raw_dir: str,
+              size: int, progress: bool) -> int:
+    """Generate for ``rows`` (documents with no text skipped), ``size`` documents per part file, each written
+    atomically; returns how many documents were generated."""
+    from tqdm.auto import tqdm
+
+    generated = 0
+    with tqdm(total=len(rows), desc=f"generating ({generator.kind})", unit="doc", disable=not progress) as bar:
+        for i in range(0, len(rows), size):
+            docs = [d for d in _docs(corpus, rows[i : i + size]) if d.passage]
+            made = generator.generate(docs, n, seed) if docs else []
+            if len(made) != len(docs) or any(len(qs) != n for qs in made):
+                raise RuntimeError(f"{type(generator).__name__}.generate returned the wrong number of queries")
+            with atomic_path(os.path.join(raw_dir, f"part-{uuid.uuid4().hex}.jsonl")) as tmp, \
+                    open(tmp, "w", encoding="utf-8") as f:
+                for d, qs in zip(docs, made):
+                    f.write(json.dumps({"docid": d.docid, "queries": qs}, ensure_ascii=False) + "\n")
+            generated += len(docs)
+            bar.update(len(rows[i : i + size]))
+    return generated
+
+
+def _write_folder(folder: str, kept: list[tuple[str, str, str]], qrels_path: str) -> None:
+    """``queries.jsonl`` and the pseudo-qrels (each query -> its source passage, grade 1)."""
+    os.makedirs(os.path.join(folder, "qrels"), exist_ok=True)
+    with atomic_path(os.path.join(folder, "queries.jsonl")) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for q, d, text in kept:
+            f.write(json.dumps({"_id": q, "text": text, "metadata": {"docid": d}}, ensure_ascii=False) + "\n")
+    with atomic_path(qrels_path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write("query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d, _ in kept))
 
 
 def _place_corpus(corpus: Corpus, folder: str, mode: str) -> str:
