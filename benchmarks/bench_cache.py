@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from irdistill.cache import ScoreCache
-from irdistill.report import publish_benchmark, timed
+from irdistill.experiment import publish_benchmark, timed
 
 
 def main():

@@ -17,9 +17,9 @@ import numpy as np
 
 from irdistill.data import load_dataset
 from irdistill.evaluation import evaluate_run, format_table
-from irdistill.index import Embeddings, encode_texts, open_dense
+from irdistill.index import Embeddings, encode_texts, open_index
 from irdistill.models import load_sentence_transformer
-from irdistill.report import machine, timed, versions, write_section
+from irdistill.experiment import machine, timed, versions, write_section
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -46,7 +46,7 @@ def main():
                 {"step": "encode (irdistill encode_texts)", "docs/s": args.docs / t_ours}]
 
     # search: the full corpus, encoded once and cached under indexes/
-    flat, _ = open_dense(ds, args.model, "flat", model=model, progress=False)
+    flat = open_index(ds, "dense", args.model, "flat", encoder=model, progress=False)
     vectors = np.concatenate(list(Embeddings(os.path.join(os.path.dirname(flat.path), "embeddings")).parts()))
     qids = list(ds.queries)
     qv = encode_texts(model, [ds.queries[q] for q in qids], "query")
@@ -61,10 +61,10 @@ def main():
              "QPS": len(qv) / t_np, "nDCG@10": float("nan")}]
     for kind in ["flat", "hnsw", "ivfpq"]:
         t0 = time.perf_counter()
-        index, _ = open_dense(ds, args.model, kind, model=model, rebuild=True, progress=False)
+        index = open_index(ds, "dense", args.model, kind, encoder=model, rebuild=True, progress=False)
         build = time.perf_counter() - t0
         t_search, _ = timed(lambda: index.search_vectors(qv, args.k))
-        ndcg = evaluate_run(ds.qrels, index.search(model, ds.queries, args.k), "ndcg@10")["ndcg@10"]
+        ndcg = evaluate_run(ds.qrels, index.search(ds.queries, args.k), "ndcg@10")["ndcg@10"]
         size = os.path.getsize(os.path.join(index.path, "index.faiss")) / 2**20
         rows.append({"index": f"faiss {kind} {index.meta['params'] or ''}".strip(), "build s": build, "size MB": size,
                      "QPS": len(qv) / t_search, "nDCG@10": ndcg})

@@ -24,11 +24,11 @@ import numpy as np
 
 from irdistill.data import load_dataset
 from irdistill.evaluation import evaluate_run
-from irdistill.index import ColbertIndex, DenseIndex, SpladeIndex, encode_corpus, encode_texts
+from irdistill.index import ColbertIndex, DenseIndex, SpladeIndex, encode_corpus, encode_texts, vectors_key
 from irdistill.index.colbert import encode_tokens
-from irdistill.index.splade import build_splade, encode_vectors, sparse_weights
+from irdistill.index.splade import encode_vectors, sparse_weights
 from irdistill.models import load_colbert, load_sentence_transformer, load_splade
-from irdistill.report import publish_benchmark, timed
+from irdistill.experiment import publish_benchmark, timed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -73,38 +73,42 @@ def main():
 
     # dense FAISS flat (baseline)
     dense_model = load_sentence_transformer(MODEL, device="cpu")
-    t_enc, emb = clock(lambda: encode_corpus(dense_model, ds.corpus, os.path.join(root, "dense-embeddings"), MODEL,
-                                             progress=False))
-    t_idx, dense = clock(lambda: DenseIndex.build(emb, ids, "flat", os.path.join(root, "dense-flat"), progress=False))
+    t_enc, emb = clock(lambda: encode_corpus(dense_model, ds.corpus, os.path.join(root, "dense-embeddings"),
+                                             vectors_key(ds.corpus, MODEL, dense_model), progress=False))
+    t_idx, dense = clock(lambda: DenseIndex.from_embeddings(emb, ids, "flat", os.path.join(root, "dense-flat"),
+                                                                   progress=False))
+    dense.encoder = dense_model
     qv = encode_texts(dense_model, texts, "query")
     row("dense flat (MiniLM)", t_enc, t_idx, os.path.join(root, "dense-flat"),
-        lambda: dense.search_vectors(qv, args.k), lambda: dense.search(dense_model, ds.queries, args.k),
+        lambda: dense.search_vectors(qv, args.k), lambda: dense.search(ds.queries, args.k),
         f"{dense_model.max_seq_length} tokens")
 
     # ColBERT: one encoding, two token indexes
     torch.manual_seed(0)
     colbert = load_colbert(MODEL, device="cpu")
     encoding = os.path.join(root, "colbert-encoding")
-    t_enc, (parts, lengths) = clock(lambda: encode_tokens(colbert, ds.corpus, encoding, MODEL, progress=False))
+    t_enc, (parts, lengths) = clock(lambda: encode_tokens(colbert, ds.corpus, encoding, {"model": MODEL}, progress=False))
     q_tokens = colbert.encode_query(texts, convert_to_numpy=True)
     for kind in ["ivfpq", "flat"]:
         path = os.path.join(root, f"colbert-{kind}")
-        t_idx, index = clock(lambda: ColbertIndex.build(parts, lengths, ids, path, kind, {"model": MODEL},
+        t_idx, index = clock(lambda: ColbertIndex.from_parts(parts, lengths, ids, path, kind, {"model": MODEL},
                                                         progress=False))
-        m = index.meta
+        index.encoder, m = colbert, index.meta  # the model whose (untrained) projection encoded the documents
         row(f"ColBERT {kind} + MaxSim (MiniLM, untrained projection)", t_enc, t_idx, path,
-            lambda: index.search_embeddings(q_tokens, args.k), lambda: index.search(colbert, ds.queries, args.k),
+            lambda: index.search_embeddings(q_tokens, args.k), lambda: index.search(ds.queries, args.k),
             f"{m['tokens']} tokens ({m['tokens_per_doc']:.0f}/doc), token_k 64, {m['params'] or ''}".strip())
 
     # SPLADE-tiny, Lucene impact index
     splade = load_splade("splade-tiny", device="cpu")
     path = os.path.join(root, "splade")
-    t_enc, _ = clock(lambda: encode_vectors(splade, ds.corpus, path + ".vectors", "splade-tiny", progress=False))
-    t_idx, index = clock(lambda: build_splade(ds.corpus, splade, "splade-tiny", path, progress=False))  # reuses the encoding
+    key = SpladeIndex.key(ds.corpus, "splade-tiny", splade, None, {})
+    t_enc, _ = clock(lambda: encode_vectors(splade, ds.corpus, path + ".vectors", key, progress=False))
+    t_idx, index = clock(lambda: SpladeIndex.build(ds.corpus, path, key, splade, progress=False))  # reuses the encoding
+    index.encoder = splade
     weights = dict(zip(qids, sparse_weights(splade, texts, "query")))
     q_terms = np.mean([len(w) for w in weights.values()])
     row("SPLADE-tiny, Lucene impact", t_enc, t_idx, path, lambda: index.search_weights(weights, args.k),
-        lambda: index.search(splade, ds.queries, args.k),
+        lambda: index.search(ds.queries, args.k),
         f"{index.meta['doc_terms']:.0f} terms/doc, {q_terms:.0f} terms/query, {splade.max_seq_length} tokens")
 
     notes = [f"SciFact: {len(ids)} documents, {len(qids)} test queries, top {args.k}. encode s: the corpus through "

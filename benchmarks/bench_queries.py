@@ -18,13 +18,13 @@ import torch
 
 from irdistill.data import load_dataset
 from irdistill.evaluation.metrics import format_table
-from irdistill.index import open_bm25
+from irdistill.index import open_index
 from irdistill.queries import (
     Filters, LLMQueries, SentenceQueries, SpanQueries, TitleQueries, copy_ratio, draw_examples, normalise, select_rows,
 )
 from irdistill.queries.generate import _docs
-from irdistill.report import machine, versions
-from irdistill.teachers.llm import TransformersLM
+from irdistill.experiment import machine, versions
+from irdistill.models.llm import TransformersLM
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.join(HERE, "..", "..", "shared", "datasets")
@@ -48,8 +48,6 @@ def speed(args, sci):
         rows.append({"generator": gen.kind, "dtype": "", "batch": "", "threads": 1, "n": 1, "passages": len(all_docs),
                      "wall s": sec, "cpu s": cpu, "passages/s": len(all_docs) / sec,
                      "cpu s/passage": cpu / len(all_docs)})
-    # (dtype, batch, n, stop, threads); one thread unless said: on a shared machine two OpenMP threads spend their
-    # time waiting for each other (this machine: 10.9 CPU s/passage with 2 threads against 2.9 with 1)
     # (dtype, batch, n, stop, threads, prefix shared); one thread unless said: on a shared machine two OpenMP threads
     # spend their time waiting for each other (here: 10.9 CPU s/passage with 2 threads against 2.9 with 1)
     configs = [("float32", 1, 1, ("\n",), 1, True), ("float32", 8, 1, ("\n",), 1, False),
@@ -103,7 +101,7 @@ def quality(args, sci, cran, work):
     lm = TransformersLM(SMOLLM, device="cpu", dtype="float32")
     tables = {}
     for name, ds, other in [("SciFact", sci, cran), ("Cranfield", cran, sci)]:
-        index = open_bm25(ds.corpus, os.path.join(work, f"bm25-{name}"))
+        index = open_index(ds, "bm25", index=os.path.join(work, f"bm25-{name}"), progress=False)
         docs = _docs(ds.corpus, select_rows(ds.corpus, args.examples, 1))
         variants = [
             ("title", TitleQueries(), 1), ("sentence (ICT)", SentenceQueries(), 1), ("span (crop)", SpanQueries(), 1),

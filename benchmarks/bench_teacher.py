@@ -19,9 +19,9 @@ import torch
 
 from irdistill.cache import ScoreCache
 from irdistill.data import load_dataset
-from irdistill.index import open_bm25
+from irdistill.index import open_index
 from irdistill.models import packaged_path
-from irdistill.report import publish_benchmark
+from irdistill.experiment import publish_benchmark
 from irdistill.teachers import score_run
 from irdistill.teachers.cross_encoder import CrossEncoderTeacher
 
@@ -67,7 +67,7 @@ def main():
     ds = load_dataset(args.dataset, "test")
     ds.queries = dict(list(ds.queries.items())[: args.queries])
     work = tempfile.mkdtemp(prefix="bench-teacher-")
-    run = open_bm25(ds.corpus, os.path.join(work, "bm25")).search(ds.queries, args.depth)
+    run = open_index(ds, "bm25", index=os.path.join(work, "bm25")).search(ds.queries, args.depth)
     pairs = [(ds.queries[q], t) for q, t in zip(run.qid, ds.corpus.texts(run.docid.tolist()))]
     keys = list(zip(run.qid, run.docid))
     model_dir = make_cross_encoder(os.path.join(work, "ce"), args.max_length)

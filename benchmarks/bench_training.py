@@ -16,9 +16,8 @@ import time
 
 from irdistill.cache import ScoreCache
 from irdistill.data import load_dataset
-from irdistill.data.runs import add_positives
-from irdistill.index import open_bm25
-from irdistill.report import publish_benchmark
+from irdistill.index.base import candidates
+from irdistill.experiment import publish_benchmark
 from irdistill.teachers import build_teacher, score_run
 from irdistill.training import ExampleConfig, TrainConfig, as_hf_dataset, build_examples, train
 
@@ -52,7 +51,7 @@ def main():
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="bench-train-")
     ds = load_dataset(args.dataset, "train")
-    run = add_positives(open_bm25(ds.corpus, f"indexes/{ds.name}/bm25").search(ds.queries, 100), ds.qrels)
+    run = candidates(ds, "bm25", k=100, positives=True)
     teacher = build_teacher({"kind": "bm25"}, ds)
     cache = ScoreCache(os.path.join(work, "cache"))
     key = score_run(teacher, run, ds, cache, progress=False).key

@@ -1,8 +1,10 @@
-"""``irdistill``: a thin command line over the library. Bad input exits with code 2 and a one-line error."""
+"""``irdistill``: a thin command line over the library; each verb parses its options, calls one library function
+and prints. Bad input exits with code 2 and a one-line error."""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -12,22 +14,47 @@ from .errors import InputError
 DEFAULT_METRICS = "ndcg@10,recall@100,mrr@10"
 
 
-def _add_dataset(p, required=True):
-    p.add_argument("--dataset", required=required, help="BEIR folder, MS MARCO folder (collection.tsv) or ir_datasets id")
+def _add_dataset(p, required=True, many=False):
+    p.add_argument("--dataset", required=required, action="append" if many else "store",
+                   help="BEIR folder, MS MARCO folder (collection.tsv) or ir_datasets id"
+                        + ("; repeat it (or give a comma list) for one table over several" if many else ""))
     p.add_argument("--split", help="split (BEIR default: test; MS MARCO default: dev.small; ir_datasets: appended to the id)")
 
 
 def _add_retriever(p):
-    p.add_argument("--retriever", choices=["bm25", "dense", "colbert", "splade"], default="bm25")
-    p.add_argument("--model", help="model (hub name or folder) for --retriever dense (a SentenceTransformer), colbert "
-                                   "(a MultiVectorEncoder, or any BERT-like model to convert) or splade (a SparseEncoder "
-                                   "or masked LM)")
-    p.add_argument("--kind", choices=["flat", "hnsw", "ivfpq", "auto"],
-                   help="FAISS index kind: dense flat (default), hnsw, ivfpq; colbert auto (default: flat under 100k "
-                        "tokens, else ivfpq), flat, ivfpq")
+    from .index import INDEXES
+
+    kinds = sorted({k for cls in INDEXES.values() for k in cls.kinds})
+    p.add_argument("--retriever", choices=list(INDEXES), default="bm25")
+    p.add_argument("--model", help="model (hub name or folder) for a retriever that encodes: dense (a "
+                                   "SentenceTransformer), colbert (a MultiVectorEncoder, or any BERT-like model to "
+                                   "convert) or splade (a SparseEncoder or masked LM)")
+    p.add_argument("--kind", choices=kinds,
+                   help="index kind: " + "; ".join(f"{n} {', '.join(c.kinds)} (default {c.kinds[0]})"
+                                                   for n, c in INDEXES.items() if c.kinds))
     p.add_argument("--index", help="index folder (default: indexes/<dataset>/...)")
-    p.add_argument("--rebuild", action="store_true", help="build the index again even if it exists")
-    p.add_argument("--batch-size", type=int, help="encoding batch size (default: dense 64, colbert 32, splade 8)")
+    p.add_argument("--rebuild", action="store_true", help="build the index (and its encoding) again even if it exists")
+    p.add_argument("--batch-size", type=int, help="encoding batch size (default: " + ", ".join(
+        f"{n} {c.batch_size}" for n, c in INDEXES.items() if c.loader) + ")")
+
+
+def _add_scale_out(p):
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes that encode the corpus (dense, colbert, splade): one a GPU when there are GPUs, "
+                        "else CPU processes sharing the cores (default 1)")
+    p.add_argument("--shards", type=int, help="dense: split the FAISS index into this many shards, searched in "
+                                              "parallel threads (same results; with GPUs, on all GPUs anyway)")
+
+
+def _scale_out(args) -> dict:
+    _positive("--workers", args.workers)
+    _positive("--shards", args.shards)
+    return {"workers": args.workers, **({"shards": args.shards} if args.shards is not None else {})}
+
+
+def _retrieval(args) -> dict:
+    return {"retriever": args.retriever, "model": args.model, "kind": args.kind, "index": args.index,
+            "rebuild": args.rebuild, "batch_size": args.batch_size}
 
 
 def _dataset(args):
@@ -36,54 +63,28 @@ def _dataset(args):
     return load_dataset(args.dataset, args.split)
 
 
-def _name(args, ds) -> str:
-    from .index.retrieve import slug
-
-    parts = [ds.name, ds.split or "", args.retriever]
-    if args.retriever == "dense":
-        parts += [slug(args.model or ""), args.kind or "flat"]
-    elif args.retriever in ("colbert", "splade"):
-        parts += [slug(args.model or "")]
-    return "-".join(p for p in parts if p)
+def _positive(name: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise InputError(f"{name} must be at least 1, not {value}")
 
 
 def cmd_index(args):
-    from .index import open_bm25, open_colbert, open_dense, open_splade
-    from .index.retrieve import BATCH, index_path
+    from .index import open_index
 
     ds = _dataset(args)
-    if args.retriever == "bm25":
-        idx = open_bm25(ds.corpus, args.index or index_path(ds, "bm25"), args.rebuild)
-    else:
-        if not args.model:
-            raise InputError(f"--retriever {args.retriever} needs --model")
-        batch = args.batch_size or BATCH[args.retriever]
-        if args.retriever == "colbert":
-            idx, _ = open_colbert(ds, args.model, args.kind or "auto", args.index, args.rebuild, batch)
-        elif args.retriever == "splade":
-            idx, _ = open_splade(ds, args.model, args.index, args.rebuild, batch)
-        else:
-            idx, _ = open_dense(ds, args.model, args.kind or "flat", args.index, args.rebuild, batch)
+    idx = open_index(ds, **_retrieval(args), **_scale_out(args))
     print(f"index: {os.path.abspath(idx.path)} ({len(ds.corpus)} documents)")
 
 
 def cmd_search(args):
     from .data import read_queries, write_run
-    from .index import BM25Index, ColbertIndex, SpladeIndex, load_index
-    from .models import load_colbert, load_sentence_transformer, load_splade
+    from .index import load_index
 
     if bool(args.query) == bool(args.queries):
         raise InputError("give either --query TEXT or --queries FILE")
+    _positive("-k", args.k)
     queries = {"q1": args.query} if args.query else read_queries(args.queries)
-    index = load_index(args.index)
-    if isinstance(index, BM25Index):
-        run = index.search(queries, args.k)
-    elif isinstance(index, ColbertIndex):
-        run = index.search(load_colbert(args.model or index.meta["model"]), queries, args.k)
-    elif isinstance(index, SpladeIndex):
-        run = index.search(load_splade(args.model or index.meta["model"]), queries, args.k)
-    else:
-        run = index.search(load_sentence_transformer(args.model or index.meta["model"]), queries, args.k)
+    run = load_index(args.index, args.model).search(queries, args.k, progress=True)
     if args.output:
         write_run(run, args.output)
         print(f"run: {args.output} ({run['qid'].nunique()} queries)")
@@ -93,94 +94,55 @@ def cmd_search(args):
 
 
 def cmd_evaluate(args):
-    from .data import read_run, write_run
-    from .evaluation import evaluate_run, format_table, parse_metrics
-    from .index import retrieve
+    from .data import load_dataset
+    from .evaluation import evaluate_retrieval, evaluate_suite, format_suite, format_table
+    from .evaluation.suite import expand
 
-    metrics = parse_metrics(args.metrics)  # fail on a bad metric before any work
-    ds = _dataset(args)
-    if args.run:
-        run, name = read_run(args.run), os.path.splitext(os.path.basename(args.run))[0]
-    else:
-        run = retrieve(ds, args.retriever, args.model, args.kind, args.k, args.index, args.rebuild, args.batch_size)
-        name = _name(args, ds)
-    scores = evaluate_run(ds.qrels, run, metrics)
-    print(format_table([{"run": name, **scores}], ["run", *metrics]))
-    out = args.output or os.path.join("runs", name)
-    os.makedirs(out, exist_ok=True)
-    if not args.run:
-        write_run(run, os.path.join(out, "run.trec"), tag=name)
-        write_run(run, os.path.join(out, "run.parquet"))
-    from .data.io import atomic_path
-
-    with atomic_path(os.path.join(out, "metrics.json")) as tmp, open(tmp, "w") as f:
-        json.dump({"run": name, "dataset": args.dataset, "split": ds.split, "queries": len(ds.qrels),
-                   "metrics": scores}, f, indent=1)
-    print(f"wrote {out}/")
+    _positive("-k", args.k)
+    datasets = expand(args.dataset, args.suite, args.split)
+    if len(datasets) > 1:
+        print(format_suite(evaluate_suite(datasets, k=args.k, metrics=args.metrics, output=args.output, run=args.run,
+                                          **_retrieval(args))))
+        return
+    result = evaluate_retrieval(load_dataset(*datasets[0]), k=args.k, metrics=args.metrics, run=args.run,
+                                output=args.output, **_retrieval(args))
+    print(format_table([{"run": result["run"], **result["metrics"]}]))
+    print(f"wrote {result['output']}/")
 
 
 def cmd_compare(args):
-    from .data import read_qrels, read_run
-    from .evaluation import compare_runs
+    from .data import load_qrels
+    from .evaluation import compare_run_files
 
-    if args.qrels:
-        qrels: dict = {}
-        for _, q, d, g in read_qrels(args.qrels):
-            qrels.setdefault(q, {})[d] = g
-    elif args.dataset:
-        qrels = _dataset(args).qrels
-    else:
+    if not (args.qrels or args.dataset):
         raise InputError("give --qrels FILE or --dataset")
-    runs = {}
-    for path in args.runs:
-        name = os.path.basename(os.path.dirname(path)) if os.path.basename(path).startswith("run.") else os.path.basename(path)
-        runs[name if name not in runs else path] = read_run(path)
-    print(compare_runs(qrels, runs, args.metrics, args.test, args.max_p))
+    qrels = load_qrels(args.qrels) if args.qrels else _dataset(args).qrels
+    print(compare_run_files(args.runs, qrels, args.metrics, args.test, args.max_p))
 
 
 def cmd_candidates(args):
     from .data import write_run
-    from .index import retrieve
+    from .index.base import candidates
 
-    ds = _dataset(args)
-    run = retrieve(ds, args.retriever, args.model, args.kind, args.k, args.index, args.rebuild, args.batch_size)
-    if args.add_positives:
-        from .data.runs import add_positives
-
-        run = add_positives(run, ds.qrels)
+    _positive("-k", args.k)
+    _positive("--sample-queries", args.sample_queries)
+    run = candidates(_dataset(args), k=args.k, positives=args.add_positives, queries=args.sample_queries,
+                     **_retrieval(args), **_scale_out(args))
     write_run(run, args.output)
     print(f"candidates: {args.output} ({run['qid'].nunique()} queries, {len(run)} pairs)")
 
 
 def cmd_score(args):
     from .cache import ScoreCache
-    from .data import load_dataset, read_run
-    from .teachers import build_teacher, parse_shard, parse_spec, score_run
-    from .teachers.ensemble import score_ensemble
+    from .data import parse_shard, write_run
+    from .teachers import score_run
 
-    import yaml
-
-    spec = parse_spec(args.teacher)
-    for opt in args.option or []:
-        key, eq, value = opt.partition("=")
-        if not eq:
-            raise InputError(f"--option takes key=value, not {opt!r}")
-        spec[key.replace("-", "_")] = yaml.safe_load(value)
-    from .data.runs import check_run_ids
-
-    run, ds, cache, shard = read_run(args.run), _dataset(args), ScoreCache(args.cache), parse_shard(args.shard)
-    check_run_ids(run, ds, args.run)
-    if spec["kind"] == "ensemble":
-        tid, pairs = score_ensemble(spec, run, ds, cache, shard, lambda split: load_dataset(args.dataset, split))
-    else:
-        teacher = build_teacher(spec, ds)
-        stats = score_run(teacher, run, ds, cache, shard, flush_pairs=args.flush)
-        tid, pairs = stats.key, stats.pairs
-    print(f"teacher {tid}: scored {pairs} pairs; cache: {args.cache}")
+    _positive("--flush", args.flush)
+    ds, cache = _dataset(args), ScoreCache(args.cache)
+    stats = score_run(args.teacher, args.run, ds, cache, parse_shard(args.shard), args.flush, options=args.option)
+    print(f"teacher {stats.key}: scored {stats.pairs} pairs; cache: {args.cache}")
     if args.output:
-        from .data import write_run
-
-        write_run(cache.run(tid, run["qid"].unique().tolist()), args.output)
+        write_run(cache.run(stats.key, stats.qids), args.output)
         print(f"run: {args.output}")
 
 
@@ -191,8 +153,19 @@ def cmd_cache(args):
     cache = ScoreCache(args.cache)
     if args.action == "list":
         for tid, desc in cache.teachers().items():
-            n = len(cache.read(tid, columns=("qid",)))
-            print(f"{tid}\t{n} pairs\t{json.dumps(desc, sort_keys=True)}")
+            print(f"{tid}\t{cache.count_pairs(tid)} pairs\t{json.dumps(desc, sort_keys=True)}")
+        return
+    if args.action == "verify":
+        reports = cache.verify(args.teacher)
+        for r in reports:
+            problems = [f"{r.duplicates} duplicate pairs"] * bool(r.duplicates) + \
+                [f"{r.nan_scores} NaN scores"] * bool(r.nan_scores) + \
+                [f"unreadable part {p} ({e})" for p, e in r.unreadable] + [f"stray file {p}" for p in r.stray]
+            print(f"{r.teacher}\t{r.parts} parts\t{r.pairs} pairs\t{r.queries} queries\t"
+                  f"{'ok' if r.ok else '; '.join(problems)}")
+        if not all(r.ok for r in reports):
+            raise InputError("the cache has problems (see above): `cache compact` removes duplicate pairs; remove "
+                             "unreadable parts and score again", args.cache)
         return
     if not args.teacher:
         raise InputError(f"cache {args.action} needs --teacher ID")
@@ -209,55 +182,66 @@ def cmd_cache(args):
 
 
 def cmd_train(args):
-    from .training import TrainConfig, train
+    from .training import TrainConfig, crossfit, train
 
-    cfg = TrainConfig.from_file(args.config)
+    cfg = TrainConfig.from_file(args.config, args.set or ())
     if args.output:
         cfg.output = args.output
     if not args.crossfit:
         print(f"model: {train(cfg)}")
         return
-    from dataclasses import asdict
-
-    from .cache import ScoreCache
-    from .data import load_dataset, read_run
-    from .data.runs import check_run_ids
-    from .teachers.crossfit import crossfit
-
     if not args.run:
         raise InputError("--crossfit needs --run: the candidates each fold's model scores")
-    run, ds = read_run(args.run), load_dataset(cfg.dataset, cfg.split)
-    check_run_ids(run, ds, args.run)
-    tid = crossfit(asdict(cfg), run, ds, ScoreCache(cfg.cache), args.crossfit)
-    print(f"teacher {tid}: out-of-fold scores of {run['qid'].nunique()} queries; cache: {cfg.cache}")
+    stats = crossfit(cfg, args.run, folds=args.crossfit)
+    print(f"teacher {stats.key}: out-of-fold scores of {len(stats.qids)} queries; cache: {cfg.cache}")
+
+
+def cmd_report(args):
+    from .evaluation.report_page import load_runs, write_report
+
+    path = write_report(args.output, _dataset(args).qrels, load_runs(args.runs), args.baseline, args.metrics, args.cache,
+                        args.teacher or (), args.training or ())
+    print(f"report: {path}")
+
+
+def cmd_card(args):
+    from .training.card import add_results
+
+    path, n = add_results(args.model, args.results)
+    print(f"card: {path} ({n} result{'s' * (n != 1)} added)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="irdistill", description="Knowledge distillation for retrieval and ranking.")
     sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars (they show only on a terminal)")
+    verb = functools.partial(sub.add_parser, parents=[common])  # every verb takes --quiet
 
-    p = sub.add_parser("index", help="build a BM25, FAISS, ColBERT or SPLADE index of a collection",
-                       description="Build (or reuse) the BM25 (Lucene), dense (FAISS), ColBERT (FAISS over token "
-                                   "embeddings) or SPLADE (Lucene impact) index of a collection.")
+    p = verb("index", help="build a BM25, FAISS, ColBERT or SPLADE index of a collection",
+                       description="Build (or reuse) the index of a collection: BM25 (Lucene), dense (FAISS), ColBERT "
+                                   "(FAISS over token embeddings) or SPLADE (Lucene impact).")
     _add_dataset(p)
     _add_retriever(p)
+    _add_scale_out(p)
     p.set_defaults(func=cmd_index)
 
-    p = sub.add_parser("search", help="search an index with a queries file or one query",
+    p = verb("search", help="search an index with a queries file or one query",
                        description="Search a saved index; prints 'qid rank docid score' or writes a run file.")
     p.add_argument("--index", required=True, help="index folder")
     p.add_argument("--query", help="one query string")
     p.add_argument("--queries", help="queries file (BEIR queries.jsonl or qid<TAB>text)")
-    p.add_argument("--model", help="query encoder for a dense, ColBERT or SPLADE index (default: the one it was built with)")
+    p.add_argument("--model", help="query encoder for an index with a model (default: the one it was built with)")
     p.add_argument("-k", "--k", type=int, default=10, help="hits per query")
     p.add_argument("--output", help="write the run here (.trec or .parquet) instead of printing it")
     p.set_defaults(func=cmd_search)
 
-    p = sub.add_parser("evaluate", help="retrieve for a split and score the run",
-                       description="Retrieve with BM25, a dense, ColBERT or SPLADE model (or read --run), print the "
-                                   "metrics, and write run.trec, run.parquet and metrics.json to --output (default "
-                                   "runs/<name>/).")
-    _add_dataset(p)
+    p = verb("evaluate", help="retrieve for a split (or several datasets) and score the runs",
+             description="Retrieve (or read --run), print the metrics, and write run.trec, run.parquet and "
+                         "metrics.json to --output (default runs/<name>/). Several --dataset (or --suite beir) "
+                         "print one table with a mean row, and pyserini's published BM25 figures where they exist.")
+    _add_dataset(p, required=False, many=True)
+    p.add_argument("--suite", choices=["beir"], help="add the public BEIR test sets (ir_datasets ids)")
     _add_retriever(p)
     p.add_argument("--metrics", default=DEFAULT_METRICS, help=f"comma-separated ranx metrics (default {DEFAULT_METRICS})")
     p.add_argument("-k", "--k", type=int, default=1000, help="retrieval depth")
@@ -265,17 +249,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="output folder")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("candidates", help="retrieve top-k candidates for a split and write them as a run",
-                       description="First-stage candidates (BM25, dense, ColBERT or SPLADE top-k) for teacher scoring, as a run file.")
+    p = verb("candidates", help="retrieve top-k candidates for a split and write them as a run",
+                       description="First-stage candidates (top-k of any retriever) for teacher scoring, as a run file.")
     _add_dataset(p)
     _add_retriever(p)
+    _add_scale_out(p)
     p.add_argument("-k", "--k", type=int, default=100, help="candidates per query")
     p.add_argument("--output", required=True, help="run file (.parquet or .trec)")
     p.add_argument("--add-positives", action="store_true",
                    help="append judged-relevant documents the retriever missed (training candidates)")
+    p.add_argument("--sample-queries", type=int, metavar="N", help="only a seeded sample of N queries of the split")
     p.set_defaults(func=cmd_candidates)
 
-    p = sub.add_parser("score", help="score a run's candidates with a teacher into the Parquet cache",
+    p = verb("score", help="score a run's candidates with a teacher into the Parquet cache",
                        description="Score every (query, candidate) of --run with --teacher into --cache; pairs already "
                                    "cached for this teacher are skipped, so a killed job resumes where it stopped.")
     p.add_argument("--teacher", required=True,
@@ -289,10 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="also write the teacher's scores of this run as a run file")
     p.set_defaults(func=cmd_score)
 
-    p = sub.add_parser("cache", help="list, export, import or compact the score cache",
-                       description="list: teachers in the cache; export-trec / export-margin-mse: write a teacher's "
-                                   "scores; import-margin-mse: load Hofstaetter's teacher file; compact: merge part files.")
-    p.add_argument("action", choices=["list", "export-trec", "export-margin-mse", "import-margin-mse", "compact"])
+    p = verb("cache", help="list, verify, export, import or compact the score cache",
+                       description="list: teachers in the cache; verify: check every part (readable, no pair twice, "
+                                   "no NaN); export-trec / export-margin-mse: write a teacher's scores; "
+                                   "import-margin-mse: load Hofstaetter's teacher file; compact: merge part files.")
+    p.add_argument("action", choices=["list", "verify", "export-trec", "export-margin-mse", "import-margin-mse",
+                                      "compact"])
     p.add_argument("--cache", required=True)
     p.add_argument("--teacher", help="the teacher's cache key (<teacher id>@<collection>, see `cache list`)")
     p.add_argument("--output", help="file to write (export)")
@@ -301,18 +289,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset(p, required=False)
     p.set_defaults(func=cmd_cache)
 
-    p = sub.add_parser("train", help="train a student from cached teacher scores (YAML config)",
-                       description="Train a bi-encoder or cross-encoder student from a YAML config (see experiments/); "
-                                   "resumes from the newest checkpoint in the output folder; the model goes to <output>/final.")
+    p = verb("train", help="train a student from cached teacher scores (YAML config)",
+                       description="Train a student (bi-encoder, cross-encoder, ColBERT, SPLADE) from a YAML config (see "
+                                   "README); resumes from the newest checkpoint in the output folder; the model goes to "
+                                   "<output>/final.")
     p.add_argument("--config", required=True, help="YAML file")
     p.add_argument("--output", help="override the config's output folder")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override an option of the config (repeatable), e.g. examples.teacher=ID or epochs=3")
     p.add_argument("--crossfit", type=int, metavar="K",
                    help="cross-fit a teacher instead: K models, each trained without one fold of the queries, score "
                         "that fold's candidates in --run into the cache (out-of-fold scores, one teacher id)")
     p.add_argument("--run", help="the candidates to score with --crossfit (.parquet or .trec)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("compare", help="compare runs with paired significance tests",
+    p = verb("card", help="add `irdistill evaluate` results to a model's card (README.md)",
+             description="Add the metrics that `irdistill evaluate` wrote (runs/<name>/metrics.json, or every dataset of "
+                         "a suite's folder) to the model card of --model: its model-index (the evaluation results the "
+                         "Hugging Face hub shows) and an 'Evaluation (irdistill)' table. A trained student's card "
+                         "already says what it was distilled from.")
+    p.add_argument("results", nargs="+", metavar="RESULT", help="metrics.json, or a folder holding one or several")
+    p.add_argument("--model", required=True, help="model folder, e.g. models/<name>/final")
+    p.set_defaults(func=cmd_card)
+
+    p = verb("compare", help="compare runs with paired significance tests",
                        description="Metrics of several runs side by side; superscripts mark significant wins (ranx).")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run files (.trec or .parquet)")
     _add_dataset(p, required=False)
@@ -321,11 +321,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test", default="student", choices=["student", "fisher", "tukey"], help="paired test")
     p.add_argument("--max-p", type=float, default=0.05, help="significance level")
     p.set_defaults(func=cmd_compare)
+
+    p = verb("report", help="an HTML page of figures about runs, teacher scores and training losses",
+             description="Write <output>/index.html (figures inlined, PNGs beside it): metrics with paired "
+                                   "tests against --baseline, per-query deltas, recall@k; teacher score histograms and "
+                                   "teacher-vs-run scatter (--cache, --teacher); loss curves (--training).")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run files (.trec or .parquet)")
+    _add_dataset(p)
+    p.add_argument("--baseline", help="run name the others are tested against (default: the first run)")
+    p.add_argument("--metrics", default=DEFAULT_METRICS)
+    p.add_argument("--cache", help="score cache folder")
+    p.add_argument("--teacher", action="append", help="teacher id in --cache (repeatable)")
+    p.add_argument("--training", action="append", help="training output folder with loss.jsonl (repeatable)")
+    p.add_argument("--output", required=True, help="folder for index.html and the PNGs")
+    p.set_defaults(func=cmd_report)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .progress import quiet, terminal_only
+
+    quiet() if args.quiet else terminal_only()
     try:
         args.func(args)
     except InputError as e:
@@ -333,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `irdistill search ... | head`: the reader left; stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return 0
 
 

@@ -2,16 +2,16 @@ import pytest
 
 from irdistill.data import load_dataset, run_from_dict
 from irdistill.evaluation import compare_runs, evaluate_run, parse_metrics
-from irdistill.index import open_bm25
+from irdistill.index import open_index
 
 
 def test_bm25_finds_the_obvious_documents(beir_dir, tmp_path):
     ds = load_dataset(beir_dir)
-    index = open_bm25(ds.corpus, tmp_path / "bm25")
+    index = open_index(ds, "bm25", index=str(tmp_path / "bm25"))
     run = index.search(ds.queries, k=3)
     top = run[run["rank"] == 1].set_index("qid")["docid"].to_dict()
     assert top == {"q1": "d1", "q2": "d4", "q3": "d6"}
-    assert index.meta["corpus"] == ds.corpus.fingerprint()
+    assert index.meta["key"]["corpus"] == ds.corpus.fingerprint()
     # stemming and stopwords of Anserini's English analyzer: "purrs" matches "purr", "which" is ignored
     assert evaluate_run(ds.qrels, run, "mrr@10")["mrr@10"] == 1.0
 

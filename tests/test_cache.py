@@ -10,8 +10,8 @@ import pytest
 
 from irdistill.cache import ScoreCache, export_margin_mse, import_margin_mse
 from irdistill.data import Corpus, Dataset, load_dataset, run_from_dict, write_run
-from irdistill.teachers import Teacher, cache_key, score_run
-from irdistill.teachers.score import in_shard
+from irdistill.data import in_shard
+from irdistill.teachers import Teacher, score_run
 
 
 class Overlap(Teacher):
@@ -48,7 +48,7 @@ def test_scores_land_once_and_rerun_scores_nothing(tmp_path):
     again = score_run(teacher, run, ds, cache, progress=False)
     assert (again.pairs, again.skipped_queries, teacher.calls) == (0, 20, 200)
     df = cache.read(stats.key)
-    assert stats.key == cache_key(teacher, ds) and stats.key.startswith(teacher.id + "@")
+    assert stats.key == teacher.cache_key(ds) and stats.key.startswith(teacher.id + "@")
     assert len(df) == 200 and not df.duplicated(["qid", "docid"]).any()
     expected = [len(set(ds.queries[q].split()) & set(ds.corpus.texts([d])[0].split())) for q, d in zip(df.qid, df.docid)]
     assert df.score.tolist() == expected
@@ -86,7 +86,7 @@ def test_shards_are_disjoint_and_complete(tmp_path):
     cache, t = ScoreCache(tmp_path / "cache"), Overlap()
     sizes = [score_run(t, run, ds, cache, shard=(i, 3), progress=False).queries for i in range(3)]
     assert sum(sizes) == 40 and min(sizes) > 0
-    key = cache_key(t, ds)
+    key = t.cache_key(ds)
     assert cache.read(key).qid.nunique() == 40 and len(cache.read(key)) == 400
     assert sum(in_shard("q1", (i, 3)) for i in range(3)) == 1
 
@@ -96,7 +96,7 @@ def test_two_writers_do_not_corrupt(tmp_path):
     cache = ScoreCache(tmp_path / "cache")
     t1, t2 = Overlap(), Overlap()
     key = score_run(t1, run, ds, cache, progress=False).key
-    ScoreCache(tmp_path / "cache").write(cache_key(t2, ds), ["q0"], ["d0"], [9.0])  # another process, same pair
+    ScoreCache(tmp_path / "cache").write(t2.cache_key(ds), ["q0"], ["d0"], [9.0])  # another process, same pair
     df = cache.read(key)
     assert len(df) == 200 and not df.duplicated(["qid", "docid"]).any()
 
@@ -157,3 +157,129 @@ def test_collections_with_the_same_query_ids_stay_apart(tmp_path):
     k1 = score_run(t, run, ds1, cache, progress=False).key
     s2 = score_run(t, run, ds2, cache, progress=False)
     assert s2.key != k1 and s2.queries == 20  # nothing skipped: the second collection is scored in full
+
+
+# safety: ids, damaged parts, counts (issue 14) ---------------------------------------------------------------------
+from irdistill.errors import InputError  # noqa: E402
+
+
+@pytest.mark.parametrize("bad", ["x/../../../escaped", "..", "../x", "a/b", "", ".hidden", "a b", "x%2F..", "a=b",
+                                 "t\n", "é"])
+def test_unsafe_teacher_ids_are_refused_everywhere(tmp_path, bad):
+    cache = ScoreCache(tmp_path / "cache")
+    tsv = tmp_path / "t.tsv"
+    tsv.write_text("1.0\t0.5\tq1\td1\td2\n")
+    for call in (lambda: import_margin_mse(cache, bad, tsv), lambda: cache.compact(bad), lambda: cache.read(bad),
+                 lambda: cache.commit(bad, ["q"], ["d"], [1.0]), lambda: cache.register(bad, {}),
+                 lambda: cache.claim(bad, ["q"]), lambda: cache.describe(bad), lambda: cache.verify(bad)):
+        with pytest.raises(InputError, match="not a safe name"):
+            call()
+    assert sorted(os.listdir(tmp_path)) == ["t.tsv"]  # nothing written anywhere
+
+
+def test_cache_path_that_is_a_file(tmp_path):
+    (tmp_path / "cache").write_text("not a folder")
+    with pytest.raises(InputError, match="cache: the cache is not a folder"):
+        ScoreCache(tmp_path / "cache")
+
+
+def truncate(path):
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:
+        f.truncate(size // 2)
+
+
+def test_truncated_part_is_named(tmp_path):
+    cache = ScoreCache(tmp_path / "cache")
+    cache.register("t", {})
+    cache.commit("t", ["q1", "q1"], ["d1", "d2"], [1.0, 2.0])
+    cache.commit("t", ["q2"], ["d1"], [3.0])
+    part = sorted((tmp_path / "cache" / "teacher=t").glob("part-*.parquet"))[0]
+    truncate(part)
+    fresh = ScoreCache(tmp_path / "cache")
+    for call in (lambda: fresh.read("t"), lambda: fresh.count_pairs("t"), lambda: fresh.run("t"),
+                 lambda: fresh.compact("t")):
+        with pytest.raises(InputError, match="unreadable part file") as e:
+            call()
+        assert str(e.value).startswith(str(part))
+    assert fresh.scored_qids("t") == {"q1", "q2"}  # from the index, which does not open the parts
+    os.remove(tmp_path / "cache" / "teacher=t" / ".qids.jsonl")  # without the index the part must be opened
+    with pytest.raises(InputError, match="unreadable part file") as e:
+        ScoreCache(tmp_path / "cache").scored_qids("t")
+    assert str(part) in str(e.value)
+    (report,) = fresh.verify("t")
+    assert not report.ok and report.unreadable[0][0] == str(part) and report.parts == 2
+
+
+def test_count_pairs_verify_and_compact_of_an_old_cache_with_duplicates(tmp_path):
+    """Parts written by older versions (no index, a pair stored twice) are read, counted and compacted right."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from irdistill.cache.scores import SCHEMA
+
+    folder = tmp_path / "cache" / "teacher=old"
+    folder.mkdir(parents=True)
+    (folder / "_teacher.json").write_text("{}")
+    for i, rows in enumerate([[("q1", "d1", 1.0), ("q1", "d2", 2.0)], [("q1", "d1", 1.0), ("q2", "d1", 3.0)]]):
+        q, d, s = zip(*rows)
+        pq.write_table(pa.table({"qid": q, "docid": d, "score": pa.array(s, pa.float32())}, schema=SCHEMA),
+                       folder / f"part-{i}.parquet")
+    cache = ScoreCache(tmp_path / "cache")
+    assert len(cache.read("old")) == 3 and cache.count_pairs("old") == 3 and cache.scored_qids("old") == {"q1", "q2"}
+    (report,) = cache.verify()
+    assert (report.rows, report.pairs, report.duplicates, report.ok) == (4, 3, 1, False)
+    assert cache.commit("old", ["q1", "q3"], ["d2", "d9"], [5.0, 6.0]) == 1  # only (q3, d9) is new
+    cache.compact("old")
+    (report,) = cache.verify()
+    assert report.ok and (report.parts, report.rows, report.queries) == (1, 4, 3)
+    assert len(pd.read_parquet(tmp_path / "cache")) == 4 and cache.count_pairs("old") == 4
+    assert cache.read("old", qids=["q1"]).set_index("docid").score.to_dict() == {"d1": 1.0, "d2": 2.0}
+
+
+def test_commit_is_per_pair_and_counts_pairs(tmp_path):
+    cache = ScoreCache(tmp_path / "cache")
+    assert cache.commit("t", ["q1", "q1", "q1"], ["d1", "d2", "d1"], [1, 2, 3]) == 2  # the repeated pair once
+    assert cache.commit("t", ["q1", "q1"], ["d2", "d3"], [9, 4]) == 1  # a deeper list of q1 adds only d3
+    assert cache.count_pairs("t") == 3 and ScoreCache(tmp_path / "cache").count_pairs("t") == 3
+    assert cache.read("t").set_index("docid").score.to_dict() == {"d1": 1.0, "d2": 2.0, "d3": 4.0}
+    with pytest.raises(ValueError, match="NaN"):
+        cache.commit("t", ["q2"], ["d1"], [float("nan")])
+
+
+def test_parts_follow_the_umask(tmp_path):
+    old = os.umask(0o002)
+    try:
+        cache = ScoreCache(tmp_path / "cache")
+        cache.register("t", {})
+        cache.commit("t", ["q"], ["d"], [1.0])
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "cache" / "teacher=t").iterdir():
+        assert path.stat().st_mode & 0o777 in (0o664, 0o775), path
+
+
+def test_editing_one_document_rescores_under_a_new_key(tmp_path, monkeypatch):
+    """Issue 14: the cache key holds the corpus content, so an edited text is never served its old scores."""
+    import json
+
+    from conftest import write_beir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    folder = write_beir(tmp_path / "data")
+    ds = load_dataset(folder, "test")
+    run = run_from_dict({q: {d: 0.0 for d in ["d1", "d2", "d3"]} for q in ds.queries})
+    cache, t = ScoreCache(tmp_path / "cache"), Overlap()
+    first = score_run(t, run, ds, cache, progress=False)
+    assert score_run(t, run, load_dataset(folder, "test"), cache, progress=False).pairs == 0  # unchanged: cached
+    path = os.path.join(folder, "corpus.jsonl")
+    lines = open(path).read().splitlines()
+    rec = json.loads(lines[1])
+    rec["text"] = "memory safe programming language"  # d2 now matches q2's words
+    lines[1] = json.dumps(rec)
+    open(path, "w").write("\n".join(lines) + "\n")
+    edited = load_dataset(folder, "test")
+    second = score_run(t, run, edited, cache, progress=False)
+    assert second.key != first.key and second.pairs == first.pairs
+    assert cache.read(second.key, qids=["q2"]).set_index("docid").score["d2"] == 4
+    assert cache.read(first.key, qids=["q2"]).set_index("docid").score["d2"] == 0

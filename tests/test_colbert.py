@@ -59,7 +59,7 @@ def test_objective_scores_are_maxsim(tiny_colbert):
     from sentence_transformers import MultiVectorEncoder
 
     from irdistill.training.losses import InfoNCELoss
-    from irdistill.training.objectives import MultiVectorObjective
+    from irdistill.training.students.colbert import MultiVectorObjective
 
     model = MultiVectorEncoder(tiny_colbert, device="cpu")
     queries, docs = ["cats purr", "memory safe"], [["Cats purr.", "Dogs bark."], ["Rust is safe.", "Tea leaves."]]
@@ -92,15 +92,16 @@ def brute_force(model, ds):
 
 @pytest.mark.parametrize("kind", ["flat", "ivfpq"])
 def test_index_rescoring_equals_brute_force_maxsim(tiny_colbert, toy, tmp_path, kind):
-    from irdistill.index import ColbertIndex, open_colbert
+    from irdistill.index import ColbertIndex, open_index
     from irdistill.models import load_colbert
 
     model = load_colbert(tiny_colbert, device="cpu")
     params = {"nlist": 2, "nprobe": 2, "m": 4, "nbits": 4} if kind == "ivfpq" else {}
-    index, _ = open_colbert(toy, tiny_colbert, kind, str(tmp_path / "colbert"), model=model, progress=False, **params)
+    index = open_index(toy, "colbert", tiny_colbert, kind, str(tmp_path / "colbert"), encoder=model, progress=False,
+                       **params)
     assert index.meta["faiss_kind"] == kind and index.meta["documents"] == 6
     assert not os.path.exists(str(tmp_path / "colbert") + ".encoding")  # encoded parts are cleaned up
-    run = index.search(model, toy.queries, k=6, token_k=1000)  # every document becomes a candidate
+    run = index.search(toy.queries, k=6, token_k=1000)  # every document becomes a candidate
     expected = brute_force(model, toy)
     ids = toy.corpus.ids.to_pylist()
     for qid, group in run.groupby("qid"):
@@ -110,18 +111,19 @@ def test_index_rescoring_equals_brute_force_maxsim(tiny_colbert, toy, tmp_path, 
         np.testing.assert_allclose([got[d] for d in ids], want, atol=0.02)  # float16 token store
         assert [ids[i] for i in np.argsort(-want, kind="stable")][:1] == list(group.sort_values("rank")["docid"])[:1]
     # reopening reuses the index; a changed request rebuilds it; it loads by path too
-    again, _ = open_colbert(toy, tiny_colbert, kind, str(tmp_path / "colbert"), model=model, progress=False, **params)
+    again = open_index(toy, "colbert", tiny_colbert, kind, str(tmp_path / "colbert"), encoder=model, progress=False,
+                       **params)
     assert again.meta == index.meta
     assert ColbertIndex(tmp_path / "colbert").meta["tokens"] == index.meta["tokens"]
 
 
 def test_few_candidates_with_a_small_token_k(tiny_colbert, toy, tmp_path):
-    from irdistill.index import open_colbert
+    from irdistill.index import open_index
     from irdistill.models import load_colbert
 
     model = load_colbert(tiny_colbert, device="cpu")
-    index, _ = open_colbert(toy, tiny_colbert, "flat", str(tmp_path / "c"), model=model, progress=False)
-    run = index.search(model, toy.queries, k=10, token_k=1)
+    index = open_index(toy, "colbert", tiny_colbert, "flat", str(tmp_path / "c"), encoder=model, progress=False)
+    run = index.search(toy.queries, k=10, token_k=1)
     assert run.groupby("qid").size().max() <= 6 and set(run["qid"]) == set(toy.queries)
 
 
@@ -142,11 +144,24 @@ def test_bad_input(tmp_path, capsys):
     from irdistill.index import ColbertIndex, load_index
     from irdistill.index.colbert import ColbertIndex as C
 
-    with pytest.raises(InputError, match="not a ColBERT index"):
+    with pytest.raises(InputError, match="(?i)not a colbert index"):
         ColbertIndex(tmp_path)
     (tmp_path / "meta.json").write_text('{"kind": "splade"}')
-    with pytest.raises(InputError, match="not a ColBERT index"):
+    with pytest.raises(InputError, match="(?i)not a colbert index"):
         C(tmp_path)
     assert main(["index", "--dataset", str(tmp_path), "--retriever", "colbert"]) == 2
     with pytest.raises(InputError):
         load_index(tmp_path / "missing")
+
+
+def test_conversion_is_the_same_model_in_every_process(tiny_model_dir):
+    """A converted checkpoint gets the same projection on every load (from a fixed seed, not torch's global one), so
+    an index built in one process is searched with the projection that encoded its documents."""
+    from irdistill.models import load_colbert
+
+    torch.manual_seed(1)
+    a = load_colbert(tiny_model_dir, device="cpu", dim=16)
+    torch.manual_seed(2)
+    b = load_colbert(tiny_model_dir, device="cpu", dim=16)
+    for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
+        assert torch.equal(pa, pb), name

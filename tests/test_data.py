@@ -96,3 +96,103 @@ def test_add_positives_appends_missed_judged_documents():
     out = add_positives(run, {"q1": {"a": 1, "z": 1, "n": 0}, "q2": {"c": 2}})
     assert out[out.qid == "q1"].docid.tolist() == ["a", "b", "z"]  # z added last; n (grade 0) is not a positive
     assert out[out.qid == "q2"].docid.tolist() == ["c"]
+
+
+# content fingerprint (issue 14) ------------------------------------------------------------------------------------
+import json  # noqa: E402
+
+from irdistill.data import corpus as corpus_module  # noqa: E402
+
+
+def write_corpus(path, docs):
+    path.write_text("".join(json.dumps({"_id": d, "title": t, "text": x}) + "\n" for d, (t, x) in docs.items()))
+    return path
+
+
+DOCS = {"d1": ("Cats", "purr"), "d2": ("Dogs", "bark"), "d3": ("", "tea")}
+
+
+@pytest.fixture
+def isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    return tmp_path / "user-cache"
+
+
+@pytest.mark.parametrize("change", [("d2", ("Dogs", "barks")), ("d2", ("Dog", "bark")), ("d3", ("", "teA"))])
+def test_fingerprint_covers_ids_titles_and_texts(tmp_path, isolated_cache, change):
+    base = Corpus.from_jsonl(write_corpus(tmp_path / "a.jsonl", DOCS)).fingerprint()
+    edited = Corpus.from_jsonl(write_corpus(tmp_path / "b.jsonl", {**DOCS, change[0]: change[1]})).fingerprint()
+    assert edited != base and len(edited) == 16
+    renamed = {("d9" if d == "d3" else d): v for d, v in DOCS.items()}
+    assert Corpus.from_jsonl(write_corpus(tmp_path / "c.jsonl", renamed)).fingerprint() != base
+    # field boundaries count: moving a character from title to text is a change
+    moved = {**DOCS, "d1": ("Cat", "spurr")}
+    assert Corpus.from_jsonl(write_corpus(tmp_path / "d.jsonl", moved)).fingerprint() != base
+
+
+def test_fingerprint_is_the_content_not_the_source_or_chunks(tmp_path, isolated_cache):
+    import pyarrow as pa
+
+    from_file = Corpus.from_jsonl(write_corpus(tmp_path / "a.jsonl", DOCS))
+    in_memory = Corpus.from_records([(d, t, x) for d, (t, x) in DOCS.items()], batch=1)
+    assert from_file.fingerprint() == in_memory.fingerprint()
+    table = from_file.table
+    chunked = pa.Table.from_batches(table.to_batches(max_chunksize=1))
+    assert corpus_module.content_fingerprint(chunked) == corpus_module.content_fingerprint(table)
+    sliced = pa.concat_tables([table.slice(0, 2), table.slice(2)])  # chunks with non-zero offsets
+    assert corpus_module.content_fingerprint(sliced) == from_file.fingerprint()
+
+
+def test_editing_a_document_in_place_changes_the_fingerprint(tmp_path, isolated_cache):
+    """Same size, modification time put back: the change time still tells the sidecar is stale."""
+    path = write_corpus(tmp_path / "corpus.jsonl", DOCS)
+    first = Corpus.from_jsonl(path).fingerprint()
+    st = os.stat(path)
+    path.write_text(path.read_text().replace("purr", "PURR"))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.path.getsize(path) == st.st_size
+    assert Corpus.from_jsonl(path).fingerprint() != first
+
+
+def test_fingerprint_sidecar_is_reused(tmp_path, isolated_cache, monkeypatch):
+    path = write_corpus(tmp_path / "corpus.jsonl", DOCS)
+    fp = Corpus.from_jsonl(path).fingerprint()
+    sidecar = tmp_path / ".corpus.jsonl.fingerprint.json"
+    assert json.loads(sidecar.read_text())["fingerprint"] == fp
+
+    def boom(table):
+        raise AssertionError("rehashed")
+
+    monkeypatch.setattr(corpus_module, "content_fingerprint", boom)
+    assert Corpus.from_jsonl(path).fingerprint() == fp  # from the sidecar
+    sidecar.write_text("{broken")  # a damaged sidecar is ignored
+    with pytest.raises(AssertionError, match="rehashed"):
+        Corpus.from_jsonl(path)
+
+
+def test_fingerprint_of_a_read_only_folder_goes_to_the_user_cache(tmp_path, isolated_cache, monkeypatch):
+    data = tmp_path / "shared"
+    data.mkdir()
+    path = write_corpus(data / "corpus.jsonl", DOCS)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if os.fspath(p) == str(data) else real_access(p, mode))
+    fp = Corpus.from_jsonl(path).fingerprint()
+    assert os.listdir(data) == ["corpus.jsonl"]
+    (stored,) = (isolated_cache / "irdistill" / "fingerprints").iterdir()
+    assert json.loads(stored.read_text())["fingerprint"] == fp
+    monkeypatch.setattr(corpus_module, "content_fingerprint", lambda t: pytest.fail("rehashed"))
+    assert Corpus.from_jsonl(path).fingerprint() == fp
+
+
+def test_bad_id_characters_agree_between_python_and_pyarrow():
+    """Ids are checked per record in Python and per column with RE2 (pyarrow): both refuse the same characters,
+    every character str.split() splits on among them."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from irdistill.data.io import _BAD_ID, RE2_BAD_ID
+
+    chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000]
+    python = [c for c in chars if _BAD_ID.search(c)]
+    re2 = [c for c, bad in zip(chars, pc.match_substring_regex(pa.array(chars), RE2_BAD_ID).to_pylist()) if bad]
+    assert python == re2 and {c for c in chars if c.isspace()} <= set(python) and "\ufeff" in python

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from irdistill.data import Corpus, load_dataset
-from irdistill.index import DenseIndex, encode_corpus, encode_texts, open_dense
+from irdistill.index import DenseIndex, encode_corpus, encode_texts, open_index, vectors_key
 
 
 def toy_corpus(n=300):
@@ -22,13 +22,14 @@ def test_encode_keeps_input_order(tiny_model):
 
 def test_encoding_resumes_from_finished_chunks(tiny_model, tmp_path):
     corpus = toy_corpus(50)
-    emb = encode_corpus(tiny_model, corpus, tmp_path, "tiny", chunk=16, progress=False)
+    emb = encode_corpus(tiny_model, corpus, tmp_path, vectors_key(corpus, "tiny", tiny_model), chunk=16, progress=False)
     parts = sorted(os.listdir(tmp_path))
     assert parts == ["meta.json"] + [f"part-{i:05d}.npy" for i in range(4)]
     full = np.concatenate(list(emb.parts()))
     os.remove(tmp_path / "part-00002.npy")  # as if killed while writing chunk 2
     mtime = os.path.getmtime(tmp_path / "part-00001.npy")
-    again = np.concatenate(list(encode_corpus(tiny_model, corpus, tmp_path, "tiny", chunk=16, progress=False).parts()))
+    key = vectors_key(corpus, "tiny", tiny_model)
+    again = np.concatenate(list(encode_corpus(tiny_model, corpus, tmp_path, key, chunk=16, progress=False).parts()))
     assert os.path.getmtime(tmp_path / "part-00001.npy") == mtime  # kept, not re-encoded
     np.testing.assert_allclose(again, full, atol=1e-6)
 
@@ -36,12 +37,14 @@ def test_encoding_resumes_from_finished_chunks(tiny_model, tmp_path):
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivfpq"])
 def test_index_kinds_match_exact_search(tiny_model, tmp_path, kind):
     corpus = toy_corpus(400)
-    emb = encode_corpus(tiny_model, corpus, tmp_path / "emb", "tiny", chunk=128, progress=False)
+    emb = encode_corpus(tiny_model, corpus, tmp_path / "emb", vectors_key(corpus, "tiny", tiny_model), chunk=128,
+                        progress=False)
     vectors = np.concatenate(list(emb.parts()))
     ids = corpus.ids.to_pylist()
-    index = DenseIndex.build(emb, ids, kind, tmp_path / kind, progress=False, **({"nlist": 4, "nprobe": 4} if kind == "ivfpq" else {}))
-    loaded = DenseIndex.load(tmp_path / kind)
-    assert loaded.meta["kind"] == kind and loaded.docids == ids and loaded.meta["model"] == "tiny"
+    DenseIndex.from_embeddings(emb, ids, kind, tmp_path / kind, progress=False,
+                               **({"nlist": 4, "nprobe": 4} if kind == "ivfpq" else {}))
+    loaded = DenseIndex(tmp_path / kind)
+    assert loaded.meta["faiss_kind"] == kind and loaded.docids == ids and loaded.meta["model"] == "tiny"
     queries = vectors[:20]
     exact = np.argsort(-queries @ vectors.T, axis=1)[:, :10]
     scores, rows = loaded.search_vectors(queries, 10)
@@ -54,10 +57,10 @@ def test_index_kinds_match_exact_search(tiny_model, tmp_path, kind):
 def test_open_dense_reuses_and_rebuilds(beir_dir, tiny_model, tiny_model_dir, tmp_path):
     ds = load_dataset(beir_dir)
     path = tmp_path / "idx" / "flat"
-    index, _ = open_dense(ds, tiny_model_dir, "flat", str(path), model=tiny_model, progress=False)
-    run = index.search(tiny_model, ds.queries, k=3)
+    index = open_index(ds, "dense", tiny_model_dir, "flat", str(path), encoder=tiny_model, progress=False)
+    run = index.search(ds.queries, k=3)
     assert run.groupby("qid").size().tolist() == [3, 3, 3]
     stamp = os.path.getmtime(path / "index.faiss")
-    open_dense(ds, tiny_model_dir, "flat", str(path), model=tiny_model, progress=False)
+    open_index(ds, "dense", tiny_model_dir, "flat", str(path), encoder=tiny_model, progress=False)
     assert os.path.getmtime(path / "index.faiss") == stamp  # same corpus and model: reused
     assert (tmp_path / "idx" / "embeddings" / "meta.json").exists()

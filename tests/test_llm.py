@@ -1,5 +1,5 @@
 """LLM teachers: permutation parsing and sliding windows (fake backends), then the packaged SmolLM2-135M-Instruct
-in-process and behind a real OpenAI-compatible server (llama.cpp) on loopback."""
+in-process and behind a real OpenAI-compatible server (llama.cpp's llama-server) on loopback."""
 
 import json
 import os
@@ -80,12 +80,12 @@ def slice_(tmp_path_factory):
     """Three SciFact test queries with their BM25 top 4, as a run file."""
     from conftest import SHARED
 
-    from irdistill.index import open_bm25
+    from irdistill.index import open_index
 
     ds = load_dataset(os.path.join(SHARED, "scifact"), "test")
     ds.queries = dict(list(ds.queries.items())[:3])
     work = tmp_path_factory.mktemp("llm")
-    run = open_bm25(ds.corpus, work / "bm25").search(ds.queries, 4)
+    run = open_index(ds, "bm25", index=str(work / "bm25")).search(ds.queries, 4)
     write_run(run, work / "run.parquet")
     return ds, run, work
 
@@ -113,16 +113,26 @@ def _free_port():
         return s.getsockname()[1]
 
 
+# llama.cpp's own C++ server (llama-server), from the prebuilt xllamacpp wheel: it listens once Server() returns
+_SERVE = """import sys, threading, xllamacpp
+p = xllamacpp.CommonParams()
+p.model.path, p.hostnames, p.port, p.n_ctx = sys.argv[1], ["127.0.0.1"], int(sys.argv[2]), 4096
+p.cpuparams.n_threads = p.cpuparams_batch.n_threads = 2
+server = xllamacpp.Server(p)
+threading.Event().wait()
+"""
+
+
 @pytest.fixture(scope="module")
 def llama_server():
-    """llama.cpp's OpenAI-compatible server (llama-cpp-python) serving SmolLM2 on a free loopback port."""
-    pytest.importorskip("llama_cpp")
+    """llama.cpp's OpenAI-compatible server (llama-server through xllamacpp) serving SmolLM2 on a free loopback port,
+    in its own process."""
+    pytest.importorskip("xllamacpp")
     from irdistill.models import packaged_path
 
     folder = packaged_path(SMOLLM)
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", os.path.join(folder, "SmolLM2-135M-Instruct.Q4_1.gguf"),
-                             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--verbose", "False"],
+    proc = subprocess.Popen([sys.executable, "-c", _SERVE, os.path.join(folder, "SmolLM2-135M-Instruct.Q4_1.gguf"), str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}/v1"
     deadline = time.time() + 120

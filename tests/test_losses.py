@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from irdistill.training.losses import (CPRDLoss, InfoNCELoss, ListwiseKLLoss, MarginMSELoss, RankNetLoss, make_loss)
+from irdistill.training.losses import (CPRDLoss, InfoNCELoss, ListwiseKLLoss, MarginMSELoss, PLDLoss, RankNetLoss,
+                                      make_loss)
 
 S = torch.tensor([[0.9, 0.5, 0.1], [0.2, 0.4, 0.3]])   # student scores, column 0 = positive
 T = torch.tensor([[5.0, 3.0, 1.0], [4.0, 4.0, 0.0]])   # teacher scores (row 2 has a tie)
@@ -86,6 +87,28 @@ def test_cprd_ties_and_single_negative():
     assert tied.item() == pytest.approx(expected, rel=1e-5)
     one = loss.partial_ranking(torch.tensor([[0.5, 0.1]]), torch.tensor([[1.0, 0.0]]))
     assert one.item() == 0.0  # a single negative has no order to teach
+
+
+def test_pld_hand_computed():
+    """Teacher-optimal order: the positive, then the rest by teacher score; each Plackett-Luce choice weighted by the
+    teacher's softmax of the chosen candidate (temperatures 1, raw teacher scores)."""
+    loss = PLDLoss(student_temperature=1.0, teacher_temperature=1.0, normalize=None)
+    expected = 0.0
+    for s, t in zip(S.tolist(), T.tolist()):
+        order = [0] + sorted(range(1, len(t)), key=lambda i: -t[i])  # ties keep their order (stable)
+        w = softmax(t)
+        for k, i in enumerate(order):
+            tail = [s[j] for j in order[k:]]
+            expected += w[i] * (math.log(sum(math.exp(x) for x in tail)) - s[i])
+    assert loss(S, T).item() == pytest.approx(expected / 2, rel=1e-5)
+
+
+def test_pld_with_a_one_hot_teacher_is_the_cross_entropy_of_the_positive():
+    loss = PLDLoss(student_temperature=1.0, teacher_temperature=1e-3, normalize=None)
+    t = torch.tensor([[1.0, 0.0, 0.0]])
+    ce = torch.nn.functional.cross_entropy(S[:1], torch.tensor([0]))
+    assert loss(S[:1], t).item() == pytest.approx(ce.item(), rel=1e-4)
+    assert make_loss({"name": "pld"}).config()["teacher_temperature"] == 0.3
 
 
 def test_gradients_flow_and_weighted_sum():

@@ -118,10 +118,10 @@ def test_consistency_filter_takes_any_ranker():
 
 
 def test_consistency_filter_with_bm25(beir_dir, tmp_path):
-    from irdistill.index import open_bm25
+    from irdistill.index import open_index
 
     ds = load_dataset(beir_dir, "test")
-    index = open_bm25(ds.corpus, tmp_path / "bm25")
+    index = open_index(ds, "bm25", index=str(tmp_path / "bm25"), progress=False)
     f = ConsistencyFilter(lambda qs: index.search(qs, k=5), k=1, name="bm25")
     assert f.keep({"x": "memory safety", "y": "cats purr"}, {"x": "d4", "y": "d2"}) == {"x"}
 
@@ -237,7 +237,7 @@ def tiny_lm(tmp_path_factory):
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from irdistill.models import packaged_path
-    from irdistill.teachers.llm import TransformersLM
+    from irdistill.models.llm import TransformersLM
 
     folder = packaged_path("smollm2-135m-instruct-gguf")
     if folder is None:
@@ -270,7 +270,7 @@ def test_shared_work_gives_the_same_tokens(tiny_lm):
     pass over it: under greedy decoding the tokens equal those of plain left-padded generation."""
     import torch
 
-    from irdistill.teachers.llm.backends import _common_prefix
+    from irdistill.models.llm import _common_prefix
 
     chats = [[{"role": "system", "content": "a shared system prompt " * 4}, {"role": "user", "content": f"passage {'word ' * i}"}]
              for i in (1, 9, 3)]
@@ -293,7 +293,7 @@ def test_shared_work_gives_the_same_tokens(tiny_lm):
 
 
 def test_openai_backend_sends_sampling_only_when_sampling(monkeypatch):
-    from irdistill.teachers.llm import OpenAIEndpoint
+    from irdistill.models.llm import OpenAIEndpoint
 
     sent = []
 
@@ -363,11 +363,11 @@ def test_smollm2_queries_for_scifact_passages(tmp_path):
     and a sampled query each, kept when BM25 ranks their passage in the top 10 of the whole corpus."""
     from conftest import SHARED
 
-    from irdistill.index import open_bm25
-    from irdistill.teachers.llm import TransformersLM
+    from irdistill.index import open_index
+    from irdistill.models.llm import TransformersLM
 
-    corpus = load_dataset(os.path.join(SHARED, "scifact"), "test").corpus
-    bm25 = open_bm25(corpus, tmp_path / "bm25")
+    ds = load_dataset(os.path.join(SHARED, "scifact"), "test")
+    corpus, bm25 = ds.corpus, open_index(ds, "bm25", index=str(tmp_path / "bm25"), progress=False)
     filters = Filters(consistency=ConsistencyFilter(lambda qs: bm25.search(qs, k=10), k=10, name="bm25"))
     gen = LLMQueries(TransformersLM("smollm2-135m-instruct-gguf"))
     res = generate_queries(corpus, gen, n_per_doc=2, sample=5, filters=filters, output_folder=tmp_path, progress=False)

@@ -68,7 +68,7 @@ def config(folder, cache, tid, output, student, model, **kw):
                                   "max_seq_length": 32, **kw})
 
 
-@pytest.mark.parametrize("loss", ["margin-mse", {"name": "listwise-kl"}, "cprd", "infonce", "ranknet",
+@pytest.mark.parametrize("loss", ["margin-mse", {"name": "listwise-kl"}, "cprd", "infonce", "ranknet", "pld",
                                   [{"name": "margin-mse", "weight": 1.0}, {"name": "infonce", "weight": 0.1}]])
 def test_bi_encoder_trains_with_every_loss(cached, tiny_model_dir, tmp_path, loss):
     from sentence_transformers import SentenceTransformer
@@ -161,10 +161,9 @@ def test_dev_queries_are_held_out_and_evaluated(cached, tiny_model_dir, tmp_path
 def test_cross_fitted_teacher_scores_each_query_with_the_model_that_left_it_out(cached, tiny_model_dir, tmp_path):
     import json
 
-    from irdistill.teachers import build_teacher
-    from irdistill.teachers.crossfit import crossfit
-    from irdistill.teachers.ensemble import score_ensemble
-    from irdistill.teachers.score import in_shard
+    from irdistill.data import in_shard
+    from irdistill.teachers import build_teacher, score_run
+    from irdistill.training import crossfit
 
     folder, ds, cache_dir, tid = cached
     cache = ScoreCache(cache_dir)
@@ -172,7 +171,7 @@ def test_cross_fitted_teacher_scores_each_query_with_the_model_that_left_it_out(
            "examples": {"teacher": tid, "negatives": 3}, "batch_size": 4, "max_steps": 2, "save_steps": 2,
            "loss": "infonce", "max_seq_length": 32}
     run = cache.run(tid)
-    cid = crossfit(cfg, run, ds, cache, folds=2, progress=False)
+    cid = crossfit(cfg, run, ds, cache, folds=2, progress=False).key
     oof = cache.read(cid)
     assert len(oof) == len(run) and set(oof["qid"]) == set(run["qid"])
     for i, key in enumerate(cache.describe(cid)["folds"]):
@@ -185,7 +184,7 @@ def test_cross_fitted_teacher_scores_each_query_with_the_model_that_left_it_out(
         expected = teacher.score_pairs([ds.queries[q]] * len(mine), ds.corpus.texts(mine["docid"].tolist()))
         np.testing.assert_allclose(mine["score"].to_numpy(), expected, rtol=1e-4, atol=1e-5)
         assert set(cache.read(key)["qid"]) == fold  # each fold model scored only the queries it never saw
-    assert crossfit(cfg, run, ds, cache, folds=2, progress=False) == cid  # a rerun trains and scores nothing new
+    assert crossfit(cfg, run, ds, cache, folds=2, progress=False).key == cid  # a rerun trains and scores nothing new
 
     # a cached member of an ensemble is used as it is; weights fit on the training labels
     from irdistill.data import write_run
@@ -193,11 +192,13 @@ def test_cross_fitted_teacher_scores_each_query_with_the_model_that_left_it_out(
     write_run(run, tmp_path / "fit.parquet")
     spec = {"kind": "ensemble", "members": [{"cached": tid}, {"cached": cid}],
             "fit": {"split": "train", "run": str(tmp_path / "fit.parquet")}}
-    eid, scored = score_ensemble(spec, run, ds, cache, load_split=lambda s: load_dataset(folder, s), progress=False)
-    assert scored == 0 and set(cache.read(eid)["qid"]) == set(run["qid"])
+    stats = score_run(spec, run, ds, cache, progress=False)  # the fit split comes from ds's own folder
+    eid = stats.key
+    assert stats.pairs == 0 and set(cache.read(eid)["qid"]) == set(run["qid"])
     assert sum(cache.describe(eid)["weights"]) == pytest.approx(1.0)
     with pytest.raises(InputError, match="no scores for 24 queries"):
-        score_ensemble({"members": [{"cached": tid}, {"cached": "missing@0"}], "weights": [0.5, 0.5]}, run, ds, cache)
+        score_run({"kind": "ensemble", "members": [{"cached": tid}, {"cached": "missing@0"}], "weights": [0.5, 0.5]},
+                  run, ds, cache)
 
 
 def test_cli_cross_fits_a_teacher(cached, tiny_model_dir, tmp_path, capsys):

@@ -8,16 +8,13 @@ Indexes are cached under indexes/ (encoding SciFact takes ~5 min on 2 CPU cores,
 from __future__ import annotations
 
 import argparse
-import os
 
 from irdistill.data import load_dataset
-from irdistill.evaluation import evaluate_run, format_table
-from irdistill.index import retrieve
-from irdistill.report import write_section
+from irdistill.evaluation import format_table
+from irdistill.experiment import evaluate_model, shared_dataset, write_section
 
-SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "datasets")
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-ROWS = [("BM25 (Lucene, k1=0.9 b=0.4)", "bm25", None, "flat"), ("all-MiniLM-L6-v2, FAISS flat", "dense", MODEL, "flat"),
+ROWS = [("BM25 (Lucene, k1=0.9 b=0.4)", "bm25", None, None), ("all-MiniLM-L6-v2, FAISS flat", "dense", MODEL, "flat"),
         ("all-MiniLM-L6-v2, FAISS HNSW", "dense", MODEL, "hnsw"), ("all-MiniLM-L6-v2, FAISS IVF-PQ", "dense", MODEL, "ivfpq")]
 
 
@@ -25,13 +22,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--write", help="write the table into this Markdown file")
     args = ap.parse_args()
-    sets = {"SciFact test": load_dataset(os.path.join(SHARED, "scifact"), "test"),
-            "Cranfield": load_dataset(os.path.join(SHARED, "cranfield"), "test")}
+    sets = {"SciFact test": load_dataset(shared_dataset("scifact"), "test"),
+            "Cranfield": load_dataset(shared_dataset("cranfield"), "test")}
     table = []
     for label, retriever, model, kind in ROWS:
         row = {"system": label}
-        for name, ds in sets.items():
-            m = evaluate_run(ds.qrels, retrieve(ds, retriever, model, kind, k=1000), "ndcg@10,ndcg_burges@10,recall@100")
+        for name, m in evaluate_model(sets, retriever, model, "ndcg@10,ndcg_burges@10,recall@100", kind=kind).items():
             row[f"{name} nDCG@10"], row[f"{name} R@100"] = m["ndcg@10"], m["recall@100"]
             if name == "Cranfield":  # graded: also with exponential gains (2^g - 1)
                 row[f"{name} nDCG@10 exp"] = m["ndcg_burges@10"]

@@ -2,7 +2,7 @@
 ColBERT student distilled from MiniLM; nDCG@10 / recall@100 on SciFact test and Cranfield, each through its own
 index (ColBERT: FAISS over token embeddings + exact MaxSim; SPLADE: a Lucene impact index).
 
-    python experiments/scifact/late_sparse.py [--rows all|splade-zero-shot,...] [--write docs/results.md]
+    python experiments/scifact/late_sparse.py [--rows all|splade-zero-shot,...] [--holdout] [--write docs/results.md]
 
 Rows are resumable like experiments/scifact/run.py (results in experiments/scifact/results/<row>.json, keyed by a
 hash of the row's config). Teacher: the BM25 + MiniLM ensemble fit on SciFact train; 7 negatives per example; seed
@@ -22,23 +22,15 @@ defaults (query 5e-5, document 3e-5).
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import json
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from recipe import LR, METRICS, MODEL, SCIFACT, STUDENT, TEACHER_TOP, student_row, table, teachers_on_train, test_sets
 
-from run import (CACHE, CRANFIELD, LR, METRICS, MODEL, SCIFACT, STUDENT, TEACHER_TOP, table,  # noqa: E402
-                 teachers_on_train)
-
-from irdistill.data import load_dataset  # noqa: E402
-from irdistill.evaluation import evaluate_run, format_table  # noqa: E402
-from irdistill.index import retrieve  # noqa: E402
-from irdistill.index.retrieve import index_path  # noqa: E402
-from irdistill.report import resumable_rows, write_section  # noqa: E402
-from irdistill.training import TrainConfig, train  # noqa: E402
+from irdistill.data import load_dataset
+from irdistill.evaluation import evaluate_run, format_table
+from irdistill.experiment import config_hash, held_out, missing_rows, resumable_rows, table_main
+from irdistill.index import open_index, retrieve
+from irdistill.training import TrainConfig, train
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SPLADE = "splade-tiny"
@@ -73,22 +65,18 @@ NAMES = {"splade-zero-shot": "SPLADE-tiny zero-shot (Lucene impact index)",
          "splade-distilled": f"SPLADE-tiny student, InfoNCE + listwise KL, T={SPLADE_TEMPERATURE:g}, lr 1e-4 "
                              "(held-out choice)",
          "colbert-distilled": "ColBERT student (MiniLM), InfoNCE + listwise KL"}
-
-
-def config_hash(row: str) -> str:
-    spec = {"row": ROWS[row], "student": STUDENT if ROWS[row][1] else None}
-    return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:8]
+CONFIGS = {r: config_hash(row=ROWS[r], student=STUDENT if ROWS[r][1] else None) for r in ROWS}
+HOLDOUT_CONFIGS = {n: config_hash(variant=n, student=STUDENT, dev=DEV_FRACTION, spec=splade_spec(0.0)) for n in HOLDOUT}
 
 
 def evaluate(retriever: str, model: str) -> dict:
+    """Each test set's metrics, with what the index records of it (sparsity, token counts, FAISS settings)."""
     out = {}
-    for name, path in [("scifact", SCIFACT), ("cranfield", CRANFIELD)]:
-        ds = load_dataset(path, "test")
-        out[name] = evaluate_run(ds.qrels, retrieve(ds, retriever, model, k=1000), METRICS)
-        with open(os.path.join(index_path(ds, retriever, model), "meta.json")) as f:
-            meta = json.load(f)
-        out[name]["index"] = {k: meta[k] for k in ("doc_terms", "query_terms", "tokens_per_doc", "faiss_kind",
-                                                    "params") if k in meta}
+    for name, ds in test_sets().items():
+        index = open_index(ds, retriever, model)
+        out[name] = evaluate_run(ds.qrels, index.retrieve(ds, 1000), METRICS)
+        out[name]["index"] = {k: index.meta[k] for k in ("doc_terms", "query_terms", "tokens_per_doc", "faiss_kind",
+                                                          "params") if k in index.meta}
     return out
 
 
@@ -96,46 +84,30 @@ def run_row(row: str) -> dict:
     retriever, spec = ROWS[row]
     if spec is None:
         return {"system": NAMES[row], "model": SPLADE, **evaluate(retriever, SPLADE)}
-    cfg = {**STUDENT, **spec, "output": f"models/scifact-{row}-{config_hash(row)}", "dataset": SCIFACT,
-           "cache": CACHE.folder}
-    cfg["examples"] = {**cfg["examples"], "teacher": teachers_on_train()[cfg["examples"]["teacher"]]}
-    final = train(TrainConfig.from_dict(cfg))
+    final = train(TrainConfig.from_dict(student_row(row, spec, teachers_on_train(), CONFIGS[row])))
     return {"system": NAMES[row], "model": final, **evaluate(retriever, final)}
 
 
 def holdout_variant(name: str) -> dict:
     """Train on 85% of the SciFact train queries, retrieve for the other 15% from the full corpus."""
-    from dataclasses import replace
-
-    from irdistill.training.train import held_out_queries
-
-    data = load_dataset(SCIFACT, "train")
-    dev = held_out_queries(data, DEV_FRACTION, STUDENT["seed"])
-    data = replace(data, queries={q: data.queries[q] for q in sorted(dev)}, qrels={q: data.qrels[q] for q in dev})
+    dev = held_out(load_dataset(SCIFACT, "train"), DEV_FRACTION, STUDENT["seed"])
     model, choice = SPLADE, HOLDOUT[name]
     if choice is not None:
         temperature, lr = choice if isinstance(choice, tuple) else (choice, None)
         extra = {"learning_rate": lr} if lr else {}
         # eval_steps: no evaluation while training
         spec = splade_spec(temperature, dev_fraction=DEV_FRACTION, eval_steps=10**9, **extra)
-        cfg = {**STUDENT, **spec, "output": f"models/scifact-holdout-splade-{holdout_hash(name)}", "dataset": SCIFACT,
-               "cache": CACHE.folder}
-        cfg["examples"] = {**cfg["examples"], "teacher": teachers_on_train()[cfg["examples"]["teacher"]]}
+        cfg = student_row("splade", spec, teachers_on_train(), HOLDOUT_CONFIGS[name], prefix="scifact-holdout")
         model = train(TrainConfig.from_dict(cfg))
-    return {"variant": name, "queries": len(dev), "model": model,
-            **evaluate_run(data.qrels, retrieve(data, "splade", model, k=100), "ndcg@10,recall@100")}
-
-
-def holdout_hash(name: str) -> str:
-    spec = {"variant": name, "student": STUDENT, "dev": DEV_FRACTION, "spec": splade_spec(0.0)}
-    return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:8]
+    return {"variant": name, "queries": len(dev.queries), "model": model,
+            **evaluate_run(dev.qrels, retrieve(dev, "splade", model, k=100), "ndcg@10,recall@100")}
 
 
 def holdout(run: bool = True) -> str:
     """Held-out nDCG@10 / recall@100 of each variant (stored in experiments/scifact/selection/<variant>.json; with
     ``run=False`` only those already stored)."""
     done = resumable_rows(HOLDOUT, HOLDOUT if run else [], os.path.join(HERE, "selection"), holdout_variant,
-                          {n: holdout_hash(n) for n in HOLDOUT})
+                          HOLDOUT_CONFIGS)
     return format_table([{"variant (SPLADE-tiny)": r["variant"], "held-out nDCG@10": r["ndcg@10"],
                           "held-out R@100": r["recall@100"]} for r in done])
 
@@ -155,33 +127,20 @@ def sparsity(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", default="all", help=f"comma-separated rows from: {', '.join(ROWS)} (none: only write "
-                                                  "the table of the finished rows)")
-    ap.add_argument("--write", help="write the table of finished rows into this Markdown file")
-    ap.add_argument("--holdout", action="store_true", help="first run the held-out choice of the SPLADE temperature")
-    args = ap.parse_args()
-    selection = holdout(args.holdout)
-    wanted = list(ROWS) if args.rows == "all" else [] if args.rows == "none" else args.rows.split(",")
-    unknown = set(wanted) - set(ROWS)
-    if unknown:
-        ap.error(f"unknown rows: {', '.join(sorted(unknown))}")
-    results_dir = os.path.join(HERE, "results")
-    configs = {r: config_hash(r) for r in ROWS}
-    done = resumable_rows(ROWS, wanted, results_dir, run_row, configs)
-    names = {configs[r]: NAMES[r] for r in ROWS}
-    done = [{**d, "system": names[d["config"]]} for d in done if d.get("config") in names]  # stale rows left out
-    missing = [r for r in ROWS if configs[r] not in {d["config"] for d in done}]
-    text = (f"Command: `python experiments/scifact/late_sparse.py --write docs/results.md` (seed 42; trained on "
+def render(done: list[dict], args) -> str:
+    names = {CONFIGS[r]: NAMES[r] for r in ROWS}
+    done = [{**d, "system": names[d["config"]]} for d in done]
+    return (f"Command: `python experiments/scifact/late_sparse.py --write docs/results.md` (seed 42; trained on "
             f"SciFact train only; teacher: the BM25 + MiniLM ensemble; loss: InfoNCE + listwise KL; rows still "
-            f"missing: {', '.join(missing) or 'none'})\n\n```\n{table(done)}\n```\n\nIndexes:\n\n{sparsity(done)}"
+            f"missing: {missing_rows(ROWS, CONFIGS, done)})\n\n```\n{table(done)}\n```\n\nIndexes:\n\n{sparsity(done)}"
             f"\n\nThe SPLADE student temperature, chosen on {DEV_FRACTION:.0%} of the train queries held out of training "
-            f"(`--holdout`; retrieval from the full corpus):\n\n```\n{selection}\n```")
-    print(text)
-    if args.write:
-        write_section(args.write, "scifact-late-sparse", text)
+            f"(`--holdout`; retrieval from the full corpus):\n\n```\n{holdout(args.holdout)}\n```")
+
+
+def holdout_option(ap):
+    ap.add_argument("--holdout", action="store_true", help="first run the held-out choice of the SPLADE temperature")
 
 
 if __name__ == "__main__":
-    main()
+    table_main(__doc__, ROWS, run_row, CONFIGS, os.path.join(HERE, "results"), "scifact-late-sparse", render,
+               [holdout_option])

@@ -6,7 +6,7 @@ import json
 
 from irdistill.cache import ScoreCache
 from irdistill.evaluation import format_table
-from irdistill.report import write_section
+from irdistill.experiment import write_section
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--write")

@@ -15,23 +15,20 @@ Each finished row is kept in experiments/xquad/results/<row>.json and skipped ne
 
 from __future__ import annotations
 
-import argparse
 import functools
-import hashlib
-import json
 import os
+from dataclasses import replace
 
 from irdistill.cache import ScoreCache
-from irdistill.data import load_dataset, read_run, write_run
-from irdistill.data.runs import add_positives
+from irdistill.data import load_dataset
 from irdistill.evaluation import evaluate_run, format_table
+from irdistill.experiment import candidate_file, config_hash, shared_dataset, student_config, table_main
 from irdistill.index import retrieve
-from irdistill.report import resumable_rows, write_section
-from irdistill.teachers import build_teacher, score_run
+from irdistill.teachers import score_run
 from irdistill.training import TrainConfig, train
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-XQUAD = os.path.join(HERE, "..", "..", "..", "shared", "datasets", "xquad-para-en-de")
+XQUAD = shared_dataset("xquad-para-en-de")
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 CACHE = ScoreCache("cache/xquad")
 KL = {"name": "listwise-kl", "student_temperature": 0.05, "teacher_temperature": 0.3}
@@ -44,6 +41,7 @@ ROWS = {
     "translate-distill": {"loss": DISTILL, "examples": {"teacher": "en", "negatives": 7}},
     "xlang-distill": {"loss": DISTILL, "examples": {"teacher": "de", "negatives": 7}},
 }
+CONFIGS = {r: config_hash(row=ROWS[r], student=STUDENT if ROWS[r] else None) for r in ROWS}
 
 
 @functools.lru_cache(maxsize=None)
@@ -51,16 +49,11 @@ def teachers() -> dict[str, str]:
     """Candidates: the monolingual teacher's top 30 English paragraphs (+ the positive) per train question; scored by
     all-MiniLM-L6-v2 reading the English originals ("en") and reading the German paragraphs ("de")."""
     ds = load_dataset(XQUAD, "train")
-    path = "runs/xquad-train-en-top30.parquet"
-    if not os.path.exists(path):
-        english = type(ds)(ds.name + "-en", ds.view("en"), ds.queries, ds.qrels, ds.split)
-        write_run(add_positives(retrieve(english, "dense", MODEL, "flat", k=30), ds.qrels), path)
-    run = read_run(path)
-    ids = {}
-    for view in ("en", "de"):
-        teacher = build_teacher({"kind": "bi-encoder", "model": MODEL, **({"text_view": "en"} if view == "en" else {})})
-        ids[view] = score_run(teacher, run, ds, CACHE).key
-    return ids
+    english = replace(ds, name=ds.name + "-en", corpus=ds.view("en"), views={})
+    run = candidate_file(english, "runs/xquad-train-en-top30.parquet", k=30, positives=True, retriever="dense",
+                         model=MODEL, kind="flat")
+    return {view: score_run({"kind": "bi-encoder", "model": MODEL, **({"text_view": "en"} if view == "en" else {})},
+                            run, ds, CACHE).key for view in ("en", "de")}
 
 
 def evaluate(model: str) -> dict:
@@ -68,36 +61,21 @@ def evaluate(model: str) -> dict:
     return evaluate_run(ds.qrels, retrieve(ds, "dense", model, "flat", k=100), "ndcg@10,recall@100,mrr@10")
 
 
-def config_hash(row: str) -> str:
-    spec = {"row": ROWS[row], "student": STUDENT if ROWS[row] else None}
-    return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:8]
-
-
 def run_row(row: str) -> dict:
     spec = ROWS[row]
     if spec is None:
         return {"system": "all-MiniLM-L6-v2 zero-shot", **evaluate(MODEL)}
-    cfg = {**STUDENT, **spec, "output": f"models/xquad-{row}-{config_hash(row)}", "dataset": XQUAD,
-           "cache": CACHE.folder, "model": MODEL}
-    cfg["examples"] = {**cfg["examples"], "teacher": teachers()[cfg["examples"]["teacher"]]}
-    final = train(TrainConfig.from_dict(cfg))
+    recipe = {**STUDENT, **spec, "dataset": XQUAD, "cache": CACHE.folder, "model": MODEL}
+    final = train(TrainConfig.from_dict(student_config(recipe, f"models/xquad-{row}-{CONFIGS[row]}", teachers())))
     return {"system": f"MiniLM student, {row}", "model": final, **evaluate(final)}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", default="all")
-    ap.add_argument("--write")
-    args = ap.parse_args()
-    wanted = list(ROWS) if args.rows == "all" else args.rows.split(",")
-    done = resumable_rows(ROWS, wanted, os.path.join(HERE, "results"), run_row, {r: config_hash(r) for r in ROWS})
-    rows = [{"system": d["system"], "nDCG@10": d["ndcg@10"], "R@100": d["recall@100"], "MRR@10": d["mrr@10"]} for d in done]
-    text = (f"Command: `python experiments/xquad/run.py --write docs/results.md` (XQuAD test split: English questions, "
+def render(done: list[dict], args) -> str:
+    rows = [{"system": d["system"], "nDCG@10": d["ndcg@10"], "R@100": d["recall@100"], "MRR@10": d["mrr@10"]}
+            for d in done]
+    return (f"Command: `python experiments/xquad/run.py --write docs/results.md` (XQuAD test split: English questions, "
             f"German paragraphs; seed 42)\n\n```\n{format_table(rows)}\n```")
-    print(text)
-    if args.write:
-        write_section(args.write, "xquad-translate-distill", text)
 
 
 if __name__ == "__main__":
-    main()
+    table_main(__doc__, ROWS, run_row, CONFIGS, os.path.join(HERE, "results"), "xquad-translate-distill", render)

@@ -1,22 +1,47 @@
-"""The teacher score cache: a Parquet dataset, one hive partition per teacher, one part file per flush.
+"""The teacher score cache: a Parquet dataset, one hive partition per teacher, one part file per committed block.
 
 Layout::
 
-    cache/teacher=<teacher id>/_teacher.json      what the teacher is (model, weights hash, prompt, options)
-    cache/teacher=<teacher id>/part-<uuid>.parquet  qid, docid, score (float32)
+    cache/teacher=<teacher id>/_teacher.json          what the teacher is (model, weights hash, prompt, options)
+    cache/teacher=<teacher id>/part-<uuid>.parquet    qid, docid, score (float32)
+    cache/teacher=<teacher id>/.qids.jsonl            which queries each part holds (an append-only index)
+    cache/teacher=<teacher id>/.lock                  flock'ed while a block is committed
+    cache/teacher=<teacher id>/.claim-<owner>         queries a live scorer is working on (flock'ed by it)
 
-Every part is written to a hidden temporary file and renamed into place, so a killed writer leaves no partial part,
-and concurrent writers never touch each other's files. A query's candidates are written together, so resuming skips
-whole queries. Readers (pyarrow, pandas, polars, duckdb) see ``teacher`` as a column through hive partitioning and
-skip the hidden files.
+Readers (pyarrow, pandas, polars, duckdb) see ``teacher`` as a column through hive partitioning and skip the hidden
+files. Every part is written to a hidden temporary file and renamed into place, so a killed writer leaves no partial
+part. ``commit`` runs under the teacher's lock and writes only (qid, docid) pairs not yet present, so any number of
+processes (``--shard i/n`` jobs, or several on the same shard) can write one cache: no pair is ever stored twice and a
+killed writer is simply rerun. Locks are ``flock``, released by the kernel when a process dies. Across machines they
+hold on NFS v3 (with lockd) and v4, where Linux maps flock to byte-range locks, and on Lustre only if mounted with
+``-o flock``; check that another shared file system (GPFS, BeeGFS...) honours flock across nodes before relying on it.
+Tested here with processes on one machine.
+
+How a scoring loop uses it (many processes, one cache)::
+
+    cache.register(key, description)
+    todo = [q for q in my_queries if q not in cache.scored_qids(key)]     # cheap: reads the index
+    for block in blocks_of(todo):                                        # e.g. ~2,000 pairs each
+        mine = set(cache.claim(key, block))     # queries no one has scored nor is scoring; now leased to us
+        pairs = [(q, d) for q in block if q in mine for d in candidates[q]]
+        scores = teacher.score(pairs)
+        cache.commit(key, qids, docids, scores) # under the lock: writes the pairs still missing, renews our lease
+    cache.release(key)                          # drop our claims (a killed process's are dropped by the next claim)
+
+A claim lasts while its process lives (its claim file stays flock'ed) and its lease is renewed (every ``claim`` and
+``commit`` renews it; ``lease`` seconds without one let others take the queries of a hung process). Claims only save
+work: ``commit`` alone already keeps the cache free of duplicates.
 """
 
 from __future__ import annotations
 
-import glob
+import contextlib
 import json
 import os
+import re
+import socket
 import uuid
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -25,89 +50,431 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from ..data.io import atomic_path
+from ..data.io import atomic_path, file_lock
 from ..data.runs import rank_run
-from ..errors import InputError
+from ..errors import InputError, safe_name
+from .claims import Claims
 
 SCHEMA = pa.schema([("qid", pa.string()), ("docid", pa.string()), ("score", pa.float32())])
+INDEX, LOCK = ".qids.jsonl", ".lock"
+META = "_teacher.json"
+
+
+def _is_part(name: str) -> bool:
+    return name.startswith("part-") and name.endswith(".parquet")
+
+
+@dataclass
+class _Index:
+    """What this process knows of one teacher's parts: part name -> its qids, and qid -> the part(s) holding it."""
+
+    parts: dict[str, list[str]] = field(default_factory=dict)
+    where: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
+    unchecked: set[str] = field(default_factory=set)  # parts not written by commit: may hold a pair twice
+    inode: int | None = None
+    offset: int = 0
+
+    def add(self, part: str, qids, unique: bool = True) -> None:
+        self.parts[part] = list(qids)
+        if not unique:
+            self.unchecked.add(part)
+        for q in self.parts[part]:
+            have = self.where.get(q)
+            self.where[q] = part if have is None else (have if isinstance(have, tuple) else (have,)) + (part,)
+
+    def rebuild(self) -> None:
+        parts, self.parts, self.where = self.parts, {}, {}
+        for part, qids in parts.items():
+            self.add(part, qids)
+
+    def parts_of(self, qids) -> set[str]:
+        out: set[str] = set()
+        for q in qids:
+            have = self.where.get(q)
+            if have is not None:
+                out.update(have if isinstance(have, tuple) else (have,))
+        return out
+
+    def clean(self, parts=None) -> bool:
+        """Whether no pair can be stored twice (in ``parts``, or anywhere): every query in one part, and every part
+        written by ``commit`` (which never writes a pair twice)."""
+        if parts is None:
+            return not self.unchecked and not any(isinstance(v, tuple) for v in self.where.values())
+        parts = set(parts)
+        return not (parts & self.unchecked) and not any(
+            isinstance(v, tuple) and len(parts.intersection(v)) > 1 for v in self.where.values())
+
+
+@dataclass
+class TeacherReport:
+    """What ``ScoreCache.verify`` found in one teacher's folder."""
+
+    teacher: str
+    parts: int = 0
+    rows: int = 0
+    pairs: int = 0  # distinct (qid, docid)
+    queries: int = 0
+    nan_scores: int = 0
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path, error)
+    stray: list[str] = field(default_factory=list)  # files that are neither parts nor the cache's own
+
+    @property
+    def duplicates(self) -> int:
+        return self.rows - self.pairs
+
+    @property
+    def ok(self) -> bool:
+        return not (self.duplicates or self.unreadable or self.stray or self.nan_scores)
+
+
+def _unreadable(path: str, err: Exception) -> InputError:
+    return InputError(f"unreadable part file ({str(err).splitlines()[0][:200] if str(err) else type(err).__name__}); "
+                      "remove it and rerun the scoring: its queries are scored again", path)
 
 
 class ScoreCache:
-    def __init__(self, folder):
+    """A folder of teacher scores. ``lease``: seconds a claim holds without being renewed (see the module doc)."""
+
+    def __init__(self, folder, lease: float = 1800.0):
         self.folder = os.fspath(folder)
+        if os.path.exists(self.folder) and not os.path.isdir(self.folder):
+            raise InputError("the cache is not a folder", self.folder)
+        self.lease = lease
+        host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:40]
+        self.owner = f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._index: dict[str, _Index] = {}
+        self._claims = Claims(self.owner, lease)
 
     def _dir(self, teacher: str) -> str:
-        return os.path.join(self.folder, f"teacher={teacher}")
+        return os.path.join(self.folder, f"teacher={safe_name(teacher, 'teacher id', self.folder)}")
+
+    def _make_dir(self, teacher: str) -> str:
+        path = self._dir(teacher)
+        try:
+            os.makedirs(path, exist_ok=True)
+        except FileExistsError:
+            raise InputError("not a folder", path if os.path.exists(path) else self.folder) from None
+        except PermissionError:
+            raise InputError("cannot write to the cache (permission denied)", self.folder) from None
+        return path
 
     # teachers ------------------------------------------------------------------------------------------------
     def register(self, teacher: str, description: dict) -> None:
-        os.makedirs(self._dir(teacher), exist_ok=True)
-        path = os.path.join(self._dir(teacher), "_teacher.json")
+        path = os.path.join(self._make_dir(teacher), META)
         if not os.path.exists(path):
             with atomic_path(path) as tmp, open(tmp, "w") as f:
                 json.dump(description, f, indent=1, sort_keys=True)
 
+    def _meta(self, path: str) -> dict:
+        try:
+            with open(path, encoding="utf-8") as f:
+                desc = json.load(f)
+        except (OSError, ValueError) as e:
+            raise InputError(f"unreadable teacher description ({e})", path) from None
+        if not isinstance(desc, dict):
+            raise InputError("unreadable teacher description (not a JSON object)", path)
+        return desc
+
     def describe(self, teacher: str) -> dict:
-        path = os.path.join(self._dir(teacher), "_teacher.json")
+        path = os.path.join(self._dir(teacher), META)
         if not os.path.exists(path):
             raise InputError(f"no teacher {teacher!r} in the cache", self.folder)
-        with open(path) as f:
-            return json.load(f)
+        return self._meta(path)
 
-    def teachers(self) -> dict[str, dict]:
-        out = {}
-        for path in sorted(glob.glob(os.path.join(self.folder, "teacher=*", "_teacher.json"))):
-            out[os.path.basename(os.path.dirname(path))[len("teacher="):]] = json.load(open(path))
+    def _teacher_ids(self) -> list[str]:
+        if not os.path.isdir(self.folder):
+            return []
+        out = []
+        for name in sorted(os.listdir(self.folder)):
+            tid = name[len("teacher="):]
+            if name.startswith("teacher=") and os.path.isdir(os.path.join(self.folder, name)):
+                with contextlib.suppress(InputError):
+                    out.append(safe_name(tid))
         return out
 
+    def teachers(self) -> dict[str, dict]:
+        return {t: self._meta(os.path.join(self._dir(t), META)) for t in self._teacher_ids()
+                if os.path.exists(os.path.join(self._dir(t), META))}
+
+    # the index of scored queries ---------------------------------------------------------------------------------
+    def _part_names(self, teacher: str) -> set[str]:
+        try:
+            return {n for n in os.listdir(self._dir(teacher)) if _is_part(n)}
+        except FileNotFoundError:
+            return set()
+        except NotADirectoryError:
+            raise InputError("not a folder", self._dir(teacher)) from None
+
+    def _read_qids(self, path: str) -> list[str]:
+        try:
+            return pc.unique(pq.read_table(path, columns=["qid"])["qid"]).to_pylist()
+        except (pa.ArrowException, OSError, KeyError) as e:
+            raise _unreadable(path, e) from None
+
+    def _refresh(self, teacher: str, write_back: bool = False) -> _Index:
+        """Bring this process's view of the teacher's parts up to date: new index lines, parts no index line names
+        (a writer killed between its part and its index line, or an older irdistill) and parts removed by compact."""
+        folder, idx = self._dir(teacher), self._index.setdefault(teacher, _Index())
+        path = os.path.join(folder, INDEX)
+        try:  # the index first, then the folder: a part is renamed into place before its index line is appended
+            with open(path, "rb") as f:
+                st = os.fstat(f.fileno())
+                if st.st_ino != idx.inode or st.st_size < idx.offset:  # a new index (compact): read it from the start
+                    idx.parts, idx.where, idx.unchecked, idx.inode, idx.offset = {}, {}, set(), st.st_ino, 0
+                f.seek(idx.offset)
+                data = f.read()
+        except FileNotFoundError:
+            data = b""
+        except NotADirectoryError:
+            raise InputError("not a folder", folder) from None
+        names = self._part_names(teacher)
+        complete = data[: data.rfind(b"\n") + 1]
+        idx.offset += len(complete)
+        for line in complete.splitlines():
+            try:
+                rec = json.loads(line)
+                part, qids = rec["part"], rec["qids"]
+            except (ValueError, KeyError, TypeError):
+                continue  # a damaged line: that part is read from its file below
+            if isinstance(part, str) and isinstance(qids, list) and part in names and part not in idx.parts:
+                idx.add(part, [str(q) for q in qids], unique=rec.get("unique") is True)
+        gone = idx.parts.keys() - names
+        if gone:
+            for part in gone:
+                del idx.parts[part]
+            idx.unchecked -= gone
+            idx.rebuild()
+        unknown = sorted(names - idx.parts.keys())
+        lines = []
+        for part in unknown:
+            idx.add(part, self._read_qids(os.path.join(folder, part)), unique=False)
+            lines.append(json.dumps({"part": part, "qids": idx.parts[part]}) + "\n")
+        if write_back and lines:
+            self._append_index(folder, "".join(lines))
+        return idx
+
+    @staticmethod
+    def _append_index(folder: str, text: str) -> None:
+        """Append whole lines to the index (the caller holds the lock); a torn last line is closed first."""
+        fd = os.open(os.path.join(folder, INDEX), os.O_CREAT | os.O_RDWR | os.O_APPEND, 0o666)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                text = "\n" + text
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def _locked(self, teacher: str):
+        folder = self._make_dir(teacher)
+        try:
+            with file_lock(os.path.join(folder, LOCK)):
+                yield folder
+        except PermissionError:
+            raise InputError("cannot write to the cache (permission denied)", folder) from None
+
     # writing -------------------------------------------------------------------------------------------------
-    def write(self, teacher: str, qids, docids, scores) -> str:
-        """Append one part file atomically; returns its path."""
-        table = pa.table({"qid": pa.array(list(qids), pa.string()), "docid": pa.array(list(docids), pa.string()),
-                          "score": pa.array(np.asarray(scores, dtype=np.float32))}, schema=SCHEMA)
-        os.makedirs(self._dir(teacher), exist_ok=True)
-        path = os.path.join(self._dir(teacher), f"part-{uuid.uuid4().hex}.parquet")
-        with atomic_path(path) as tmp:
-            pq.write_table(table, tmp, row_group_size=100_000)
-        return path
+    def commit(self, teacher: str, qids, docids, scores) -> int:
+        """Store the block's (qid, docid, score) rows whose (qid, docid) the cache does not hold yet, as one part file,
+        under the teacher's lock; returns the number of rows written. Safe to call from many processes at once.
+        Also renews this process's claims on the teacher."""
+        qids, docids = [str(q) for q in qids], [str(d) for d in docids]
+        values = np.asarray(scores, dtype=np.float32).reshape(-1)
+        if not len(qids) == len(docids) == len(values):
+            raise ValueError(f"commit: {len(qids)} qids, {len(docids)} docids and {len(values)} scores")
+        if np.isnan(values).any():
+            i = int(np.flatnonzero(np.isnan(values))[0])
+            raise ValueError(f"commit: the score of ({qids[i]!r}, {docids[i]!r}) is NaN")
+        first: dict[tuple[str, str], int] = {}
+        for i, pair in enumerate(zip(qids, docids)):
+            first.setdefault(pair, i)  # a pair repeated in the block: its first score
+        with self._locked(teacher) as folder:
+            idx = self._refresh(teacher, write_back=True)
+            held = [q for q in dict.fromkeys(qids) if q in idx.where]
+            have = self._pairs(teacher, idx, held) if held else set()
+            rows = [i for pair, i in first.items() if pair not in have]
+            if rows:
+                part = f"part-{uuid.uuid4().hex}.parquet"
+                table = pa.table({"qid": pa.array([qids[i] for i in rows], pa.string()),
+                                  "docid": pa.array([docids[i] for i in rows], pa.string()),
+                                  "score": pa.array(values[rows])}, schema=SCHEMA)
+                with atomic_path(os.path.join(folder, part)) as tmp:
+                    pq.write_table(table, tmp, row_group_size=100_000)
+                new = list(dict.fromkeys(table["qid"].to_pylist()))
+                idx.add(part, new)
+                self._append_index(folder, json.dumps({"part": part, "qids": new, "unique": True}) + "\n")
+            self._claims.renew(folder)
+        return len(rows)
+
+    def write(self, teacher: str, qids, docids, scores) -> int:
+        """Same as ``commit`` (kept for older callers): appends the pairs the cache lacks; returns the rows written."""
+        return self.commit(teacher, qids, docids, scores)
+
+    def _pairs(self, teacher: str, idx: _Index, qids) -> set[tuple[str, str]]:
+        """The (qid, docid) pairs stored for ``qids``, read from the parts that hold them."""
+        parts = sorted(idx.parts_of(qids))
+        table = self._table(teacher, parts, ("qid", "docid"), pc.field("qid").isin(pa.array(list(qids), pa.string())))
+        return set(zip(table["qid"].to_pylist(), table["docid"].to_pylist()))
+
+    # claims ----------------------------------------------------------------------------------------------------
+    def claim(self, teacher: str, qids) -> list[str]:
+        """Lease ``qids`` to this process: returns those (in the given order) that the cache does not hold and no other
+        live process has claimed; the others are someone else's work. Renews this process's lease."""
+        qids = [str(q) for q in qids]
+        with self._locked(teacher) as folder:
+            idx = self._refresh(teacher, write_back=True)
+            taken = self._claims.taken(folder)
+            out = [q for q in dict.fromkeys(qids) if q not in idx.where and q not in taken]
+            self._claims.add(folder, out)
+        return out
+
+    def forget_if_empty(self, teacher: str) -> bool:
+        """Remove ``teacher``'s folder if it holds no scores and no other live process is scoring it (a teacher that
+        failed before its first block, e.g. an unreachable endpoint, leaves nothing behind). True if removed."""
+        import shutil
+
+        folder = self._dir(teacher)
+        if not os.path.isdir(folder):
+            return False
+        with self._locked(teacher):
+            self._claims.release(folder)
+            if any(_is_part(n) for n in os.listdir(folder)) or self._claims.taken(folder):
+                return False
+            shutil.rmtree(folder, ignore_errors=True)
+        return True
+
+    def heartbeat(self, teacher: str) -> None:
+        """Renew this process's claims without committing (for blocks that take longer than a lease)."""
+        self._claims.renew(self._dir(teacher))
+
+    def release(self, teacher: str | None = None) -> None:
+        """Give up this process's claims (on ``teacher``, or all)."""
+        self._claims.release(None if teacher is None else self._dir(teacher))
 
     # reading -------------------------------------------------------------------------------------------------
+    def _table(self, teacher: str, parts, columns, expr=None) -> pa.Table:
+        """Read ``columns`` of the given part files of ``teacher``; an unreadable part raises InputError naming it."""
+        folder = self._dir(teacher)
+        paths = [os.path.join(folder, p) for p in parts]
+        if not paths:
+            return SCHEMA.empty_table().select(list(columns))
+        try:
+            return pads.dataset(paths, schema=SCHEMA, format="parquet").to_table(columns=list(columns), filter=expr)
+        except (pa.ArrowException, OSError) as e:
+            for path in paths:  # find the damaged part (metadata first, then the data)
+                try:
+                    pq.ParquetFile(path).read(columns=list(columns))
+                except (pa.ArrowException, OSError) as bad:
+                    raise _unreadable(path, bad) from None
+            raise _unreadable(folder, e) from None
+
     def dataset(self) -> pads.Dataset:
         if not os.path.isdir(self.folder):
             raise InputError("no such cache folder", self.folder)
         return pads.dataset(self.folder, format="parquet", partitioning="hive", schema=SCHEMA.append(pa.field("teacher", pa.string())))
 
     def read(self, teacher: str | None = None, qids=None, columns=("qid", "docid", "score")) -> pd.DataFrame:
-        """Scores as a DataFrame (one row per pair, duplicates from concurrent writers dropped).
+        """Scores as a DataFrame (one row per pair; duplicates, which only older versions could write, dropped).
 
-        Filters on ``teacher`` and ``qids`` are pushed down: other teachers' folders and row groups are skipped."""
-        if not os.path.isdir(self.folder):
-            return pd.DataFrame({c: pd.Series(dtype="float32" if c == "score" else object) for c in columns})
-        expr = None
-        if teacher is not None:
-            expr = pc.field("teacher") == teacher
-        if qids is not None:
-            cond = pc.field("qid").isin(pa.array(list(qids), pa.string()))
-            expr = cond if expr is None else expr & cond
-        df = self.dataset().to_table(columns=list(columns), filter=expr).to_pandas()
-        keys = [c for c in ("teacher", "qid", "docid") if c in df.columns]
-        return df.drop_duplicates(keys, keep="first").reset_index(drop=True)
+        With ``qids``, only the parts holding them are read (and only their row groups that may hold them)."""
+        columns = list(columns)
+        if teacher is None:
+            frames = [self.read(t, qids, columns).assign(teacher=t) for t in self._teacher_ids()]
+            if not frames:
+                return pd.DataFrame({c: pd.Series(dtype="float32" if c == "score" else object) for c in columns})
+            df = pd.concat(frames, ignore_index=True)
+            return df[columns].reset_index(drop=True) if "teacher" not in columns else df
+        read = [c for c in columns if c != "teacher"]
+        cols = list(dict.fromkeys(read + ["qid", "docid"]))
+        idx = self._refresh(teacher)
+        if qids is None:
+            parts = sorted(idx.parts)
+            table = self._table(teacher, parts, cols)
+        else:
+            qids = [str(q) for q in qids]
+            parts = sorted(idx.parts_of(qids))
+            table = self._table(teacher, parts, cols, pc.field("qid").isin(pa.array(qids, pa.string())))
+        df = table.to_pandas()
+        if not idx.clean(parts):
+            df = df.drop_duplicates(["qid", "docid"], keep="first")
+        if "teacher" in columns:
+            df["teacher"] = teacher
+        return df[columns].reset_index(drop=True)
 
     def scored_qids(self, teacher: str) -> set[str]:
+        """The queries the cache holds scores of (from the index: no part is read unless the index lacks it)."""
         if not os.path.isdir(self._dir(teacher)):
             return set()
-        return set(self.read(teacher, columns=("qid",))["qid"].unique().tolist())
+        return set(self._refresh(teacher).where)
+
+    def count_pairs(self, teacher: str) -> int:
+        """The number of distinct (qid, docid) pairs stored for ``teacher`` (from the parts' metadata when every part was
+        written by ``commit``, else by reading the qid and docid columns)."""
+        idx = self._refresh(teacher)
+        if not idx.clean():
+            return len(self.read(teacher, columns=("qid", "docid")))
+        total = 0
+        for part in idx.parts:
+            path = os.path.join(self._dir(teacher), part)
+            try:
+                total += pq.read_metadata(path).num_rows
+            except (pa.ArrowException, OSError) as e:
+                raise _unreadable(path, e) from None
+        return total
 
     def run(self, teacher: str, qids=None) -> pd.DataFrame:
         """The teacher's scores as a ranked run DataFrame."""
         return rank_run(self.read(teacher, qids))
 
+    # maintenance -----------------------------------------------------------------------------------------------
+    def verify(self, teacher: str | None = None) -> list[TeacherReport]:
+        """Check every part of ``teacher`` (or of all teachers): readable, no (qid, docid) stored twice, no NaN score,
+        no stray files. Reads only; returns one report per teacher (``report.ok``)."""
+        teachers = [teacher] if teacher is not None else self._teacher_ids()
+        reports = []
+        for t in teachers:
+            folder, rep = self._dir(t), TeacherReport(t)
+            if not os.path.isdir(folder):
+                raise InputError(f"no teacher {t!r} in the cache", self.folder)
+            tables = []
+            for name in sorted(os.listdir(folder)):
+                path = os.path.join(folder, name)
+                if _is_part(name):
+                    rep.parts += 1
+                    try:
+                        tables.append(pq.read_table(path, columns=["qid", "docid", "score"], schema=SCHEMA))
+                    except (pa.ArrowException, OSError, KeyError) as e:
+                        rep.unreadable.append((path, str(e).splitlines()[0] if str(e) else type(e).__name__))
+                elif not (name.startswith((".", "_")) or name == META):
+                    rep.stray.append(path)
+            if tables:
+                table = pa.concat_tables(tables)
+                rep.rows = len(table)
+                rep.pairs = table.group_by(["qid", "docid"]).aggregate([]).num_rows
+                rep.queries = len(pc.unique(table["qid"]))
+                rep.nan_scores = int(pc.sum(pc.is_nan(table["score"])).as_py() or 0)
+            reports.append(rep)
+        return reports
+
     def compact(self, teacher: str) -> None:
-        """Merge a teacher's parts into one file sorted by qid (row groups then prune well on qid filters)."""
-        parts = glob.glob(os.path.join(self._dir(teacher), "part-*.parquet"))
-        if len(parts) < 2:
-            return
-        df = self.read(teacher).sort_values(["qid", "docid"])
-        self.write(teacher, df["qid"], df["docid"], df["score"].to_numpy())
-        for p in parts:
-            os.remove(p)
+        """Merge a teacher's parts into one file sorted by qid (row groups then prune well on qid filters), dropping
+        any pair stored twice. Runs under the teacher's lock; readers during it may briefly see a pair twice."""
+        if not os.path.isdir(self._dir(teacher)):
+            raise InputError(f"no teacher {teacher!r} in the cache", self.folder)
+        with self._locked(teacher) as folder:
+            idx = self._refresh(teacher, write_back=True)
+            parts = sorted(idx.parts)
+            if len(parts) < 2 and idx.clean():
+                return
+            table = self._table(teacher, parts, ("qid", "docid", "score"))
+            df = table.to_pandas().drop_duplicates(["qid", "docid"]).sort_values(["qid", "docid"])
+            merged = f"part-{uuid.uuid4().hex}.parquet"
+            with atomic_path(os.path.join(folder, merged)) as tmp:
+                pq.write_table(pa.Table.from_pandas(df, schema=SCHEMA, preserve_index=False), tmp, row_group_size=100_000)
+            qids = df["qid"].unique().tolist()
+            with atomic_path(os.path.join(folder, INDEX)) as tmp, open(tmp, "w") as f:
+                f.write(json.dumps({"part": merged, "qids": qids, "unique": True}) + "\n")
+            for p in parts:
+                os.remove(os.path.join(folder, p))
+            self._index.pop(teacher, None)

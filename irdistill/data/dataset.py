@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from dataclasses import dataclass, field
 
 from ..errors import InputError, require_file
 from .corpus import Corpus
-from .io import read_jsonl, read_tsv
+from .io import check_id, check_text, read_jsonl, read_lines, read_tsv
 
 Qrels = dict  # qid -> {docid: grade}
 
@@ -21,6 +22,15 @@ class Dataset:
     qrels: Qrels = field(default_factory=dict)
     split: str | None = None
     views: dict[str, Corpus] = field(default_factory=dict)  # other texts of the same documents, e.g. {"en": originals}
+    source: str | None = None  # the folder or ir_datasets id it was loaded from (``load_dataset``), for other splits
+
+    def other_split(self, split: str) -> "Dataset":
+        """Another split of the same collection (e.g. the training split whose labels fit an ensemble's weights)."""
+        if "/" in split:  # a whole ir_datasets id, e.g. msmarco-passage/train/judged
+            return load_dataset(split)
+        if self.source is None:
+            raise InputError(f"{self.name} was not loaded by load_dataset: load its {split!r} split yourself")
+        return load_dataset(self.source, split)
 
     def view(self, name: str | None = None) -> Corpus:
         """The corpus (``name`` None) or one of its other text views, such as the source text of a translation."""
@@ -51,35 +61,57 @@ def read_queries(path) -> dict[str, str]:
     path = require_file(path)
     out: dict[str, str] = {}
     if path.endswith((".jsonl", ".jsonl.gz")):
-        rows = ((n, str(r["_id"]).strip(), r["text"]) for n, r in read_jsonl(path, required=("_id", "text")))
+        rows = ((n, r["_id"], r["text"]) for n, r in read_jsonl(path, required=("_id", "text")))
     else:
-        rows = ((n, qid.strip(), text) for n, (qid, text) in read_tsv(path, 2))
+        rows = ((n, qid, text) for n, (qid, text) in read_tsv(path, 2))
     for n, qid, text in rows:
+        qid = check_id(qid, "query id", path, n)
         if not isinstance(text, str) or not text.strip():
             raise InputError(f"query {qid!r} has no text", path, n)
         if qid in out:
             raise InputError(f"duplicate query id {qid!r}", path, n)
-        out[qid] = text
+        out[qid] = check_text(text, f"query {qid!r}", path, n)
     if not out:
         raise InputError("no queries", path)
     return out
 
 
+_GRADE = re.compile(r"[+-]?[0-9]{1,9}(?:\.0*)?", re.ASCII)
+
+
+def parse_grade(text: str, path=None, line: int | None = None) -> int:
+    """A relevance grade: an integer (``2``, ``-1``, ``1.0``); ``1.7``, ``inf``, ``nan`` or words raise InputError."""
+    text = text.strip()
+    if not _GRADE.fullmatch(text):
+        raise InputError(f"relevance grade {text[:40]!r} is not an integer", path, line)
+    return int(text.split(".")[0])
+
+
 def read_qrels(path):
-    """Yield ``(line, qid, docid, grade)`` from a BEIR TSV (``query-id corpus-id score``) or TREC qrels file."""
+    """Yield ``(line, qid, docid, grade)`` from a BEIR TSV (``query-id corpus-id score``) or TREC qrels file
+    (``qid iteration docid grade``); the format is told by the first non-blank line."""
     path = require_file(path)
-    with open(path, encoding="utf-8") as f:
-        first = f.readline()
-    if first.count("\t") == 2 or first.lower().startswith("query-id"):
-        rows = ((n, q, d, g) for n, (q, d, g) in read_tsv(path, 3, header=("query-id", "corpus-id")))
-    else:  # TREC: qid iter docid grade, whitespace-separated
-        rows = ((n, q, d, g) for n, (q, _, d, g) in read_tsv(path, 4, sep=None))
-    for n, q, d, g in rows:
-        try:
-            grade = int(float(g))
-        except ValueError:
-            raise InputError(f"relevance grade {g!r} is not a number", path, n) from None
-        yield n, q.strip(), d.strip(), grade
+    beir = None
+    for n, line in read_lines(path):
+        if not line.strip():
+            continue
+        if beir is None:
+            beir = line.count("\t") == 2 or line.lower().startswith("query-id")
+            if beir and [x.strip().lower() for x in line.split("\t")[:2]] == ["query-id", "corpus-id"]:
+                continue
+        fields = line.split("\t") if beir else line.split()
+        if len(fields) != (3 if beir else 4):
+            raise InputError(f"expected {3 if beir else 4} columns, found {len(fields)}", path, n)
+        q, d, g = fields if beir else (fields[0], fields[2], fields[3])
+        yield n, check_id(q, "query id", path, n), check_id(d, "document id", path, n), parse_grade(g, path, n)
+
+
+def load_qrels(path) -> Qrels:
+    """A qrels file (BEIR TSV or TREC) as ``{qid: {docid: grade}}``, without a corpus to check the ids against."""
+    qrels: Qrels = {}
+    for _, q, d, g in read_qrels(path):
+        qrels.setdefault(q, {})[d] = g
+    return qrels
 
 
 def _load_qrels(path, queries: dict[str, str], corpus: Corpus) -> Qrels:
@@ -91,6 +123,8 @@ def _load_qrels(path, queries: dict[str, str], corpus: Corpus) -> Qrels:
             raise InputError(f"unknown query id {q!r}", path, n)
         if not ok:
             raise InputError(f"unknown document id {d!r}", path, n)
+        if qrels.get(q, {}).get(d, g) != g:
+            raise InputError(f"({q!r}, {d!r}) is judged twice, with grades {qrels[q][d]} and {g}", path, n)
         qrels.setdefault(q, {})[d] = g
     if not qrels:
         raise InputError("no judgements", path)
@@ -159,8 +193,10 @@ def load_ir_datasets(dataset_id: str, docs_only: bool = False):
                 raise InputError(f"qrels row {n} names an unknown {'query' if ok else 'document'}", source)
             qrels.setdefault(r.query_id, {})[r.doc_id] = int(r.relevance)
         queries = {q: t for q, t in queries.items() if q in qrels}
-    parts = dataset_id.split("/")
-    return Dataset("-".join(parts[:-1]) or dataset_id, corpus, queries, qrels, parts[-1] if len(parts) > 1 else None)
+    parent, _, last = dataset_id.rpartition("/")
+    if parent in ir_datasets.registry and ir_datasets.registry[parent].has_docs():  # beir/scifact/test: split test
+        return Dataset(parent.replace("/", "-"), corpus, queries, qrels, last)
+    return Dataset(dataset_id.replace("/", "-"), corpus, queries, qrels, None)  # beir/arguana: no split in the id
 
 
 def load_dataset(source, split: str | None = None) -> Dataset:
@@ -172,10 +208,15 @@ def load_dataset(source, split: str | None = None) -> Dataset:
     source = os.fspath(source)
     if os.path.isdir(source):
         if os.path.exists(os.path.join(source, "corpus.jsonl")):
-            return load_beir(source, split or "test")
-        if os.path.exists(os.path.join(source, "collection.tsv")):
-            return load_msmarco(source, split or "dev.small")
-        raise InputError("not a dataset folder (no corpus.jsonl or collection.tsv)", source)
+            ds = load_beir(source, split or "test")
+        elif os.path.exists(os.path.join(source, "collection.tsv")):
+            ds = load_msmarco(source, split or "dev.small")
+        else:
+            raise InputError("not a dataset folder (no corpus.jsonl or collection.tsv)", source)
+        ds.source = source
+        return ds
     if source.startswith((".", os.path.sep, "~")) or os.path.exists(source):
         raise InputError("no such folder" if not os.path.exists(source) else "not a dataset folder", source)
-    return load_ir_datasets(source if split is None else f"{source.rstrip('/')}/{split}")
+    ds = load_ir_datasets(source if split is None else f"{source.rstrip('/')}/{split}")
+    ds.source = source.rstrip("/") if split is not None or ds.split is None else source.rstrip("/").rsplit("/", 1)[0]
+    return ds

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import InputError, require_file
-from .io import atomic_path, read_tsv
+from .io import RE2_BAD_ID, atomic_path, id_problem, read_tsv
 
 COLUMNS = ["qid", "docid", "score", "rank"]
 PARQUET_SCHEMA = pa.schema([("qid", pa.string()), ("docid", pa.string()), ("score", pa.float32()), ("rank", pa.int32())])
@@ -59,29 +61,93 @@ def run_to_dict(df: pd.DataFrame) -> dict[str, dict[str, float]]:
     return out
 
 
+def _where(row: int, lines) -> tuple[str, int | None]:
+    """How to name a run's row in an error: its line in a TREC file, or ``row N: `` of a Parquet file."""
+    return ("", int(lines[row])) if lines is not None else (f"row {row + 1}: ", None)
+
+
+def _check_run(df: pd.DataFrame, path: str, lines=None) -> pd.DataFrame:
+    """InputError naming the row (or line) of a missing or whitespace-holding id, a NaN or infinite score, or a
+    (qid, docid) pair listed twice; returns the run ranked."""
+    if df.empty:
+        raise InputError("the run is empty", path)
+    table = pa.table({"qid": df["qid"], "docid": df["docid"]})
+    for col, what in (("qid", "query id"), ("docid", "document id")):
+        ids = table[col].combine_chunks()
+        bad = pc.or_kleene(pc.equal(pc.binary_length(ids), 0), pc.match_substring_regex(ids, RE2_BAD_ID))
+        bad = pc.fill_null(bad, True)
+        if pc.any(bad).as_py():
+            row = pc.index(bad, True).as_py()
+            at, line = _where(row, lines)
+            value = ids[row].as_py()
+            problem = "is missing" if value is None else "is empty" if not value else f"{value!r} {id_problem(value)}"
+            raise InputError(f"{at}{what} {problem}", path, line)
+    with np.errstate(over="ignore"):
+        scores = df["score"].to_numpy(dtype=np.float32)
+    finite = np.isfinite(scores)
+    if not finite.all():
+        row = int(np.argmin(finite))
+        at, line = _where(row, lines)
+        raise InputError(f"{at}score {float(df['score'].iloc[row])} is not a finite float32 number", path, line)
+    counts = table.group_by(["qid", "docid"]).aggregate([([], "count_all")])
+    dup = counts.filter(pc.greater(counts["count_all"], 1))
+    if len(dup):
+        q, d = dup["qid"][0].as_py(), dup["docid"][0].as_py()
+        rows = np.flatnonzero((df["qid"].to_numpy() == q) & (df["docid"].to_numpy() == d))
+        at, line = _where(int(rows[1]), lines)
+        first = f"line {int(lines[rows[0]])}" if lines is not None else f"row {rows[0] + 1}"
+        raise InputError(f"{at}document {d!r} is listed twice for query {q!r} (first on {first})", path, line)
+    return rank_run(df.assign(score=scores))
+
+
+def _read_parquet_run(path: str) -> pd.DataFrame:
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as e:
+        raise InputError(f"not a readable Parquet file ({e})", path) from None
+    missing = [c for c in ("qid", "docid", "score") if c not in table.column_names]
+    if missing:
+        raise InputError(f"run is missing column(s) {', '.join(missing)}", path)
+    cols = {}
+    for col in ("qid", "docid", "score"):
+        kind = table.schema.field(col).type
+        if pa.types.is_dictionary(kind):
+            kind = kind.value_type
+        is_str = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+        ok = pa.types.is_integer(kind) or (pa.types.is_floating(kind) if col == "score" else is_str)
+        if not ok:
+            raise InputError(f"column {col} holds {kind}, not {'numbers' if col == 'score' else 'ids (strings)'}", path)
+        try:
+            cols[col] = table[col].cast(pa.float64() if col == "score" else pa.string())
+        except pa.ArrowException as e:
+            raise InputError(f"column {col} cannot be read as {'numbers' if col == 'score' else 'strings'} ({e})", path) from None
+    if any(cols[c].null_count for c in cols):
+        bad = next(c for c in cols if cols[c].null_count)
+        row = pc.index(pc.is_null(cols[bad]), True).as_py()
+        raise InputError(f"row {row + 1}: {bad} is missing", path)
+    return _check_run(pa.table(cols).to_pandas(), path)
+
+
 def read_run(path) -> pd.DataFrame:
-    """Read a Parquet run (``.parquet``) or a TREC run (``qid Q0 docid rank score tag``)."""
+    """Read a Parquet run (``.parquet``) or a TREC run (``qid Q0 docid rank score tag``).
+
+    Every id must be non-empty without whitespace, every score a finite number, and each (qid, docid) listed once;
+    anything else raises InputError naming the file and line (or row)."""
     path = require_file(path)
     if path.endswith(".parquet"):
-        try:
-            df = pq.read_table(path).to_pandas()
-        except (pa.ArrowInvalid, OSError) as e:
-            raise InputError(f"not a readable Parquet file ({e})", path) from None
-        missing = [c for c in ("qid", "docid", "score") if c not in df.columns]
-        if missing:
-            raise InputError(f"run is missing column(s) {', '.join(missing)}", path)
-        return rank_run(df.astype({"qid": str, "docid": str, "score": "float32"}))
-    qids, docids, scores = [], [], []
+        return _read_parquet_run(path)
+    qids, docids, scores, lines = [], [], [], []
     for n, (q, _, d, _, s, _) in read_tsv(path, 6, sep=None):
         try:
             scores.append(float(s))
         except ValueError:
-            raise InputError(f"score {s!r} is not a number", path, n) from None
+            raise InputError(f"score {s[:40]!r} is not a number", path, n) from None
         qids.append(q)
         docids.append(d)
-    if not qids:
-        raise InputError("the run is empty", path)
-    return rank_run(pd.DataFrame({"qid": qids, "docid": docids, "score": pd.Series(scores, dtype="float32")}))
+        lines.append(n)
+    df = pd.DataFrame({"qid": pd.Series(qids, dtype=object), "docid": pd.Series(docids, dtype=object),
+                       "score": pd.Series(scores, dtype="float64")})
+    return _check_run(df, path, lines)
 
 
 def write_run(df: pd.DataFrame, path, tag: str = "irdistill") -> str:

@@ -50,6 +50,20 @@ def compare_runs(qrels: dict, runs: dict[str, pd.DataFrame], metrics, stat_test:
     return compare(_qrels(qrels), rs, metrics=metrics, stat_test=stat_test, max_p=max_p, make_comparable=True)
 
 
+def compare_run_files(paths, qrels: dict, metrics, stat_test: str = "student", max_p: float = 0.05):
+    """``compare_runs`` over run files, each named by its folder (``runs/<name>/run.trec``) or file name."""
+    import os
+
+    from ..data.runs import read_run
+
+    runs = {}
+    for path in paths:
+        base = os.path.basename(path)
+        name = os.path.basename(os.path.dirname(os.path.abspath(path))) if base.startswith("run.") else base
+        runs[name if name not in runs else path] = read_run(path)
+    return compare_runs(qrels, runs, metrics, stat_test, max_p)
+
+
 def format_table(rows: list[dict], columns: list[str] | None = None) -> str:
     """A plain text table; floats with 4 decimals (1 from 100 up)."""
     columns = columns or list(rows[0])

@@ -1,13 +1,14 @@
-"""Indexes for first-stage retrieval: BM25 (Lucene through pyserini), dense (FAISS), ColBERT (FAISS over tokens +
-exact MaxSim) and SPLADE (a Lucene impact index)."""
+"""Indexes for first-stage retrieval, one kind per file, registered in ``base.INDEXES``: BM25 (Lucene through
+pyserini), dense (FAISS), ColBERT (FAISS over tokens + exact MaxSim) and SPLADE (a Lucene impact index)."""
 
-from .bm25 import BM25Index, build_bm25, open_bm25
-from .colbert import ColbertIndex, build_colbert
-from .dense import KINDS, DenseIndex
-from .encode import Embeddings, encode_corpus, encode_texts
-from .retrieve import index_path, load_index, open_colbert, open_dense, open_splade, retrieve
-from .splade import SpladeIndex, build_splade
+from .base import (INDEXES, Index, building, candidates, index_class, load_index, open_index, read_meta, register_index,
+                   retrieve, slug)
+from .bm25 import BM25Index
+from .colbert import ColbertIndex
+from .dense import DenseIndex
+from .encode import Embeddings, encode_corpus, encode_texts, vectors_key
+from .splade import SpladeIndex
 
-__all__ = ["BM25Index", "build_bm25", "open_bm25", "DenseIndex", "KINDS", "Embeddings", "encode_corpus", "encode_texts",
-           "index_path", "load_index", "open_dense", "retrieve", "ColbertIndex", "build_colbert", "open_colbert",
-           "SpladeIndex", "build_splade", "open_splade"]
+__all__ = ["INDEXES", "Index", "building", "candidates", "read_meta", "index_class", "load_index", "open_index", "register_index", "retrieve", "slug",
+           "BM25Index", "ColbertIndex", "DenseIndex", "SpladeIndex", "Embeddings", "encode_corpus", "encode_texts",
+           "vectors_key"]

@@ -15,22 +15,22 @@ documents owning them are the candidates, and each candidate is re-scored exactl
 
 from __future__ import annotations
 
-import glob
-import json
 import math
 import os
 import shutil
-import tempfile
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from ..data.corpus import Corpus
 from ..data.io import atomic_path
 from ..data.runs import rank_run
+from ..progress import bar as progress_bar
 from ..errors import InputError
+from ..models import load_colbert
+from .base import Index, building, read_docids, register_index, write_docids
 from .dense import _create, _faiss, _to_gpu
+from .encode import encode_in_chunks, on_first_rank
 
 KINDS = ("flat", "ivfpq")
 SMALL = 100_000  # below this many tokens "auto" picks flat (exact, and too few tokens to train IVF-PQ well)
@@ -46,34 +46,30 @@ def default_params(kind: str, tokens: int, dim: int) -> dict:
     return {"nlist": nlist, "m": m, "nbits": 8, "nprobe": max(1, nlist // 16)}
 
 
-def encode_tokens(model, corpus: Corpus, folder, model_name: str, batch_size: int = 32, chunk: int = 2048,
-                  progress: bool = True) -> tuple[list[str], list[str]]:
+def encode_tokens(model, corpus: Corpus, folder, key: dict, batch_size: int = 32, chunk: int = 2048,
+                  progress: bool = True, rebuild: bool = False, workers: int = 1) -> tuple[list[str], list[str]]:
     """Encode ``corpus`` into ``part-NNNNN.npy`` (float16 tokens of ``chunk`` documents) and ``part-NNNNN.len.npy``
-    (tokens per document). Finished parts are kept, so an interrupted run resumes. Returns the part files."""
-    os.makedirs(folder, exist_ok=True)
-    meta = {"model": model_name, "corpus": corpus.fingerprint(), "chunk": chunk, "config": _model_config(model)}
-    meta_path = os.path.join(folder, "meta.json")
-    if os.path.exists(meta_path) and json.load(open(meta_path)) != meta:
-        for p in glob.glob(os.path.join(folder, "part-*")):
-            os.remove(p)
-    with atomic_path(meta_path) as tmp, open(tmp, "w") as f:
-        json.dump(meta, f)
-    parts, lengths = [], []
-    with tqdm(total=len(corpus), desc="encoding (colbert)", unit="doc", disable=not progress) as bar:
-        for i, start in enumerate(range(0, len(corpus), chunk)):
-            stop = min(start + chunk, len(corpus))
-            part, lens = os.path.join(folder, f"part-{i:05d}.npy"), os.path.join(folder, f"part-{i:05d}.len.npy")
-            if not (os.path.exists(part) and os.path.exists(lens)):
-                embs = model.encode_document(corpus.texts(start=start, stop=stop), batch_size=batch_size,
-                                             convert_to_numpy=True, show_progress_bar=False)
-                with atomic_path(part) as tmp, open(tmp, "wb") as f:
-                    np.save(f, np.concatenate(embs).astype(np.float16))
-                with atomic_path(lens) as tmp, open(tmp, "wb") as f:
-                    np.save(f, np.array([len(e) for e in embs], dtype=np.int64))
-            parts.append(part)
-            lengths.append(lens)
-            bar.update(stop - start)
-    return parts, lengths
+    (tokens per document), by this process, ``workers`` worker processes or the ranks of a torchrun job
+    (``encode.encode_in_chunks``). Finished parts are kept, so an interrupted run resumes; parts of another ``key``
+    (corpus, model and its settings) or ``rebuild`` start over. Returns the part files."""
+    def paths(i: int) -> tuple[str, str]:
+        return os.path.join(folder, f"part-{i:05d}.npy"), os.path.join(folder, f"part-{i:05d}.len.npy")
+
+    def write(i, start, stop, pool, bar):
+        part, lens = paths(i)
+        embs = model.encode_document(corpus.texts(start=start, stop=stop), batch_size=batch_size,
+                                     convert_to_numpy=True, show_progress_bar=False, pool=pool)
+        with atomic_path(part) as tmp, open(tmp, "wb") as f:
+            np.save(f, np.concatenate(embs).astype(np.float16))
+        with atomic_path(lens) as tmp, open(tmp, "wb") as f:
+            np.save(f, np.array([len(e) for e in embs], dtype=np.int64))
+        bar.update(stop - start)
+
+    encode_in_chunks(model, folder, {**key, "chunk": chunk}, len(corpus), chunk,
+                     lambda i: all(map(os.path.exists, paths(i))), write, "encoding (colbert)", workers, progress,
+                     rebuild)
+    chunks = range(-(-len(corpus) // chunk))
+    return [paths(i)[0] for i in chunks], [paths(i)[1] for i in chunks]
 
 
 def _model_config(model) -> dict:
@@ -83,25 +79,49 @@ def _model_config(model) -> dict:
             "prompts": dict(model.prompts), "dim": model.get_embedding_dimension()}
 
 
-class ColbertIndex:
-    """Token embeddings on disk, their FAISS index, and exact MaxSim re-scoring."""
+@register_index
+class ColbertIndex(Index):
+    """Token embeddings on disk, their FAISS index, and exact MaxSim re-scoring.
+
+    ``kind``: the FAISS token index, ``auto`` (flat under 100k tokens, else IVF-PQ), ``flat`` or ``ivfpq``."""
+
+    name = "colbert"
+    kinds = ("auto", *KINDS)
+    loader = staticmethod(load_colbert)
+    batch_size = 32
 
     def __init__(self, path):
-        self.path = os.fspath(path)
-        if not os.path.exists(os.path.join(self.path, "meta.json")):
-            raise InputError("not a ColBERT index (no meta.json)", self.path)
-        with open(os.path.join(self.path, "meta.json")) as f:
-            self.meta = json.load(f)
-        if self.meta.get("kind") != "colbert":
-            raise InputError(f"not a ColBERT index (kind {self.meta.get('kind')!r})", self.path)
-        with open(os.path.join(self.path, "docids.txt"), encoding="utf-8") as f:
-            self.docids = f.read().split("\n")[:-1]
+        super().__init__(path)
+        self.docids = read_docids(self.path)
         self.tokens = np.load(os.path.join(self.path, "tokens.npy"), mmap_mode="r")
         self.offsets = np.load(os.path.join(self.path, "offsets.npy"))
         self.index = _faiss().read_index(os.path.join(self.path, "index.faiss"))
         self.device_index = _to_gpu(self.index, self.meta["faiss_kind"])
         if self.meta["faiss_kind"] == "ivfpq":
             self.set_nprobe(self.meta["params"]["nprobe"])
+
+    @classmethod
+    def settings(cls, corpus, model, kind, params) -> dict:
+        return {"config": _model_config(model), "kind": kind, "params": params}
+
+    @classmethod
+    def build(cls, corpus, path, key, model, kind="auto", batch_size=32, progress=True, rebuild=False, workers=1,
+              **params) -> "ColbertIndex":
+        """Encode ``corpus`` (resumable parts in ``<path>.encoding``, removed once the index is built; ``workers``
+        processes, or the ranks of a torchrun job) and index it (in rank 0)."""
+        path = os.path.abspath(os.fspath(path))
+        encoding = path + ".encoding"
+        vectors = {k: key[k] for k in ("corpus", "model", "version", "config")}
+        parts, lengths = encode_tokens(model, corpus, encoding, vectors, batch_size, progress=progress, rebuild=rebuild,
+                                       workers=workers)
+
+        def index() -> "ColbertIndex":
+            built = cls.from_parts(parts, lengths, corpus.ids.to_pylist(), path, kind,
+                                   {"model": key["model"], "key": key}, progress, **params)
+            shutil.rmtree(encoding, ignore_errors=True)
+            return built
+
+        return on_first_rank(index, lambda: cls(path))
 
     def set_nprobe(self, nprobe: int) -> None:
         faiss = _faiss()
@@ -110,8 +130,8 @@ class ColbertIndex:
             faiss.GpuParameterSpace().set_index_parameter(self.device_index, "nprobe", nprobe)
 
     @classmethod
-    def build(cls, parts: list[str], lengths: list[str], docids: list[str], path, kind: str = "auto",
-              meta: dict | None = None, progress: bool = True, **params) -> "ColbertIndex":
+    def from_parts(cls, parts: list[str], lengths: list[str], docids: list[str], path, kind: str = "auto",
+                   meta: dict | None = None, progress: bool = True, **params) -> "ColbertIndex":
         """Join the encoded parts into ``tokens.npy`` (streamed, never all in memory), train the FAISS index on a
         sample of tokens, add the tokens in chunks, and move the finished folder into place."""
         faiss = _faiss()
@@ -127,10 +147,10 @@ class ColbertIndex:
         if kind not in KINDS:
             raise InputError(f"unknown ColBERT index kind {kind!r} (choose from auto, {', '.join(KINDS)})")
         params = {**default_params(kind, n, dim), **params}
-        path = os.path.abspath(os.fspath(path))
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        work = tempfile.mkdtemp(prefix=".tmp-colbert-", dir=os.path.dirname(path))
-        try:
+        meta = {**(meta or {}), "kind": cls.name, "faiss_kind": kind, "params": params, "dim": dim,
+                "documents": len(docids), "tokens": n, "tokens_per_doc": n / max(1, len(docids)),
+                "faiss": faiss.__version__}
+        with building(path, meta) as work:
             tokens = np.lib.format.open_memmap(os.path.join(work, "tokens.npy"), "w+", np.float16, (n, dim))
             row = 0
             for p in parts:
@@ -146,24 +166,13 @@ class ColbertIndex:
                 sample = np.sort(np.random.default_rng(0).choice(n, size, replace=False))
                 index.train(np.ascontiguousarray(tokens[sample], dtype=np.float32))
             step = 1 << 18
-            with tqdm(total=n, desc=f"indexing tokens ({kind})", unit="tok", disable=not progress) as bar:
+            with progress_bar(total=n, desc=f"indexing tokens ({kind})", unit="tok", show=progress) as bar:
                 for start in range(0, n, step):
                     index.add(np.ascontiguousarray(tokens[start : start + step], dtype=np.float32))
                     bar.update(min(step, n - start))
             del tokens
             faiss.write_index(index, os.path.join(work, "index.faiss"))
-            with open(os.path.join(work, "docids.txt"), "w", encoding="utf-8") as f:
-                f.write("\n".join(docids) + "\n")
-            meta = {**(meta or {}), "kind": "colbert", "faiss_kind": kind, "params": params, "dim": dim,
-                    "documents": len(docids), "tokens": n, "tokens_per_doc": n / max(1, len(docids)),
-                    "faiss": faiss.__version__}
-            with open(os.path.join(work, "meta.json"), "w") as f:
-                json.dump(meta, f, indent=1)
-            if os.path.exists(path):
-                shutil.rmtree(path)
-            os.replace(work, path)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+            write_docids(work, docids)
         return cls(path)
 
     def candidates(self, query_tokens: np.ndarray, token_k: int) -> np.ndarray:
@@ -196,29 +205,17 @@ class ColbertIndex:
             out.append((docs[top], scores[top]))
         return out
 
-    def search(self, model, queries: dict[str, str], k: int = 1000, token_k: int = 64, batch_size: int = 32,
-               progress: bool = False) -> pd.DataFrame:
-        """Encode ``queries`` with ``model`` (its query marker and augmentation) and return the top ``k`` of each
-        as a run DataFrame."""
+    def search(self, queries: dict[str, str], k: int = 1000, batch_size: int | None = None, progress: bool = False,
+               token_k: int = 64) -> pd.DataFrame:
+        """Encode ``queries`` (the model's query marker and augmentation) and return the top ``k`` of each as a run
+        DataFrame."""
         qids = list(queries)
-        embs = model.encode_query([queries[q] for q in qids], batch_size=batch_size, convert_to_numpy=True,
-                                  show_progress_bar=False) if qids else []
+        embs = self.query_encoder().encode_query([queries[q] for q in qids], batch_size=batch_size or self.batch_size,
+                                                 convert_to_numpy=True, show_progress_bar=False) if qids else []
         ids = np.asarray(self.docids, dtype=object)
         frames = []
-        for qid, (rows, scores) in zip(qids, tqdm(self.search_embeddings(embs, k, token_k), disable=not progress)):
+        searched = progress_bar(embs, show=progress, desc="searching (colbert)", unit="query")
+        for qid, (rows, scores) in zip(qids, self.search_embeddings(searched, k, token_k)):
             frames.append(pd.DataFrame({"qid": qid, "docid": ids[rows], "score": scores}))
         df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["qid", "docid", "score"])
         return rank_run(df.astype({"score": "float32"}))
-
-
-def build_colbert(corpus: Corpus, model, model_name: str, path, kind: str = "auto", batch_size: int = 32,
-                  progress: bool = True, **params) -> ColbertIndex:
-    """Encode ``corpus`` (resumable parts in ``<path>.encoding``, removed once the index is built) and index it."""
-    path = os.path.abspath(os.fspath(path))
-    encoding = path + ".encoding"
-    parts, lengths = encode_tokens(model, corpus, encoding, model_name, batch_size, progress=progress)
-    meta = {"model": model_name, "corpus": corpus.fingerprint(), "requested_kind": kind, "requested_params": params,
-            "config": _model_config(model)}
-    index = ColbertIndex.build(parts, lengths, corpus.ids.to_pylist(), path, kind, meta, progress, **params)
-    shutil.rmtree(encoding, ignore_errors=True)
-    return index

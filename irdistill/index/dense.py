@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import shutil
-import tempfile
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from ..data.runs import rank_run
+from ..progress import bar as progress_bar
+from ..progress import chunks
 from ..errors import InputError
-from .encode import Embeddings, encode_texts
+from ..models import load_sentence_transformer
+from .base import Index, building, read_docids, register_index, write_docids
+from .encode import Embeddings, encode_corpus, encode_texts, on_first_rank, vectors_key, wants_normalized
 
 KINDS = ("flat", "hnsw", "ivfpq")
 
@@ -63,75 +63,128 @@ def _to_gpu(index, kind: str):
     return faiss.index_cpu_to_all_gpus(index, co=options)
 
 
-class DenseIndex:
-    """A FAISS index plus the doc id of every row and the settings it was built with (``meta``)."""
+def _sharding(params: dict) -> dict:
+    """``params`` with ``shards`` checked (a whole number >= 1), and left out when 1: one index, as without it."""
+    shards = params.get("shards", 1)
+    if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1:
+        raise InputError(f"shards must be a whole number >= 1, not {shards!r}")
+    return {k: v for k, v in params.items() if k != "shards" or shards > 1}
 
-    def __init__(self, index, docids: list[str], meta: dict, path: str | None = None):
-        self.index, self.docids, self.meta, self.path = index, docids, meta, path
-        self.device_index = _to_gpu(index, meta["kind"])
-        self._set_search_params()
+
+def shard_files(folder, shards: int) -> list[str]:
+    """The FAISS files of an index folder: ``index.faiss``, or ``shard-NNNNN.faiss`` for each of ``shards`` > 1."""
+    if shards == 1:
+        return [os.path.join(folder, "index.faiss")]
+    return [os.path.join(folder, f"shard-{i:05d}.faiss") for i in range(shards)]
+
+
+def join_shards(indexes: list):
+    """One index searching ``indexes`` (consecutive row ranges) in parallel threads, numbering rows as one index of
+    them all would; faiss merges each shard's top k into the top k of all."""
+    joined = _faiss().IndexShards(indexes[0].d, True, True)  # threaded, successive ids
+    for index in indexes:
+        joined.add_shard(index)
+    return joined
+
+
+@register_index
+class DenseIndex(Index):
+    """A FAISS index over the corpus encoded by a sentence-transformers model, plus the doc id of every row.
+
+    The encoded corpus is kept beside the index folder (``../embeddings``), so every FAISS kind reuses one encoding."""
+
+    name = "dense"
+    kinds = KINDS
+    loader = staticmethod(load_sentence_transformer)
+    batch_size = 64
+    chunk = 8192  # documents per encoded chunk: the unit of resuming, and of the work a torchrun rank takes
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.docids = read_docids(self.path)
+        files = shard_files(self.path, self.meta["params"].get("shards", 1))
+        shards = []
+        for name in files:  # each shard gets the kind's search parameters, which _set_search_params sets on self.index
+            self.index = _faiss().read_index(name)
+            self.device_index = _to_gpu(self.index, self.meta["faiss_kind"])
+            self._set_search_params()
+            shards.append((self.index, self.device_index))
+        if len(shards) > 1:
+            self.shards = shards  # IndexShards does not own them: they live as long as the index
+            self.index = join_shards([cpu for cpu, _ in shards])
+            self.device_index = join_shards([device for _, device in shards])
 
     def _set_search_params(self):
         faiss, p = _faiss(), self.meta["params"]
-        if self.meta["kind"] == "hnsw":
+        if self.meta["faiss_kind"] == "hnsw":
             self.index.hnsw.efSearch = p["ef_search"]
-        elif self.meta["kind"] == "ivfpq":
+        elif self.meta["faiss_kind"] == "ivfpq":
             faiss.extract_index_ivf(self.index).nprobe = p["nprobe"]
             if self.device_index is not self.index:
                 faiss.GpuParameterSpace().set_index_parameter(self.device_index, "nprobe", p["nprobe"])
 
     @classmethod
-    def build(cls, embeddings: Embeddings, docids: list[str], kind: str = "flat", path=None, progress: bool = True,
+    def leaf(cls, kind):
+        return kind or KINDS[0]
+
+    @classmethod
+    def run_name(cls, dataset, model=None, kind=None) -> str:
+        return f"{super().run_name(dataset, model)}-{kind or KINDS[0]}"
+
+    @classmethod
+    def settings(cls, corpus, model, kind, params) -> dict:
+        return {"max_seq_length": model.max_seq_length, "normalized": wants_normalized(model), "faiss_kind": kind,
+                "params": {**default_params(kind, len(corpus), model.get_embedding_dimension()), **_sharding(params)}}
+
+    @classmethod
+    def build(cls, corpus, path, key, model, kind, batch_size=64, progress=True, rebuild=False, workers=1,
               **params) -> "DenseIndex":
-        """Build from encoded chunks, adding chunk by chunk; IVF-PQ first trains on a sample of at most 256 per list."""
+        """Encode ``corpus`` into ``../embeddings`` (``workers`` processes, or the ranks of a torchrun job) and index
+        it (in rank 0)."""
+        folder = os.path.join(os.path.dirname(os.path.abspath(path)), "embeddings")
+        embeddings = encode_corpus(model, corpus, folder, vectors_key(corpus, key["model"], model), batch_size,
+                                   cls.chunk, progress, rebuild, workers)
+        return on_first_rank(lambda: cls.from_embeddings(embeddings, corpus.ids.to_pylist(), kind, path, key, progress,
+                                                         **params), lambda: cls(path))
+
+    @classmethod
+    def from_embeddings(cls, embeddings: Embeddings, docids: list[str], kind: str, path, key: dict | None = None,
+                        progress: bool = True, **params) -> "DenseIndex":
+        """Build from encoded chunks, adding chunk by chunk; IVF-PQ first trains on a sample of at most 256 per list.
+
+        ``shards=N`` splits the rows into N consecutive ranges, one FAISS index each (IVF-PQ shards share one trained
+        quantiser), saved as ``shard-NNNNN.faiss`` and searched together through ``faiss.IndexShards`` (one thread a
+        shard). Flat and IVF-PQ shards return what one index returns; HNSW shards are separate graphs (close, not
+        equal)."""
         faiss = _faiss()
         if len(docids) != len(embeddings):
             raise ValueError(f"{len(docids)} doc ids for {len(embeddings)} vectors")
-        params = {**default_params(kind, len(embeddings), embeddings.dim), **params}
+        params = {**default_params(kind, len(embeddings), embeddings.dim), **_sharding(params)}
         index = _create(kind, embeddings.dim, params)
         if not index.is_trained:
             faiss.downcast_index(faiss.extract_index_ivf(index)).pq.cp.min_points_per_centroid = 1  # quiet on small corpora
             train = np.ascontiguousarray(embeddings.sample(256 * params["nlist"]), dtype=np.float32)
             index.train(train)
-        with tqdm(total=len(embeddings), desc=f"indexing ({kind})", unit="vec", disable=not progress) as bar:
+        shards = params.get("shards", 1)
+        indexes = [index] + [faiss.clone_index(index) for _ in range(shards - 1)]
+        bounds = np.linspace(0, len(embeddings), shards + 1).round().astype(int)  # shard s: rows bounds[s]..bounds[s+1]
+        row = 0
+        with progress_bar(total=len(embeddings), desc=f"indexing ({kind})", unit="vec", show=progress) as bar:
             for part in embeddings.parts():
-                index.add(np.ascontiguousarray(part, dtype=np.float32))
+                for s, shard in enumerate(indexes):
+                    lo, hi = max(bounds[s], row) - row, min(bounds[s + 1], row + len(part)) - row
+                    if lo < hi:
+                        shard.add(np.ascontiguousarray(part[lo:hi], dtype=np.float32))
+                row += len(part)
                 bar.update(len(part))
-        meta = {"kind": kind, "params": params, "dim": embeddings.dim, "documents": len(docids),
-                "faiss": faiss.__version__, **{k: embeddings.meta[k] for k in ("model", "corpus", "normalized")}}
-        out = cls(index, docids, meta)
-        if path is not None:
-            out.save(path)
-        return out
-
-    def save(self, path) -> None:
-        """Write ``index.faiss``, ``docids.txt`` and ``meta.json`` into a fresh folder, then swap it into place."""
-        path = os.path.abspath(os.fspath(path))
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        work = tempfile.mkdtemp(prefix=".tmp-index-", dir=os.path.dirname(path))
-        try:
-            _faiss().write_index(self.index, os.path.join(work, "index.faiss"))
-            with open(os.path.join(work, "docids.txt"), "w", encoding="utf-8") as f:
-                f.write("\n".join(self.docids) + "\n")
-            with open(os.path.join(work, "meta.json"), "w") as f:
-                json.dump(self.meta, f, indent=1)
-            if os.path.exists(path):
-                shutil.rmtree(path)
-            os.replace(work, path)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        self.path = path
-
-    @classmethod
-    def load(cls, path) -> "DenseIndex":
-        path = os.fspath(path)
-        if not os.path.exists(os.path.join(path, "meta.json")):
-            raise InputError("not a dense index (no meta.json)", path)
-        with open(os.path.join(path, "meta.json")) as f:
-            meta = json.load(f)
-        with open(os.path.join(path, "docids.txt"), encoding="utf-8") as f:
-            docids = f.read().split("\n")[:-1]
-        return cls(_faiss().read_index(os.path.join(path, "index.faiss")), docids, meta, path)
+        meta = {"kind": cls.name, "faiss_kind": kind, "params": params, "dim": embeddings.dim, "documents": len(docids),
+                "faiss": faiss.__version__, "model": embeddings.meta["model"],
+                "normalized": embeddings.meta["normalized"], "key": key}
+        with building(path, meta) as work:
+            for shard, name in zip(indexes, shard_files(work, shards)):
+                faiss.write_index(shard, name)
+            write_docids(work, docids)
+        return cls(path)
 
     def search_vectors(self, vectors: np.ndarray, k: int = 1000, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
         """Scores and row numbers (-1 where fewer than ``k`` were found) of the top ``k`` for each vector."""
@@ -142,11 +195,15 @@ class DenseIndex:
                  for i in range(0, len(vectors), batch)]
         return np.concatenate([s for s, _ in parts]), np.concatenate([r for _, r in parts])
 
-    def search(self, model, queries: dict[str, str], k: int = 1000, batch_size: int = 64) -> pd.DataFrame:
-        """Encode ``queries`` with ``model`` and return the top ``k`` of each as a run DataFrame."""
-        qids = list(queries)
-        vectors = encode_texts(model, [queries[q] for q in qids], "query", batch_size)
-        scores, rows = self.search_vectors(vectors, k)
+    def search(self, queries: dict[str, str], k: int = 1000, batch_size: int | None = None,
+               progress: bool = False) -> pd.DataFrame:
+        """Encode ``queries`` and return the top ``k`` of each as a run DataFrame."""
+        qids, batch_size = list(queries), batch_size or self.batch_size
+        parts = [self.search_vectors(np.empty((0, 0), np.float32), k)]  # a block of queries at a time, under a bar
+        for block in chunks(qids, 4 * batch_size, progress, desc="searching (dense)", unit="query"):
+            parts.append(self.search_vectors(encode_texts(self.query_encoder(), [queries[q] for q in block], "query",
+                                                          batch_size), k))
+        scores, rows = np.concatenate([s for s, _ in parts]), np.concatenate([r for _, r in parts])
         valid = rows >= 0
         ids = np.asarray(self.docids, dtype=object)
         df = pd.DataFrame({"qid": np.repeat(np.asarray(qids, dtype=object), valid.sum(1)),

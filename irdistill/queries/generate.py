@@ -39,6 +39,7 @@ from ..data.corpus import Corpus
 from ..data.dataset import Dataset, load_files, read_queries
 from ..data.io import atomic_path
 from ..errors import InputError
+from ..progress import bar
 from .base import Doc, QueryGenerator, digest
 from .filters import Filters
 
@@ -199,10 +200,8 @@ def _generate(corpus: Corpus, generator: QueryGenerator, rows: list[int], n: int
               size: int, progress: bool) -> int:
     """Generate for ``rows`` (documents with no text skipped), ``size`` documents per part file, each written
     atomically; returns how many documents were generated."""
-    from tqdm.auto import tqdm
-
     generated = 0
-    with tqdm(total=len(rows), desc=f"generating ({generator.kind})", unit="doc", disable=not progress) as bar:
+    with bar(total=len(rows), show=progress, desc=f"generating ({generator.kind})", unit="doc") as shown:
         for i in range(0, len(rows), size):
             docs = [d for d in _docs(corpus, rows[i : i + size]) if d.passage]
             made = generator.generate(docs, n, seed) if docs else []
@@ -213,7 +212,7 @@ def _generate(corpus: Corpus, generator: QueryGenerator, rows: list[int], n: int
                 for d, qs in zip(docs, made):
                     f.write(json.dumps({"docid": d.docid, "queries": qs}, ensure_ascii=False) + "\n")
             generated += len(docs)
-            bar.update(len(rows[i : i + size]))
+            shown.update(len(rows[i : i + size]))
     return generated
 
 

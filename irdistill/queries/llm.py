@@ -8,7 +8,7 @@ from .templates import GENERIC_EXAMPLES, PARSER_VERSION, PromptTemplate, get_tem
 
 
 class LLMQueries(QueryGenerator):
-    """``backend``: a ``TransformersLM`` or ``OpenAIEndpoint`` (``irdistill.teachers.llm.make_backend``).
+    """``backend``: a ``TransformersLM`` or ``OpenAIEndpoint`` (``irdistill.models.llm.make_backend``).
     ``examples``: ``(query, passage)`` pairs shown before the passage (``draw_examples`` takes them from a labelled
     collection); None shows ``GENERIC_EXAMPLES`` with the few-shot template and none with the others.
     ``greedy_first``: a passage's first query is the greedy answer and the others are sampled at ``temperature`` with

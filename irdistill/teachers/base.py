@@ -1,39 +1,60 @@
-"""What every teacher is: a scorer of (query, passages) lists with a stable identity that keys the score cache."""
+"""What every teacher is: a scorer of (query, passages) lists with a stable identity that keys the score cache, and
+the one registry of teacher kinds."""
 
 from __future__ import annotations
 
-import glob
 import hashlib
+import inspect
 import json
-import os
+import re
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
+import pandas as pd
+
+from ..cache.scores import ScoreCache
+from ..data.dataset import Dataset
+from ..data.shards import in_shard
+from ..progress import bar as progress_bar
+from ..errors import InputError
+
+TEACHERS: dict[str, type["Teacher"]] = {}
 
 
-def weights_hash(path: str) -> str | None:
-    """A fingerprint of the weight files in a local model folder (name, size, first and last MiB of each), or None."""
-    if not os.path.exists(path):
-        return None
-    files = [path] if os.path.isfile(path) else sorted(
-        f for ext in ("safetensors", "bin", "gguf", "onnx", "pt") for f in glob.glob(os.path.join(path, "**", f"*.{ext}"), recursive=True))
-    h = hashlib.sha1()
-    for f in files:
-        size = os.path.getsize(f)
-        h.update(f"{os.path.relpath(f, path)}:{size}".encode())
-        with open(f, "rb") as fh:
-            h.update(fh.read(1 << 20))
-            fh.seek(max(0, size - (1 << 20)))
-            h.update(fh.read(1 << 20))
-    return h.hexdigest()[:16]
+def register_teacher(cls: type["Teacher"]) -> type["Teacher"]:
+    """Add a teacher class to the registry under ``cls.kind`` (usable as a class decorator)."""
+    TEACHERS[cls.kind] = cls
+    return cls
+
+
+@dataclass
+class ScoreStats:
+    key: str = ""              # where the scores live in the cache
+    queries: int = 0           # queries scored by this call
+    pairs: int = 0             # (query, document) pairs scored by this call, by any teacher
+    skipped_queries: int = 0   # queries found in the cache already
+    qids: list[str] = field(default_factory=list)  # the run's queries (of this shard), scored now or before
 
 
 class Teacher:
     """Subclasses set ``kind``, fill ``config()`` with everything that changes their scores, and implement
-    ``score_pairs`` (pointwise) or ``score_lists`` (listwise)."""
+    ``score_pairs`` (pointwise) or ``score_lists`` (listwise). ``from_spec`` builds one from the options of a spec."""
 
-    kind = "teacher"
+    kind: ClassVar[str] = "teacher"
     batch_size = 32
     text_view: str | None = None  # read another text of each document (e.g. "en", the source of a translation)
+
+    @classmethod
+    def from_spec(cls, spec: dict, dataset: Dataset | None = None, text_view: str | None = None) -> "Teacher":
+        """The teacher a spec's options describe (``kind`` and ``text_view`` already taken out)."""
+        try:
+            inspect.signature(cls).bind(**spec)
+        except TypeError as e:  # an unknown or missing option
+            missing = re.search(r"missing a required argument: '(\w+)'", str(e))
+            raise InputError(f"teacher {cls.kind} needs a {missing.group(1)}" if missing else
+                             f"teacher {cls.kind}: {e}") from None
+        return cls(**spec)
 
     def config(self) -> dict:
         raise NotImplementedError
@@ -47,6 +68,15 @@ class Teacher:
         """``<kind>-<12 hex>``: the hash of ``describe()``; two teachers share it only if they score alike."""
         digest = hashlib.sha1(json.dumps(self.describe(), sort_keys=True, default=str).encode()).hexdigest()[:12]
         return f"{self.kind}-{digest}"
+
+    def cache_key(self, dataset: Dataset) -> str:
+        """Where this teacher's scores of one collection live in the cache: ``<teacher id>@<corpus fingerprint>``
+        (``+<view fingerprint>`` when it reads another text view). Query ids repeat across collections (SciFact's and
+        Cranfield's are both small numbers), so scores are kept apart by collection; the same corpus reached another
+        way (a BEIR folder or its ir_datasets id) shares them. The fingerprints cover the texts: edit a document and
+        its scores are made again."""
+        view = f"+{dataset.view(self.text_view).fingerprint()[:8]}" if self.text_view else ""
+        return f"{self.id}@{dataset.corpus.fingerprint()[:12]}{view}"
 
     def score_pairs(self, queries: list[str], passages: list[str]) -> np.ndarray:
         raise NotImplementedError
@@ -63,3 +93,71 @@ class Teacher:
             out.append(flat[i : i + len(ps)])
             i += len(ps)
         return out
+
+    def score(self, run: pd.DataFrame, dataset: Dataset, cache: ScoreCache, shard: tuple[int, int] = (0, 1),
+              flush_pairs: int = 2048, progress: bool = True) -> ScoreStats:
+        """Score every (qid, docid) of ``run`` into ``cache`` under ``cache_key(dataset)``, skipping queries already
+        scored. The teacher reads the documents' ``text_view`` (the corpus itself by default).
+
+        Queries are taken whole, in run order, in blocks of about ``flush_pairs`` pairs. Each block's queries are
+        claimed in the cache first (so processes started on the same queries, or shards of a job, score each query
+        once) and committed as one part file (so the cache never holds a pair twice). A killed job loses at most the
+        block it was scoring and, run again, scores exactly the rest."""
+        dataset.view(self.text_view)  # fail early on a missing view
+        key = self.cache_key(dataset)
+        cache.register(key, {**self.describe(), "collection": dataset.name, "documents": len(dataset.corpus)})
+        done = cache.scored_qids(key)
+        stats = ScoreStats(key)
+        todo = []
+        for qid, group in run.groupby("qid", sort=False):
+            if not in_shard(qid, shard):
+                continue
+            stats.qids.append(qid)
+            if qid in done:
+                stats.skipped_queries += 1
+                continue
+            if qid not in dataset.queries:
+                raise InputError(f"run names query {qid!r}, which {dataset.name} does not have")
+            todo.append((qid, group["docid"].tolist()))
+        total = sum(len(d) for _, d in todo)
+        ok = False
+        try:
+            with progress_bar(total=total, desc=f"scoring ({self.kind})", unit="pair", show=progress) as bar:
+                for block in _blocks(todo, flush_pairs):
+                    mine = set(cache.claim(key, [q for q, _ in block]))
+                    block = [(q, docids) for q, docids in block if q in mine]  # the others are someone else's
+                    if block:
+                        self._score_block(key, block, dataset, cache)
+                    stats.queries += len(block)
+                    stats.pairs += sum(len(d) for _, d in block)
+                    bar.update(sum(len(d) for _, d in block))
+            ok = True
+        finally:
+            cache.release(key)
+            if not ok:
+                cache.forget_if_empty(key)
+        return stats
+
+    def _score_block(self, key: str, block, dataset: Dataset, cache: ScoreCache) -> None:
+        try:
+            corpus = dataset.view(self.text_view)
+            lists = [(dataset.queries[q], corpus.texts(docids)) for q, docids in block]
+        except KeyError as e:
+            raise InputError(f"run names a document that {dataset.name} does not have: {e.args[0]}") from None
+        scores = self.score_lists(lists, [docids for _, docids in block])
+        qids = [q for q, docids in block for _ in docids]
+        docids = [d for _, ds in block for d in ds]
+        cache.commit(key, qids, docids, [s for arr in scores for s in arr])
+
+
+def _blocks(todo: list[tuple[str, list[str]]], pairs: int):
+    """Consecutive runs of whole queries of about ``pairs`` pairs each."""
+    block, size = [], 0
+    for qid, docids in todo:
+        block.append((qid, docids))
+        size += len(docids)
+        if size >= pairs:
+            yield block
+            block, size = [], 0
+    if block:
+        yield block

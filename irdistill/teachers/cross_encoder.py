@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..models import resolve_model
-from .base import Teacher, weights_hash
+from ..models import fingerprint, locate
+from .base import Teacher, register_teacher
 
 
 def _default_dtype(device: str) -> str:
     return "bfloat16" if device.startswith("cuda") else "float32"
 
 
+@register_teacher
 class CrossEncoderTeacher(Teacher):
     """Raw logits (no sigmoid) of a cross-encoder, so margins keep their scale.
 
@@ -30,12 +31,12 @@ class CrossEncoderTeacher(Teacher):
         self.name, self.max_length, self.batch_size, self.backend = model, max_length, batch_size, backend
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = dtype or _default_dtype(self.device)
-        path = resolve_model(model)
+        path = locate(model)
         kwargs = {"torch_dtype": getattr(torch, self.dtype)} if backend == "torch" else {}
         self.model = cross_encoder or CrossEncoder(path, device=self.device, max_length=max_length, backend=backend,
                                                    revision=revision, trust_remote_code=trust_remote_code,
                                                    model_kwargs=kwargs)
-        self.version = weights_hash(path) or revision or getattr(self.model.config, "_commit_hash", None)
+        self.version = fingerprint(path) or revision or getattr(self.model.config, "_commit_hash", None)
         self.quantize = quantize
         if quantize == "int8":
             torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)

@@ -13,8 +13,10 @@ import logging
 import pandas as pd
 
 from ..cache.scores import ScoreCache
-from ..data.runs import rank_run, run_to_dict
+from ..data.runs import rank_run, read_run, run_to_dict
+from ..data.shards import in_shard
 from ..errors import InputError
+from .base import ScoreStats, Teacher, register_teacher
 
 log = logging.getLogger(__name__)
 NORMS = {"zscore": "zmuv", "minmax": "min-max", "rank": "rank", "max": "max", "sum": "sum"}
@@ -70,49 +72,67 @@ def fuse(cache: ScoreCache, members: list[str], weights: list[float], norm: str,
     return rank_run(pd.DataFrame(rows, columns=["qid", "docid", "score"]).astype({"score": "float32"}))
 
 
-def score_ensemble(spec: dict, run: pd.DataFrame, dataset, cache: ScoreCache, shard=(0, 1), load_split=None,
-                   progress: bool = True):
-    """Score the members into the cache, fit the weights when the spec asks (``fit: {split, run, metric}``), then
-    write the fused scores under the ensemble's own id. Returns ``(ensemble id, pairs scored by any teacher)``.
+@register_teacher
+class EnsembleTeacher(Teacher):
+    """Several teachers as one: their cached scores, normalised per query (``norm``), summed with ``weights``.
 
-    Spec: ``{kind: ensemble, members: [teacher specs], norm: zscore|minmax|rank, weights: [...] | fit: {...}}``."""
-    from ..data.runs import read_run
-    from . import build_teacher
-    from .score import cache_key, in_shard, score_run
+    Spec: ``{kind: ensemble, members: [teacher specs], norm: zscore|minmax|rank, weights: [...] | fit: {split, run,
+    metric}}``. A member ``{cached: <cache key>}`` is used as it is in the cache (e.g. cross-fitted scores); the
+    others score first. ``fit`` fits the weights on the judged queries of another split of the same collection
+    (``split``) over its candidates (``run``), by ranx's grid search for ``metric``."""
 
-    specs = spec.get("members", [])
-    if len(specs) < 2:
-        raise InputError("an ensemble needs at least two members")
-    # a member {cached: <id>} is used as it is in the cache (e.g. cross-fitted scores); the others score first
-    members = [None if isinstance(m, dict) and "cached" in m else build_teacher(m, dataset) for m in specs]
-    ids = [m["cached"] if t is None else cache_key(t, dataset) for m, t in zip(specs, members)]
-    members = [t for t in members if t is not None]
-    norm, weights, fit = spec.get("norm", "zscore"), spec.get("weights"), spec.get("fit")
-    _ranx_norm(norm)
-    _check_cached(cache, [m["cached"] for m in specs if isinstance(m, dict) and "cached" in m], run)
-    scored = sum(score_run(t, run, dataset, cache, shard, progress=progress).pairs for t in members)
-    if weights is None:
-        if not fit or "split" not in fit or "run" not in fit:
+    kind = "ensemble"
+
+    def __init__(self, members: list, norm: str = "zscore", weights: list[float] | None = None, fit: dict | None = None,
+                 dataset=None):
+        if len(members) < 2:
+            raise InputError("an ensemble needs at least two members")
+        if weights is None and (not fit or "split" not in fit or "run" not in fit):
             raise InputError("an ensemble needs weights, or fit: {split: <training split>, run: <its candidates>}")
-        if fit["split"] == dataset.split:  # fine for training labels; never report metrics on these scores
-            log.warning("scoring %r, the split the ensemble weights are fit on: use these scores to train, "
-                        "not to evaluate", fit["split"])
-        fit_ds, fit_run = load_split(fit["split"]), read_run(fit["run"])
-        _check_cached(cache, [m["cached"] for m in specs if isinstance(m, dict) and "cached" in m], fit_run)
-        if fit_ds.corpus.fingerprint() != dataset.corpus.fingerprint():
-            raise InputError("the fit split must be of the same collection as the scored one")
-        scored += sum(score_run(t, fit_run, fit_ds, cache, progress=progress).pairs for t in members)
-        judged = {q: fit_ds.qrels[q] for q in fit_run["qid"].unique() if q in fit_ds.qrels}
-        weights = fit_weights(cache, ids, fit_run, judged, norm, fit.get("metric", "ndcg@10"))
-    eid = ensemble_id(ids, weights, norm) + "@" + ids[0].rsplit("@", 1)[1]  # member keys hold the collection
-    cache.register(eid, {"kind": "ensemble", "members": ids, "weights": weights, "norm": norm, "fit": fit,
-                         "collection": dataset.name})
-    done = cache.scored_qids(eid)
-    qids = [q for q in run["qid"].unique() if in_shard(q, shard) and q not in done]
-    if qids:
-        fused = fuse(cache, ids, weights, norm, run[run["qid"].isin(qids)])
-        cache.write(eid, fused["qid"], fused["docid"], fused["score"].to_numpy())
-    return eid, scored
+        _ranx_norm(norm)
+        from .spec import build_teacher
+
+        self.specs, self.norm, self.weights, self.fit, self.dataset = members, norm, weights, fit, dataset
+        self.cached = [m["cached"] if isinstance(m, dict) and "cached" in m else None for m in members]
+        self.members = [build_teacher(m, dataset) if c is None else None for m, c in zip(members, self.cached)]
+
+    @classmethod
+    def from_spec(cls, spec, dataset=None, text_view=None):
+        return super().from_spec({**spec, "dataset": dataset}, dataset, text_view)
+
+    def member_keys(self, dataset) -> list[str]:
+        return [c if t is None else t.cache_key(dataset) for c, t in zip(self.cached, self.members)]
+
+    def _score_members(self, run, dataset, cache, shard=(0, 1), progress=True) -> int:
+        _check_cached(cache, [c for c in self.cached if c], run)
+        return sum(t.score(run, dataset, cache, shard, progress=progress).pairs for t in self.members if t is not None)
+
+    def score(self, run, dataset, cache, shard=(0, 1), flush_pairs=2048, progress=True) -> ScoreStats:
+        """Score the members into the cache, fit the weights when the spec asks, then write the fused scores under
+        the ensemble's own key. ``pairs`` counts the pairs scored by any member."""
+        ids = self.member_keys(dataset)
+        scored, weights = self._score_members(run, dataset, cache, shard, progress), self.weights
+        if weights is None:
+            fit = self.fit
+            if fit["split"] == dataset.split:  # fine for training labels; never report metrics on these scores
+                log.warning("scoring %r, the split the ensemble weights are fit on: use these scores to train, "
+                            "not to evaluate", fit["split"])
+            fit_ds, fit_run = dataset.other_split(fit["split"]), read_run(fit["run"])
+            if fit_ds.corpus.fingerprint() != dataset.corpus.fingerprint():
+                raise InputError("the fit split must be of the same collection as the scored one")
+            scored += self._score_members(fit_run, fit_ds, cache, progress=progress)
+            judged = {q: fit_ds.qrels[q] for q in fit_run["qid"].unique() if q in fit_ds.qrels}
+            weights = fit_weights(cache, ids, fit_run, judged, self.norm, fit.get("metric", "ndcg@10"))
+        eid = ensemble_id(ids, weights, self.norm) + "@" + dataset.corpus.fingerprint()[:12]
+        cache.register(eid, {"kind": "ensemble", "members": ids, "weights": weights, "norm": self.norm,
+                             "fit": self.fit, "collection": dataset.name})
+        done = cache.scored_qids(eid)
+        mine = [q for q in run["qid"].unique() if in_shard(q, shard)]
+        qids = [q for q in mine if q not in done]
+        if qids:
+            fused = fuse(cache, ids, weights, self.norm, run[run["qid"].isin(qids)])
+            cache.commit(eid, fused["qid"], fused["docid"], fused["score"].to_numpy())
+        return ScoreStats(eid, len(qids), scored, len(mine) - len(qids), mine)
 
 
 def _check_cached(cache: ScoreCache, ids: list[str], run: pd.DataFrame) -> None:

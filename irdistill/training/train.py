@@ -2,8 +2,10 @@
 
 Mixed precision, gradient accumulation and DDP under torchrun come from the Hugging Face trainer. A run writes its
 checkpoints to ``output/checkpoint-*`` and resumes from the newest one when started again; the finished model goes to
-``output/final`` (it loads in sentence-transformers unchanged), the loss curve to ``output/loss.jsonl`` and
-``output/loss.png``.
+``output/final`` (it loads in sentence-transformers unchanged, its model card names the teacher, loss, data and
+schedule: ``card.py``), the loss curve to ``output/loss.jsonl`` and ``output/loss.png``, and with ``report_to`` the
+logs to TensorBoard (``output/tensorboard``), Weights & Biases or MLflow. What differs between student architectures
+lives in ``students/``.
 """
 
 from __future__ import annotations
@@ -11,79 +13,20 @@ from __future__ import annotations
 import glob
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 from ..cache.scores import ScoreCache
-from ..data.dataset import load_dataset
+from ..data.dataset import Dataset, load_dataset
 from ..data.io import atomic_path
+from ..data.shards import in_shard, parse_shard
 from ..errors import InputError
-from ..models import resolve_model
-from ..teachers.score import in_shard, parse_shard
-from .examples import ExampleConfig, as_hf_dataset, build_examples
+from ..models import locate
+from ..progress import library_bars, shown
+from . import card
+from .config import TrainConfig, trackers
+from .examples import as_hf_dataset, build_examples
 from .losses import make_loss
-from .objectives import BiEncoderObjective, CrossEncoderObjective, MultiVectorObjective, sparse_objective
-
-STUDENTS = ("bi-encoder", "cross-encoder", "colbert", "splade")
-FLOPS = {"query": 5e-5, "document": 3e-5}  # sentence-transformers' SPLADE defaults
-
-
-@dataclass
-class TrainConfig:
-    output: str
-    dataset: str
-    cache: str
-    examples: ExampleConfig
-    student: str = "bi-encoder"
-    model: str = "sentence-transformers/all-MiniLM-L6-v2"
-    split: str = "train"
-    loss: object = "margin-mse"
-    max_seq_length: int | None = 128
-    epochs: float = 1.0
-    max_steps: int = -1
-    batch_size: int = 16
-    learning_rate: float = 2e-5
-    warmup_ratio: float = 0.1
-    grad_accum: int = 1
-    seed: int = 42
-    precision: str = "auto"          # auto: bf16 on a GPU that has it, else fp32; or fp32 / fp16 / bf16
-    dev_fraction: float = 0.0        # hold out this share of the training queries (seeded) to evaluate on while training
-    fold: str | None = None          # "i/k": leave out fold i of k of the queries (the crc32 split of --shard)
-    eval_steps: int | None = None    # default: save_steps
-    save_steps: int = 100
-    save_total_limit: int = 2
-    logging_steps: int = 10
-    trust_remote_code: bool = False
-    flops: dict | None = None        # splade: FLOPS regulariser weights {query: .., document: ..} (default FLOPS)
-    extra: dict = field(default_factory=dict)  # more TrainingArguments
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        d = dict(d)
-        known = set(cls.__dataclass_fields__)
-        unknown = set(d) - known
-        if unknown:
-            raise InputError(f"unknown training option(s): {', '.join(sorted(unknown))}")
-        if "examples" not in d or "teacher" not in (d["examples"] or {}):
-            raise InputError("the config needs examples: {teacher: <teacher id from `irdistill cache list`>, ...}")
-        d["examples"] = ExampleConfig(**d["examples"])
-        if d.get("student", "bi-encoder") not in STUDENTS:
-            raise InputError(f"unknown student {d['student']!r} (choose from {', '.join(STUDENTS)})")
-        return cls(**d)
-
-    @classmethod
-    def from_file(cls, path) -> "TrainConfig":
-        import yaml
-
-        if not os.path.exists(path):
-            raise InputError("no such file", path)
-        with open(path) as f:
-            try:
-                return cls.from_dict(yaml.safe_load(f) or {})
-            except yaml.YAMLError as e:
-                mark = getattr(e, "problem_mark", None)
-                raise InputError(f"malformed YAML ({getattr(e, 'problem', e)})", path, mark.line + 1 if mark else None) from None
-            except (TypeError, InputError) as e:
-                raise InputError(str(e), path) from None
+from .students import get_student
 
 
 def _has_cuda() -> bool:
@@ -92,55 +35,19 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def _precision(name: str) -> dict:
+def _device_arguments(precision: str) -> dict:
+    """Mixed precision, and the CPU settings: bf16 autocast runs on CPUs too (fast where the CPU has avx512_bf16 /
+    AMX), and several CPU processes (torchrun without GPUs) train together over gloo."""
     import torch
 
-    if name == "auto":
-        name = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
-    out = {"bf16": name == "bf16", "fp16": name == "fp16"}
-    if name == "bf16" and not torch.cuda.is_available():
-        out["use_cpu"] = True  # bf16 autocast on the CPU (fast where the CPU has avx512_bf16 / AMX)
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    out = {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+    if not torch.cuda.is_available():
+        out["use_cpu"] = True
+        if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+            out["ddp_backend"] = "gloo"
     return out
-
-
-def load_student(cfg: TrainConfig):
-    path = resolve_model(cfg.model)
-    if cfg.student == "colbert":
-        from ..models import load_colbert
-
-        return load_colbert(path)
-    if cfg.student == "splade":
-        from ..models import load_splade
-
-        return load_splade(path)
-    if cfg.student == "bi-encoder":
-        from sentence_transformers import SentenceTransformer
-
-        return SentenceTransformer(path, trust_remote_code=cfg.trust_remote_code)
-    from sentence_transformers import CrossEncoder
-
-    return CrossEncoder(path, num_labels=1, trust_remote_code=cfg.trust_remote_code)
-
-
-def student_objective(cfg: TrainConfig, model, loss, train_ds) -> tuple:
-    """``(objective, trainer class, training-arguments class, extra training arguments)`` for the student."""
-    import sentence_transformers as st
-
-    if cfg.student == "bi-encoder":
-        return BiEncoderObjective(model, loss), st.SentenceTransformerTrainer, st.SentenceTransformerTrainingArguments, {}
-    if cfg.student == "cross-encoder":
-        return CrossEncoderObjective(model, loss), st.CrossEncoderTrainer, st.CrossEncoderTrainingArguments, {}
-    if cfg.student == "colbert":
-        # the trainer applies prompts by column: the query marker to the query, the document marker to the rest;
-        # documents are cut at max_seq_length while training only (the saved model keeps its document_length)
-        columns = [c for c in train_ds[0] if c != "scores"]
-        prompts = {c: model.prompts.get("query" if i == 0 else "document") or "" for i, c in enumerate(columns)}
-        extra = {"prompts": prompts, "max_length": {"document": cfg.max_seq_length} if cfg.max_seq_length else None}
-        return (MultiVectorObjective(model, loss), st.MultiVectorEncoderTrainer, st.MultiVectorEncoderTrainingArguments,
-                extra)
-    flops = {**FLOPS, **(cfg.flops or {})}
-    return (sparse_objective(model, loss, flops["query"], flops["document"]), st.SparseEncoderTrainer,
-            st.SparseEncoderTrainingArguments, {})
 
 
 def last_checkpoint(output: str) -> str | None:
@@ -148,51 +55,7 @@ def last_checkpoint(output: str) -> str | None:
     return max(ckpts, key=lambda p: int(p.rsplit("-", 1)[1])) if ckpts else None
 
 
-def train(cfg: TrainConfig, callbacks=(), progress: bool = True) -> str:
-    """Train (or resume) and return the folder of the final model."""
-    import sentence_transformers as st
-
-    final = os.path.join(cfg.output, "final")
-    if os.path.exists(os.path.join(final, "config.json")):
-        return final
-    data = load_dataset(cfg.dataset, cfg.split)
-    cache = ScoreCache(cfg.cache)
-    examples = build_examples(data, cache, cfg.examples)
-    dev = held_out_queries(data, cfg.dev_fraction, cfg.seed)
-    fold = parse_shard(cfg.fold) if cfg.fold else None
-    examples = [e for e in examples if e["query_id"] not in dev and not (fold and in_shard(e["query_id"], fold))]
-    if not examples:
-        raise InputError(f"no training examples left in {cfg.dataset} ({cfg.split}) after the held-out queries")
-    train_ds = as_hf_dataset(examples, data, cfg.examples.text_view)
-    model = load_student(cfg)
-    base_length = model.max_seq_length
-    if cfg.max_seq_length:
-        model.max_seq_length = cfg.max_seq_length
-    evaluator = dev_evaluator(cfg, data, cache, dev) if dev else None
-    loss = make_loss(cfg.loss)
-    objective, trainer_cls, args_cls, student_args = student_objective(cfg, model, loss, train_ds)
-    args = args_cls(
-        output_dir=cfg.output, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
-        warmup_steps=cfg.warmup_ratio, gradient_accumulation_steps=cfg.grad_accum, seed=cfg.seed,
-        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
-        logging_steps=cfg.logging_steps, report_to=[], disable_tqdm=not progress, dataloader_drop_last=True,
-        dataloader_pin_memory=_has_cuda(),
-        eval_strategy="steps" if evaluator else "no", eval_steps=cfg.eval_steps or cfg.save_steps,
-        **_precision(cfg.precision), **student_args, **cfg.extra)
-    trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, loss=objective, evaluator=evaluator,
-                          callbacks=list(callbacks))
-    trainer.train(resume_from_checkpoint=last_checkpoint(cfg.output))
-    write_loss_curve(trainer.state.log_history, cfg.output)
-    model.max_seq_length = base_length  # saved with the base model's length: training may read shorter passages
-    model.save(final + ".tmp")
-    with atomic_path(os.path.join(final + ".tmp", "irdistill.json")) as tmp, open(tmp, "w") as f:
-        json.dump({**asdict(cfg), "examples": asdict(cfg.examples), "training_examples": len(examples)}, f, indent=1, default=str)
-    os.replace(final + ".tmp", final)
-    return final
-
-
-def held_out_queries(data, fraction: float, seed: int) -> set[str]:
+def held_out_queries(data: Dataset, fraction: float, seed: int) -> set[str]:
     """A seeded share of the judged training queries, kept out of training to evaluate on."""
     import numpy as np
 
@@ -201,31 +64,90 @@ def held_out_queries(data, fraction: float, seed: int) -> set[str]:
     return set(np.random.default_rng(seed).choice(qids, n, replace=False).tolist()) if n else set()
 
 
-def dev_evaluator(cfg: TrainConfig, data, cache: ScoreCache, dev: set[str]):
-    """nDCG@10 on the held-out queries, over their cached candidates and judged documents (cheap: no full corpus)."""
+def training_examples(cfg: TrainConfig, data: Dataset, cache: ScoreCache, dev: set[str]) -> list[dict]:
+    """The examples of the training queries: neither held out (``dev``) nor in the left-out fold."""
+    fold = parse_shard(cfg.fold) if cfg.fold else None
+    examples = [e for e in build_examples(data, cache, cfg.examples)
+                if e["query_id"] not in dev and not (fold and in_shard(e["query_id"], fold))]
+    if not examples:
+        raise InputError(f"no training examples left in {cfg.dataset} ({cfg.split}) after the held-out queries")
+    return examples
+
+
+def dev_inputs(cfg: TrainConfig, data: Dataset, cache: ScoreCache, dev: set[str]) -> tuple:
+    """``(queries, texts, relevant, candidates)`` of the held-out queries, for a student's dev evaluator: their
+    cached candidates and judged documents (cheap: no full corpus)."""
     scored = cache.read(cfg.examples.teacher, qids=sorted(dev))
-    corpus = data.view(cfg.examples.text_view)
     docs = sorted(set(scored["docid"]) | {d for q in dev for d in data.qrels[q]})
-    texts = dict(zip(docs, corpus.texts(docs)))
+    texts = dict(zip(docs, data.view(cfg.examples.text_view).texts(docs)))
     relevant = {q: {d for d, g in data.qrels[q].items() if g > 0} for q in dev}
-    if cfg.student in ("bi-encoder", "colbert", "splade"):
-        if cfg.student == "colbert":
-            from sentence_transformers.multi_vector_encoder.evaluation import (
-                MultiVectorInformationRetrievalEvaluator as InformationRetrievalEvaluator)
-        elif cfg.student == "splade":
-            from sentence_transformers.sparse_encoder.evaluation import (
-                SparseInformationRetrievalEvaluator as InformationRetrievalEvaluator)
-        else:
-            from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+    candidates = scored.groupby("qid")["docid"].apply(list).to_dict()
+    return {q: data.queries[q] for q in sorted(dev)}, texts, relevant, candidates
 
-        return InformationRetrievalEvaluator({q: data.queries[q] for q in dev}, texts, relevant, name="dev",
-                                             write_csv=False)
-    from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
 
-    by_q = scored.groupby("qid")["docid"].apply(list).to_dict()
-    samples = [{"query": data.queries[q], "positive": [texts[d] for d in relevant[q]],
-                "documents": [texts[d] for d in by_q.get(q, [])]} for q in sorted(dev)]
-    return CrossEncoderRerankingEvaluator(samples, name="dev", write_csv=False)
+def tracking(cfg: TrainConfig) -> tuple[dict, list]:
+    """The trainer's ``report_to`` and ``run_name`` (default: the output folder's name), and the callbacks they
+    need: TensorBoard logs go to ``<output>/tensorboard`` (one folder, that a resumed run continues)."""
+    names = trackers(cfg.report_to)
+    extra = []
+    if "tensorboard" in names:
+        from transformers.integrations import TensorBoardCallback
+
+        board = TensorBoardCallback()
+        board.logging_dir = os.path.join(cfg.output, "tensorboard")
+        extra.append(board)
+    run_name = cfg.run_name or os.path.basename(os.path.normpath(cfg.output))
+    return {"report_to": [n for n in names if n != "tensorboard"], "run_name": run_name}, extra
+
+
+def train(cfg: TrainConfig, callbacks=(), progress: bool = True) -> str:
+    """Train (or resume) and return the folder of the final model."""
+    with library_bars(shown(progress)):  # loading, widget examples, saving: as the trainer's own bar
+        return _train(cfg, callbacks, progress)
+
+
+def _train(cfg: TrainConfig, callbacks, progress: bool) -> str:
+    final = os.path.join(cfg.output, "final")
+    if os.path.exists(os.path.join(final, "config.json")):
+        return final
+    student, loss, path = get_student(cfg.student), make_loss(cfg.loss), locate(cfg.model)
+    data, cache = load_dataset(cfg.dataset, cfg.split), ScoreCache(cfg.cache)
+    dev = held_out_queries(data, cfg.dev_fraction, cfg.seed)
+    examples = training_examples(cfg, data, cache, dev)
+    train_ds = as_hf_dataset(examples, data, cfg.examples.text_view)
+    teacher, name = cache.describe(cfg.examples.teacher), card.dataset_label(data)
+    report, tracker_callbacks = tracking(cfg)
+    model = student.load(path, cfg)
+    card.prepare(model, cfg, teacher, name)
+    base_length = model.max_seq_length
+    if cfg.max_seq_length:
+        model.max_seq_length = cfg.max_seq_length
+    evaluator = student.dev_evaluator(*dev_inputs(cfg, data, cache, dev)) if dev else None
+    columns = [c for c in train_ds[0] if c != "scores"]
+    args = student.arguments(
+        output_dir=cfg.output, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
+        warmup_steps=cfg.warmup_ratio, gradient_accumulation_steps=cfg.grad_accum, seed=cfg.seed,
+        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
+        logging_steps=cfg.logging_steps, **report, disable_tqdm=not shown(progress), dataloader_drop_last=True,
+        dataloader_pin_memory=_has_cuda(),
+        eval_strategy="steps" if evaluator else "no", eval_steps=cfg.eval_steps or cfg.save_steps,
+        **_device_arguments(cfg.precision), **student.training_arguments(model, cfg, columns), **cfg.extra)
+    trainer = student.trainer(model=model, args=args, train_dataset=train_ds, loss=student.objective(model, loss, cfg),
+                              evaluator=evaluator, callbacks=[*tracker_callbacks, *callbacks])
+    trainer.train(resume_from_checkpoint=last_checkpoint(cfg.output))
+    if trainer.is_world_process_zero():
+        write_loss_curve(trainer.state.log_history, cfg.output)
+        model.max_seq_length = base_length  # saved with the base model's length: training may read shorter passages
+        model.save(final + ".tmp")
+        with atomic_path(os.path.join(final + ".tmp", "irdistill.json")) as tmp, open(tmp, "w") as f:
+            json.dump({**asdict(cfg), "training_examples": len(train_ds)}, f, indent=1, default=str)
+        card.write_distillation(final + ".tmp", cfg, teacher, name, len(examples),
+                                len({e["query_id"] for e in examples}), len(dev), trainer.state.global_step,
+                                trainer.state.epoch or 0.0, trainer.state.log_history)
+        os.replace(final + ".tmp", final)
+    trainer.accelerator.wait_for_everyone()  # under DDP the other processes return once rank 0 has saved
+    return final
 
 
 def write_loss_curve(history: list[dict], output: str) -> None:

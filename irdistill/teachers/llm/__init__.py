@@ -1,6 +1,6 @@
 """LLM teachers: pointwise (yes/no log-probabilities) and listwise (RankGPT sliding windows), two backends."""
 
-from .backends import OpenAIEndpoint, TransformersLM, make_backend
+from ...models.llm import OpenAIEndpoint, TransformersLM, make_backend
 from .listwise import ListwiseLLMTeacher, parse_permutation
 from .pointwise import PointwiseLLMTeacher
 

@@ -6,7 +6,8 @@ import re
 
 import numpy as np
 
-from ..base import Teacher
+from ..base import Teacher, register_teacher
+from .spec import LLMSpec
 
 SYSTEM = "You are RankGPT, an assistant that ranks passages by their relevance to a query."
 INSTRUCTION = ("Search query: {query}\nRank the {n} passages above by relevance to the search query, most relevant "
@@ -24,7 +25,8 @@ def parse_permutation(text: str, n: int) -> list[int]:
     return seen + [i for i in range(n) if i not in seen]
 
 
-class ListwiseLLMTeacher(Teacher):
+@register_teacher
+class ListwiseLLMTeacher(LLMSpec, Teacher):
     """Sliding windows of ``window`` passages, moved ``step`` at a time from the bottom of the list to the top (so
     relevant passages bubble up). Scores: ``n - final rank`` (higher is better; the order is what is taught)."""
 

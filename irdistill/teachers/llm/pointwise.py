@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..base import Teacher
+from ..base import Teacher, register_teacher
+from .spec import LLMSpec
 
 DEFAULT_TEMPLATE = ("Query: {query}\nPassage: {passage}\n\n"
                     "Does the passage answer the query? Answer with Yes or No.")
 
 
-class PointwiseLLMTeacher(Teacher):
+@register_teacher
+class PointwiseLLMTeacher(LLMSpec, Teacher):
     """score = log P(first label) - log P(second label); with more labels (a graded scale such as
     ``["0", "1", "2", "3"]``), the expected grade ``sum_i i * P(label_i)`` over the label set."""
 

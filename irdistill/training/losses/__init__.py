@@ -8,10 +8,11 @@ from .cprd import CPRDLoss
 from .infonce import InfoNCELoss
 from .listwise_kl import ListwiseKLLoss
 from .margin_mse import MarginMSELoss
+from .pld import PLDLoss
 from .ranknet import RankNetLoss
 
 LOSSES = {"margin-mse": MarginMSELoss, "listwise-kl": ListwiseKLLoss, "cprd": CPRDLoss, "infonce": InfoNCELoss,
-          "ranknet": RankNetLoss}
+          "ranknet": RankNetLoss, "pld": PLDLoss}
 
 
 def make_loss(spec) -> RankingLoss:
@@ -34,5 +35,5 @@ def make_loss(spec) -> RankingLoss:
     return LOSSES[name](**spec)
 
 
-__all__ = ["RankingLoss", "MarginMSELoss", "ListwiseKLLoss", "CPRDLoss", "InfoNCELoss", "RankNetLoss",
+__all__ = ["RankingLoss", "MarginMSELoss", "ListwiseKLLoss", "CPRDLoss", "InfoNCELoss", "RankNetLoss", "PLDLoss",
            "WeightedSumLoss", "LOSSES", "make_loss"]

@@ -2,10 +2,11 @@
 
 - ``scores``  (B, N): the student's scores of each query's N candidates; candidate 0 is the positive.
 - ``targets`` (B, N): the teacher's scores of the same candidates.
-- ``in_batch`` (B, B*N) or None: the student's scores of each query against every candidate in the batch
-  (row i's own candidates are columns i*N .. i*N+N-1); bi-encoders provide it, cross-encoders do not.
+- ``in_batch`` (B, M) or None: the student's scores of each query against every candidate in the batch, M >= B*N
+  (row i's own candidates are columns i*N .. i*N+N-1; columns past B*N are more negatives, e.g. other processes'
+  candidates under DDP); bi-encoders, ColBERT and SPLADE provide it, cross-encoders do not.
 
-The student adapters in ``irdistill.training.objectives`` compute these scores and plug the loss into the
+The students' objectives (``irdistill.training.students``) compute these scores and plug the loss into the
 sentence-transformers trainers.
 """
 

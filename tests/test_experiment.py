@@ -1,4 +1,4 @@
-from irdistill.report import resumable_rows, write_section
+from irdistill.experiment import resumable_rows, write_section
 
 
 def test_write_section_replaces_only_its_block(tmp_path):

@@ -3,15 +3,18 @@ HTTP endpoint (vLLM, llama.cpp's server, TGI). Both speak chat messages and give
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import numpy as np
 
-from ...models import resolve_model
-from ..base import weights_hash
+from ..errors import InputError
+from . import fingerprint, locate
 
 
 def _variants(label: str) -> set[str]:
@@ -33,7 +36,7 @@ class TransformersLM:
         self.name, self.gguf_file, self.max_length = model, gguf_file, max_length
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = dtype or ("bfloat16" if self.device.startswith("cuda") else "float32")
-        path = resolve_model(model)
+        path = locate(model)
         if gguf_file is None and os.path.isdir(path) and not os.path.exists(os.path.join(path, "config.json")):
             ggufs = sorted(f for f in os.listdir(path) if f.endswith(".gguf"))
             gguf_file = self.gguf_file = ggufs[0] if len(ggufs) == 1 else None
@@ -44,7 +47,7 @@ class TransformersLM:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=getattr(torch, self.dtype),
                                                           trust_remote_code=trust_remote_code, **kw).to(self.device).eval()
-        self.version = weights_hash(os.path.join(path, gguf_file) if gguf_file else path)
+        self.version = fingerprint(os.path.join(path, gguf_file) if gguf_file else path)
 
     def describe(self) -> dict:
         return {"backend": "transformers", "model": self.name, "gguf_file": self.gguf_file, "version": self.version,
@@ -177,12 +180,31 @@ def _cut(text: str, stop: list[str] | None) -> str:
 
 
 class OpenAIEndpoint:
-    """An OpenAI-compatible ``/v1/chat/completions`` endpoint; greedy decoding (temperature 0) unless asked to sample."""
+    """An OpenAI-compatible ``/v1/chat/completions`` endpoint; greedy decoding (temperature 0) unless asked to sample.
+
+    Credentials go only where they belong: ``api_key`` (or ``user:password@`` in the URL) to this endpoint;
+    ``$OPENAI_API_KEY`` only to api.openai.com. A key is never sent over plain http to a host other than this machine
+    unless ``allow_insecure`` says so. The URL is kept and shown without its credentials."""
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, top_logprobs: int = 20, timeout: float = 300,
-                 request: dict | None = None):
-        self.base_url, self.model, self.top_logprobs, self.timeout = base_url.rstrip("/"), model, top_logprobs, timeout
-        self.api_key = api_key or os.environ.get("OPENAI_API_KEY", "none")
+                 request: dict | None = None, allow_insecure: bool = False):
+        url = urllib.parse.urlsplit(base_url.rstrip("/"))
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise InputError(f"endpoint must be an http(s) URL, not {_public(base_url)!r}")
+        self.base_url = _public(base_url.rstrip("/"))
+        self.model, self.top_logprobs, self.timeout = model, top_logprobs, timeout
+        self.headers = {"Content-Type": "application/json"}
+        if url.username:
+            token = base64.b64encode(f"{urllib.parse.unquote(url.username)}:{urllib.parse.unquote(url.password or '')}"
+                                     .encode()).decode()
+            self.headers["Authorization"] = f"Basic {token}"
+        key = api_key or (os.environ.get("OPENAI_API_KEY") if url.hostname == "api.openai.com" else None)
+        if key:
+            self.headers["Authorization"] = f"Bearer {key}"
+        local = url.hostname in ("localhost", "127.0.0.1", "::1") or url.hostname.startswith("127.")
+        if "Authorization" in self.headers and url.scheme == "http" and not local and not allow_insecure:
+            raise InputError(f"will not send credentials over plain http to {url.hostname}: use https, or "
+                             "allow_insecure=true")
         self.request = request or {}  # extra request fields, e.g. {"logit_bias": {"2": -100}} to keep EOS out of reach
 
     def describe(self) -> dict:
@@ -191,13 +213,12 @@ class OpenAIEndpoint:
     def _chat(self, messages: list[dict], **params) -> dict:
         body = json.dumps({"model": self.model, "messages": messages, "temperature": 0, **self.request, **params}).encode()
         url = self.base_url + ("/chat/completions" if self.base_url.endswith("/v1") else "/v1/chat/completions")
-        req = urllib.request.Request(url, body, {"Content-Type": "application/json",
-                                                 "Authorization": f"Bearer {self.api_key}"})
+        req = urllib.request.Request(url, body, self.headers)  # credentials travel in the header, never the URL
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 return json.load(resp)
-        except urllib.error.URLError as e:
-            raise RuntimeError(f"LLM endpoint {url} failed: {e}") from None
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            raise InputError(f"LLM endpoint {url} failed: {_public(str(e))}") from None
 
     def label_logprobs(self, chats: list[list[dict]], labels: list[str], batch_size: int = 8) -> np.ndarray:
         """From the top log-probabilities of the first answer token; a label not among them gets the lowest one shown
@@ -249,8 +270,14 @@ class OpenAIEndpoint:
         return [t for outs in results for t in outs]
 
 
+def _public(text: str) -> str:
+    """``text`` with the credentials of any URL in it removed (``https://user:secret@host`` -> ``https://host``)."""
+    return re.sub(r"(\w+://)[^/@\s]+@", r"\1", text)
+
+
 def make_backend(model: str, endpoint: str | None = None, gguf_file: str | None = None, **kwargs):
     """``endpoint`` given: the HTTP backend; else transformers in-process."""
     if endpoint:
-        return OpenAIEndpoint(endpoint, model, **{k: v for k, v in kwargs.items() if k in ("api_key", "top_logprobs", "request")})
+        return OpenAIEndpoint(endpoint, model, **{k: v for k, v in kwargs.items()
+                                                  if k in ("api_key", "top_logprobs", "request", "allow_insecure")})
     return TransformersLM(model, gguf_file=gguf_file, **{k: v for k, v in kwargs.items() if k in ("device", "dtype", "trust_remote_code")})

@@ -1,0 +1,34 @@
+"""Shards of a query set: a stable split of query ids that every process and machine computes alike."""
+
+from __future__ import annotations
+
+import os
+import zlib
+
+from ..errors import InputError
+
+
+def parse_shard(spec: str | None) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)``; without a spec, torchrun's RANK/WORLD_SIZE, else ``(0, 1)``.
+
+    >>> parse_shard("1/4")
+    (1, 4)
+    """
+    if spec:
+        try:
+            i, n = (int(x) for x in spec.split("/"))
+        except ValueError:
+            raise InputError(f"--shard must look like 0/4, not {spec!r}") from None
+        if not 0 <= i < n:
+            raise InputError(f"--shard {spec}: need 0 <= i < n")
+        return i, n
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def in_shard(qid: str, shard: tuple[int, int]) -> bool:
+    """A stable split of query ids (crc32, the same on every machine and Python process).
+
+    >>> [in_shard(q, (0, 2)) for q in ("1", "2", "3", "4", "5")]
+    [False, False, False, True, True]
+    """
+    return shard[1] == 1 or zlib.crc32(qid.encode()) % shard[1] == shard[0]

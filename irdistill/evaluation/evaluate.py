@@ -1,0 +1,44 @@
+"""Evaluate one retrieval on a dataset and keep what it produced: the run (TREC and Parquet) and the metrics (JSON)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pandas as pd
+
+from ..data.dataset import Dataset
+from ..data.io import atomic_path
+from ..data.runs import read_run, write_run
+from ..index.base import index_class, retrieve
+from .metrics import evaluate_run, parse_metrics
+
+
+def evaluate_retrieval(dataset: Dataset, retriever: str = "bm25", model: str | None = None, kind: str | None = None,
+                       k: int = 1000, metrics="ndcg@10,recall@100,mrr@10", run: str | None = None,
+                       output: str | None = None, index: str | None = None, rebuild: bool = False,
+                       batch_size: int | None = None, progress: bool = True) -> dict:
+    """Retrieve with ``retriever`` (or read the run file ``run``), score the run, and write ``run.trec``,
+    ``run.parquet`` (retrieved runs only) and ``metrics.json`` to ``output`` (default ``runs/<name>``).
+    Returns ``{"run": name, "metrics": {...}, "output": folder}``."""
+    metrics = parse_metrics(metrics)  # fail on a bad metric before any work
+    if run:
+        found, name = read_run(run), os.path.splitext(os.path.basename(run))[0]
+    else:
+        found = retrieve(dataset, retriever, model, kind, k, index, rebuild, batch_size, progress)
+        name = index_class(retriever).run_name(dataset, model, kind)
+    scores = evaluate_run(dataset.qrels, found, metrics)
+    out = output or os.path.join("runs", name)
+    save_evaluation(out, name, dataset, scores, None if run else found)
+    return {"run": name, "metrics": scores, "output": out}
+
+
+def save_evaluation(folder: str, name: str, dataset: Dataset, scores: dict, run: pd.DataFrame | None = None) -> None:
+    """``metrics.json`` (and the run, when given) into ``folder``, each file written atomically."""
+    os.makedirs(folder, exist_ok=True)
+    if run is not None:
+        write_run(run, os.path.join(folder, "run.trec"), tag=name)
+        write_run(run, os.path.join(folder, "run.parquet"))
+    with atomic_path(os.path.join(folder, "metrics.json")) as tmp, open(tmp, "w") as f:
+        json.dump({"run": name, "dataset": dataset.source or dataset.name, "split": dataset.split,
+                   "queries": len(dataset.qrels), "metrics": scores}, f, indent=1)

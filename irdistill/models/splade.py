@@ -1,0 +1,13 @@
+"""SPLADE students and indexes: a sentence-transformers SparseEncoder."""
+
+from __future__ import annotations
+
+from . import locate
+
+
+def load_splade(name: str, device: str | None = None):
+    """A SPLADE model (sentence-transformers SparseEncoder: MLM head + max pooling of log(1 + relu)) from a saved
+    SparseEncoder or any masked-LM checkpoint (e.g. the packaged ``splade-tiny``)."""
+    from sentence_transformers import SparseEncoder
+
+    return SparseEncoder(locate(name), device=device)
