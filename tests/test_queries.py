@@ -214,7 +214,7 @@ def test_sample_and_empty_documents(tmp_path):
     with pytest.raises(InputError, match="'nope'"):
         generate_queries(corpus, SentenceQueries(), sample=["nope"], output_folder=tmp_path, progress=False)
     with pytest.raises(InputError, match="no generated query survived"):
-        generate_queries(corpus, SentenceQueries(), filters=Filters(min_words=50), output_folder=tmp_path, progress=False)
+        generate_queries(corpus, SentenceQueries(), filters=Filters(min_words=50, max_words=60), output_folder=tmp_path, progress=False)
 
 
 def test_shards_share_the_work(corpus, tmp_path):

@@ -4,8 +4,11 @@ identity (everything that changes its output) that names the cache."""
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from typing import NamedTuple
+
+from ..errors import InputError
 
 
 class Doc(NamedTuple):
@@ -31,6 +34,13 @@ class QueryGenerator:
     kind = "generator"
     chunk_size = 1000
 
+    @classmethod
+    def from_options(cls, model: str, options: dict) -> "QueryGenerator":
+        """One from the command line: ``kind[:model]`` and ``--option key=value`` (the constructor's keywords)."""
+        if model:
+            raise InputError(f"generator {cls.kind} takes no model (it is model-free)")
+        return construct(cls, options)
+
     def config(self) -> dict:
         raise NotImplementedError
 
@@ -41,3 +51,18 @@ class QueryGenerator:
         """Exactly ``n`` single-line queries per document, in order; ``""`` where none could be made (the position
         stays, so query ids do not shift when a filter changes)."""
         raise NotImplementedError
+
+
+def construct(cls, options: dict, what: str | None = None):
+    """``cls(**options)``, with an unknown keyword or a value the constructor refuses as one-line InputErrors."""
+    what = what or f"generator {cls.kind}"
+    params = inspect.signature(cls.__init__).parameters.values()
+    known = sorted(p.name for p in params if p.kind == p.KEYWORD_ONLY or p.kind == p.POSITIONAL_OR_KEYWORD)
+    unknown = sorted(set(options) - set(known) - {"self"})
+    if unknown:
+        raise InputError(f"{what} has no option {', '.join(unknown)} "
+                         f"(known: {', '.join(k for k in known if k not in ('self', 'backend')) or 'none'})")
+    try:
+        return cls(**options)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"{what}: {e}") from None

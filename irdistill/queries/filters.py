@@ -74,6 +74,15 @@ class Filters:
     dedup: str | None = "set"
     consistency: ConsistencyFilter | None = field(default=None)
 
+    def __post_init__(self):
+        if self.dedup not in ("doc", "set", None):
+            raise ValueError(f"dedup must be 'doc', 'set' or None, not {self.dedup!r}")
+        if not (isinstance(self.min_words, int) and isinstance(self.max_words, int)
+                and 0 <= self.min_words <= self.max_words):
+            raise ValueError(f"need whole numbers 0 <= min_words <= max_words, not {self.min_words!r}, {self.max_words!r}")
+        if self.max_copy is not None and not (isinstance(self.max_copy, (int, float)) and 0 <= self.max_copy <= 1):
+            raise ValueError(f"max_copy must be a number from 0 to 1, not {self.max_copy!r}")
+
     def describe(self) -> dict:
         return {"min_words": self.min_words, "max_words": self.max_words, "max_copy": self.max_copy,
                 "dedup": self.dedup, "consistency": self.consistency.describe() if self.consistency else None}
@@ -82,8 +91,6 @@ class Filters:
         """``candidates``: ``(qid, docid, text)`` in corpus order; ``passages``: docid -> passage text. Returns the kept
         candidates and how many each filter dropped, in the order they run (``duplicate_doc``: a repeat within its
         document; ``duplicate_set``: of another document's query)."""
-        if self.dedup not in ("doc", "set", None):
-            raise ValueError(f"dedup must be 'doc', 'set' or None, not {self.dedup!r}")
         dropped = {"empty": 0, "length": 0, "copy": 0, "duplicate_doc": 0, "duplicate_set": 0, "consistency": 0}
         in_doc: set[tuple[str, str]] = set()  # (docid, normalised query)
         in_set: set[str] = set()

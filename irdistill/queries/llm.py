@@ -3,8 +3,9 @@ such as vLLM or llama.cpp): one prompt per passage, ``n`` sampled completions, e
 
 from __future__ import annotations
 
-from .base import Doc, QueryGenerator, digest
-from .templates import GENERIC_EXAMPLES, PARSER_VERSION, PromptTemplate, get_template, parse_query
+from ..errors import InputError
+from .base import Doc, QueryGenerator, construct, digest
+from .templates import GENERIC_EXAMPLES, PARSER_VERSION, PromptTemplate, draw_examples, get_template, parse_query
 
 
 class LLMQueries(QueryGenerator):
@@ -34,6 +35,29 @@ class LLMQueries(QueryGenerator):
         self.examples = [(str(q), str(p)) for q, p in examples]
         self.greedy_first, self.temperature, self.top_p = greedy_first, temperature, top_p
         self.max_tokens, self.stop, self.batch_size = max_tokens, list(stop or []), batch_size
+
+    @classmethod
+    def from_options(cls, model: str, options: dict) -> "LLMQueries":
+        """``llm:MODEL`` from the command line: the backend's options (``endpoint``, ``gguf_file``, ``device``, ``dtype``...)
+        go to ``make_backend``, the rest to the constructor; ``examples=DATASET`` draws ``examples_k`` (3) pairs from
+        its ``examples_split`` (train). Everything is checked before the model loads."""
+        from ..data import load_dataset
+        from ..models.llm import make_backend
+        from ..teachers.llm.spec import BACKEND_KEYS
+
+        if not model:
+            raise InputError("generator llm needs a model: llm:MODEL")
+        opts = dict(options)
+        backend = {k: opts.pop(k) for k in BACKEND_KEYS if k in opts and k != "model"}
+        source, split, k = opts.pop("examples", None), opts.pop("examples_split", "train"), opts.pop("examples_k", 3)
+        if source is not None:
+            try:
+                opts["examples"] = draw_examples(load_dataset(str(source), str(split)), k)
+            except ValueError as e:
+                raise InputError(f"examples: {e}", str(source)) from None
+        gen = construct(cls, {**opts, "backend": None})
+        gen.backend = make_backend(model, **backend)
+        return gen
 
     def config(self) -> dict:
         return {**self.backend.describe(), "template": self.template.describe(), "examples": self.examples,
