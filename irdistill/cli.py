@@ -181,6 +181,19 @@ def cmd_cache(args):
         cache.compact(args.teacher)
 
 
+def cmd_generate_queries(args):
+    from .queries import generate_from_specs
+
+    res = generate_from_specs(args.dataset, args.generator, args.per_passage, args.sample, args.filter, args.option,
+                              args.output, args.seed, args.split, args.shard)
+    if not res.complete:
+        print(f"generated {res.generated} passages; the shard that finishes last writes {res.folder}")
+        return
+    counts = res.meta["counts"]
+    print(f"queries: {res.folder} ({counts['kept']} queries for {counts['documents_with_queries']} passages, "
+          f"{sum(counts['dropped'].values())} filtered out; generated {res.generated} passages now)")
+
+
 def cmd_train(args):
     from .training import TrainConfig, crossfit, train
 
@@ -288,6 +301,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-negatives", type=int, help="negatives per query in a Margin-MSE export")
     _add_dataset(p, required=False)
     p.set_defaults(func=cmd_cache)
+
+    p = verb("generate-queries", help="generate queries for the passages of a collection (pseudo-labelled BEIR folder)",
+             description="N queries per passage (or per passage of a --sample) from a model-free generator (title, "
+                         "sentence: inverse cloze, span: cropping) or an LLM (llm:MODEL, few-shot by default), "
+                         "filtered, written as <output>/<generator>-<hash>/ (queries.jsonl, qrels/<split>.tsv: each "
+                         "query -> its passage, corpus.jsonl linked) and printed. Generations are cached in "
+                         "<output>/raw/: a killed run resumes, a rerun generates nothing.")
+    p.add_argument("dataset", metavar="DATASET",
+                   help="BEIR or MS MARCO folder (no queries needed), corpus .jsonl/.tsv file, or ir_datasets id")
+    p.add_argument("--generator", required=True, help="title, sentence, span or llm:MODEL")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="generator option (repeatable), e.g. min_words=4, or for llm: endpoint=URL, template=zero-shot, "
+                        "temperature=0.7, examples=DATASET (few-shot pairs from its train split), batch_size=16")
+    p.add_argument("--per-passage", type=int, default=1, metavar="N", help="queries per passage (default 1)")
+    p.add_argument("--sample", type=int, metavar="N", help="only a seeded sample of N passages")
+    p.add_argument("--filter", action="append", metavar="KEY=VALUE",
+                   help="filter setting (repeatable): min_words=2, max_words=32, max_copy=0.8, dedup=set|doc|none, "
+                        "consistency=RETRIEVER (keep a query whose passage it ranks in the top consistency_k, "
+                        "default 1; consistency_model=M, consistency_index=DIR)")
+    p.add_argument("--output", required=True, help="folder for the generated datasets and their cache")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample and of sampled queries (default 0)")
+    p.add_argument("--split", default="train", help="name of the split the pseudo-qrels are written as (default train)")
+    p.add_argument("--shard", help="i/n: generate only this share of the passages (n processes at once)")
+    p.set_defaults(func=cmd_generate_queries)
 
     p = verb("train", help="train a student from cached teacher scores (YAML config)",
                        description="Train a student (bi-encoder, cross-encoder, ColBERT, SPLADE) from a YAML config (see "
