@@ -15,12 +15,12 @@ new filters reuse every document already generated; the final folder's id adds t
 split. Each chunk's part is written atomically, so a killed run loses at most one chunk and resumes where it stopped;
 a rerun whose ``meta.json`` exists generates and filters nothing.
 
-The command line the recipe wires (intended form)::
+From the command line (``irdistill generate-queries``, through ``spec.generate_from_specs``)::
 
-    irdistill generate-queries --dataset ../shared/datasets/scifact --generator llm:smollm2-135m-instruct-gguf \\
-        --template few-shot --examples ../shared/datasets/cranfield:test --n 3 --sample 1000 --output generated/scifact
+    irdistill generate-queries ../shared/datasets/scifact --generator llm:smollm2-135m-instruct-gguf \
+        --per-passage 3 --sample 1000 --filter consistency=bm25 --output generated/scifact
     # prints generated/scifact/llm-<hash>; then, as with any BEIR folder (reuse the corpus' BM25 index with --index):
-    irdistill candidates --dataset generated/scifact/llm-<hash> --split train --retriever bm25 -k 100 \\
+    irdistill candidates --dataset generated/scifact/llm-<hash> --split train --retriever bm25 -k 100 \
         --index indexes/scifact/bm25 --output runs/scifact-generated-bm25.parquet
 """
 
