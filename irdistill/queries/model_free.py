@@ -35,38 +35,12 @@ class TitleQueries(QueryGenerator):
         return [[" ".join(d.title.split())] + [""] * (n - 1) for d in docs]
 
 
-class SentenceQueries(QueryGenerator):
-    """Inverse cloze task: ``n`` distinct sentences of the text (not the title) drawn at random, each cut to its first
-    ``max_words`` words; sentences shorter than ``min_words`` are not drawn while longer ones remain."""
+class _WordRange(QueryGenerator):
+    """A generator whose settings are a range of words, ``min_words..max_words``."""
 
-    kind = "sentence"
     chunk_size = 10_000
 
-    def __init__(self, min_words: int = 4, max_words: int = 32):
-        self.min_words, self.max_words = min_words, max_words
-
-    def config(self) -> dict:
-        return {"min_words": self.min_words, "max_words": self.max_words}
-
-    def generate(self, docs: list[Doc], n: int, seed: int) -> list[list[str]]:
-        out = []
-        for d in docs:
-            rng = doc_rng(seed, d.docid)
-            sents = sentences(d.text) or sentences(d.title)
-            pool = [s for s in sents if len(s.split()) >= self.min_words] or sents
-            picked = rng.sample(pool, min(n, len(pool)))
-            out.append([" ".join(s.split()[: self.max_words]) for s in picked] + [""] * (n - len(picked)))
-        return out
-
-
-class SpanQueries(QueryGenerator):
-    """Cropping: ``n`` random spans of the passage (title and text), each of a length drawn uniformly from
-    ``min_words..max_words`` (the whole passage when it is shorter)."""
-
-    kind = "span"
-    chunk_size = 10_000
-
-    def __init__(self, min_words: int = 4, max_words: int = 12):
+    def __init__(self, min_words: int, max_words: int):
         if not 1 <= min_words <= max_words:
             raise ValueError(f"need 1 <= min_words <= max_words, got {min_words}, {max_words}")
         self.min_words, self.max_words = min_words, max_words
@@ -75,13 +49,41 @@ class SpanQueries(QueryGenerator):
         return {"min_words": self.min_words, "max_words": self.max_words}
 
     def generate(self, docs: list[Doc], n: int, seed: int) -> list[list[str]]:
-        out = []
-        for d in docs:
-            rng, words = doc_rng(seed, d.docid), d.passage.split()
-            queries = []
-            for _ in range(n):
-                length = min(len(words), rng.randint(self.min_words, self.max_words))
-                start = rng.randint(0, len(words) - length) if words else 0
-                queries.append(" ".join(words[start : start + length]))
-            out.append(queries)
-        return out
+        return [self.of_doc(d, n, doc_rng(seed, d.docid)) for d in docs]
+
+    def of_doc(self, doc: Doc, n: int, rng: random.Random) -> list[str]:
+        raise NotImplementedError
+
+
+class SentenceQueries(_WordRange):
+    """Inverse cloze task: ``n`` distinct sentences of the text (not the title) drawn at random, each cut to its first
+    ``max_words`` words; sentences shorter than ``min_words`` are not drawn while longer ones remain."""
+
+    kind = "sentence"
+
+    def __init__(self, min_words: int = 4, max_words: int = 32):
+        super().__init__(min_words, max_words)
+
+    def of_doc(self, doc: Doc, n: int, rng: random.Random) -> list[str]:
+        sents = sentences(doc.text) or sentences(doc.title)
+        pool = [s for s in sents if len(s.split()) >= self.min_words] or sents
+        picked = rng.sample(pool, min(n, len(pool)))
+        return [" ".join(s.split()[: self.max_words]) for s in picked] + [""] * (n - len(picked))
+
+
+class SpanQueries(_WordRange):
+    """Cropping: ``n`` random spans of the passage (title and text), each of a length drawn uniformly from
+    ``min_words..max_words`` (the whole passage when it is shorter)."""
+
+    kind = "span"
+
+    def __init__(self, min_words: int = 4, max_words: int = 12):
+        super().__init__(min_words, max_words)
+
+    def of_doc(self, doc: Doc, n: int, rng: random.Random) -> list[str]:
+        words, queries = doc.passage.split(), []
+        for _ in range(n):
+            length = min(len(words), rng.randint(self.min_words, self.max_words))
+            start = rng.randint(0, len(words) - length) if words else 0
+            queries.append(" ".join(words[start : start + length]))
+        return queries
