@@ -356,6 +356,22 @@ def test_llm_queries_through_generate_queries(tiny_lm, corpus, tmp_path):
     assert LLMQueries(tiny_lm).examples == GENERIC_EXAMPLES and gen.examples == []  # few-shot needs no labels
 
 
+def test_llm_generator_from_the_command_line(tiny_lm, beir_dir, tmp_path, capsys):
+    """``llm:MODEL`` with backend and generator options, few-shot examples drawn from a labelled split."""
+    from irdistill.cli import main
+
+    code = main(["generate-queries", beir_dir, "--generator", f"llm:{tiny_lm.name}", "--option", "device=cpu",
+                 "--option", f"examples={beir_dir}", "--option", "examples_split=test", "--option", "examples_k=2",
+                 "--option", "max_tokens=6", "--per-passage", "2", "--filter", "min_words=1", "--filter",
+                 "max_words=100", "--filter", "dedup=none", "--output", str(tmp_path / "gen"), "-q"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    meta = json.loads(open(os.path.join(out.out.split()[1], "meta.json")).read())
+    desc = meta["description"]["raw"]["generator"]
+    assert desc["model"] == tiny_lm.name and desc["version"] == tiny_lm.version and len(desc["examples"]) == 2
+    assert meta["description"]["filters"]["dedup"] is None and meta["counts"]["candidates"] == 12
+
+
 # the packaged SmolLM2 on real passages ---------------------------------------------------------------------------
 @pytest.mark.slow
 def test_smollm2_queries_for_scifact_passages(tmp_path):
