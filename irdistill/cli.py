@@ -345,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset(p, required=False)
 
     p = verb(cmd_generate_queries)
-    p.add_argument("dataset", metavar="DATASET",
+    p.add_argument("--dataset", required=True,
                    help="BEIR or MS MARCO folder (no queries needed), corpus .jsonl/.tsv file, or ir_datasets id")
     p.add_argument("--generator", required=True, help="title, sentence, span or llm:MODEL")
     p.add_argument("--option", action="append", metavar="KEY=VALUE",

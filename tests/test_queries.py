@@ -360,7 +360,7 @@ def test_llm_generator_from_the_command_line(tiny_lm, beir_dir, tmp_path, capsys
     """``llm:MODEL`` with backend and generator options, few-shot examples drawn from a labelled split."""
     from irdistill.cli import main
 
-    code = main(["generate-queries", beir_dir, "--generator", f"llm:{tiny_lm.name}", "--option", "device=cpu",
+    code = main(["generate-queries", "--dataset", beir_dir, "--generator", f"llm:{tiny_lm.name}", "--option", "device=cpu",
                  "--option", f"examples={beir_dir}", "--option", "examples_split=test", "--option", "examples_k=2",
                  "--option", "max_tokens=6", "--per-passage", "2", "--filter", "min_words=1", "--filter",
                  "max_words=100", "--filter", "dedup=none", "--output", str(tmp_path / "gen"), "-q"])

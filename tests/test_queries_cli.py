@@ -23,7 +23,7 @@ def main_out(capsys, *argv):
 
 def test_span_queries_then_a_rerun_generates_nothing(capsys, beir_dir, tmp_path):
     out = tmp_path / "gen"
-    argv = [beir_dir, "--generator", "span", "--option", "min_words=3", "--option", "max_words=5",
+    argv = ["--dataset", beir_dir, "--generator", "span", "--option", "min_words=3", "--option", "max_words=5",
             "--per-passage", "2", "--sample", "4", "--filter", "dedup=doc", "--output", out]
     code, printed, err = main_out(capsys, *argv)
     assert code == 0 and "generated 4 passages now" in printed, err
@@ -47,7 +47,7 @@ def test_consistency_through_bm25_and_a_collection_without_labels(capsys, beir_d
     bare = tmp_path / "bare"
     bare.mkdir()
     os.link(os.path.join(beir_dir, "corpus.jsonl"), bare / "corpus.jsonl")  # no queries, no qrels
-    code, out, err = main_out(capsys, bare, "--generator", "sentence", "--filter", "min_words=1",
+    code, out, err = main_out(capsys, "--dataset", bare, "--generator", "sentence", "--filter", "min_words=1",
                               "--filter", "consistency=bm25", "--filter", "consistency_index=" + str(tmp_path / "bm25"),
                               "--output", tmp_path / "gen")
     assert code == 0, err
@@ -84,6 +84,6 @@ def test_load_corpus_takes_folders_files_and_refuses_the_rest(beir_dir, tmp_path
     (["--generator", "llm:nobody/no-model", "--option", "template=sonnet"], "unknown prompt template 'sonnet'"),
 ])
 def test_bad_options_say_so_in_one_line_and_write_nothing(capsys, beir_dir, tmp_path, argv, words):
-    code, err = run_cli(capsys, "generate-queries", beir_dir, *argv, "--output", tmp_path / "gen")
+    code, err = run_cli(capsys, "generate-queries", "--dataset", beir_dir, *argv, "--output", tmp_path / "gen")
     assert_one_line(code, err, words)
     assert not (tmp_path / "gen").exists()

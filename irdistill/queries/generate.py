@@ -17,7 +17,7 @@ a rerun whose ``meta.json`` exists generates and filters nothing.
 
 From the command line (``irdistill generate-queries``, through ``spec.generate_from_specs``)::
 
-    irdistill generate-queries ../shared/datasets/scifact --generator llm:smollm2-135m-instruct-gguf \
+    irdistill generate-queries --dataset ../shared/datasets/scifact --generator llm:smollm2-135m-instruct-gguf \
         --per-passage 3 --sample 1000 --filter consistency=bm25 --output generated/scifact
     # prints generated/scifact/llm-<hash>; then, as with any BEIR folder (reuse the corpus' BM25 index with --index):
     irdistill candidates --dataset generated/scifact/llm-<hash> --split train --retriever bm25 -k 100 \
