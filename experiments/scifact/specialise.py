@@ -182,7 +182,7 @@ def render(done: list[dict], args) -> str:
                       "Cranfield exp": d["cranfield"]["ndcg_burges@10"],
                       "vs zero-shot, Cranfield exp (p)": f"{t['cranfield']['diff']:+.4f} ({t['cranfield']['p']:.3f})" if t else "",
                       "vs zero-shot, SciFact (p)": f"{t['scifact']['diff']:+.4f} ({t['scifact']['p']:.3f})" if t else ""})
-    chosen = "; ".join(f"{f}: {v}" for f, v in CHOSEN.items())
+    chosen = "; ".join(f"{f}: {'not selected yet' if v is None else v}" for f, v in CHOSEN.items())
     return (f"Command: `python experiments/scifact/specialise.py --write docs/results.md` (seed 42; rows still missing: "
             f"{missing_rows(ROWS, CONFIGS, done)})\n\nSelection (trained on 85% of SciFact train; held-out 15%, full "
             f"corpus; Cranfield test, all queries):\n\n```\n{format_table(select) if select else '(none yet)'}\n```\n\n"
