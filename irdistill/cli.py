@@ -38,6 +38,20 @@ def _add_retriever(p):
         f"{n} {c.batch_size}" for n, c in INDEXES.items() if c.loader) + ")")
 
 
+def _add_scale_out(p):
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes that encode the corpus (dense, colbert, splade): one a GPU when there are GPUs, "
+                        "else CPU processes sharing the cores (default 1)")
+    p.add_argument("--shards", type=int, help="dense: split the FAISS index into this many shards, searched in "
+                                              "parallel threads (same results; with GPUs, on all GPUs anyway)")
+
+
+def _scale_out(args) -> dict:
+    _positive("--workers", args.workers)
+    _positive("--shards", args.shards)
+    return {"workers": args.workers, **({"shards": args.shards} if args.shards is not None else {})}
+
+
 def _retrieval(args) -> dict:
     return {"retriever": args.retriever, "model": args.model, "kind": args.kind, "index": args.index,
             "rebuild": args.rebuild, "batch_size": args.batch_size}
@@ -58,7 +72,7 @@ def cmd_index(args):
     from .index import open_index
 
     ds = _dataset(args)
-    idx = open_index(ds, **_retrieval(args))
+    idx = open_index(ds, **_retrieval(args), **_scale_out(args))
     print(f"index: {os.path.abspath(idx.path)} ({len(ds.corpus)} documents)")
 
 
@@ -70,7 +84,7 @@ def cmd_search(args):
         raise InputError("give either --query TEXT or --queries FILE")
     _positive("-k", args.k)
     queries = {"q1": args.query} if args.query else read_queries(args.queries)
-    run = load_index(args.index, args.model).search(queries, args.k)
+    run = load_index(args.index, args.model).search(queries, args.k, progress=True)
     if args.output:
         write_run(run, args.output)
         print(f"run: {args.output} ({run['qid'].nunique()} queries)")
@@ -111,7 +125,9 @@ def cmd_candidates(args):
     from .index.base import candidates
 
     _positive("-k", args.k)
-    run = candidates(_dataset(args), k=args.k, positives=args.add_positives, **_retrieval(args))
+    _positive("--sample-queries", args.sample_queries)
+    run = candidates(_dataset(args), k=args.k, positives=args.add_positives, queries=args.sample_queries,
+                     **_retrieval(args), **_scale_out(args))
     write_run(run, args.output)
     print(f"candidates: {args.output} ({run['qid'].nunique()} queries, {len(run)} pairs)")
 
@@ -168,7 +184,7 @@ def cmd_cache(args):
 def cmd_train(args):
     from .training import TrainConfig, crossfit, train
 
-    cfg = TrainConfig.from_file(args.config)
+    cfg = TrainConfig.from_file(args.config, args.set or ())
     if args.output:
         cfg.output = args.output
     if not args.crossfit:
@@ -194,6 +210,13 @@ def cmd_report(args):
     print(f"report: {path}")
 
 
+def cmd_card(args):
+    from .training.card import add_results
+
+    path, n = add_results(args.model, args.results)
+    print(f"card: {path} ({n} result{'s' * (n != 1)} added)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="irdistill", description="Knowledge distillation for retrieval and ranking.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -206,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(FAISS over token embeddings) or SPLADE (Lucene impact).")
     _add_dataset(p)
     _add_retriever(p)
+    _add_scale_out(p)
     p.set_defaults(func=cmd_index)
 
     p = verb("search", help="search an index with a queries file or one query",
@@ -235,10 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="First-stage candidates (top-k of any retriever) for teacher scoring, as a run file.")
     _add_dataset(p)
     _add_retriever(p)
+    _add_scale_out(p)
     p.add_argument("-k", "--k", type=int, default=100, help="candidates per query")
     p.add_argument("--output", required=True, help="run file (.parquet or .trec)")
     p.add_argument("--add-positives", action="store_true",
                    help="append judged-relevant documents the retriever missed (training candidates)")
+    p.add_argument("--sample-queries", type=int, metavar="N", help="only a seeded sample of N queries of the split")
     p.set_defaults(func=cmd_candidates)
 
     p = verb("score", help="score a run's candidates with a teacher into the Parquet cache",
@@ -275,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "<output>/final.")
     p.add_argument("--config", required=True, help="YAML file")
     p.add_argument("--output", help="override the config's output folder")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override an option of the config (repeatable), e.g. examples.teacher=ID or epochs=3")
     p.add_argument("--crossfit", type=int, metavar="K",
                    help="cross-fit a teacher instead: K models, each trained without one fold of the queries, score "
                         "that fold's candidates in --run into the cache (out-of-fold scores, one teacher id)")
@@ -290,6 +318,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", required=True, type=float, help="weight of the fine-tuned model(s), from 0 to 1")
     p.add_argument("--output", required=True, help="folder to write")
     p.set_defaults(func=cmd_merge)
+
+    p = verb("card", help="add `irdistill evaluate` results to a model's card (README.md)",
+             description="Add the metrics that `irdistill evaluate` wrote (runs/<name>/metrics.json, or every dataset of "
+                         "a suite's folder) to the model card of --model: its model-index (the evaluation results the "
+                         "Hugging Face hub shows) and an 'Evaluation (irdistill)' table. A trained student's card "
+                         "already says what it was distilled from.")
+    p.add_argument("results", nargs="+", metavar="RESULT", help="metrics.json, or a folder holding one or several")
+    p.add_argument("--model", required=True, help="model folder, e.g. models/<name>/final")
+    p.set_defaults(func=cmd_card)
 
     p = verb("compare", help="compare runs with paired significance tests",
                        description="Metrics of several runs side by side; superscripts mark significant wins (ranx).")
@@ -319,10 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.quiet:
-        from .progress import quiet
+    from .progress import quiet, terminal_only
 
-        quiet()
+    quiet() if args.quiet else terminal_only()
     try:
         args.func(args)
     except InputError as e:

@@ -3,8 +3,11 @@ terminal, never under ``quiet()`` (the CLI's ``--quiet``), so logs and piped out
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 
+from tqdm import std
 from tqdm.auto import tqdm
 
 _quiet = False
@@ -13,8 +16,11 @@ _quiet = False
 def quiet() -> None:
     """Silence every progress bar of this process: ours, and those of transformers, datasets and the hub."""
     global _quiet
+    if _quiet:
+        return
     _quiet = True
-    os.environ["TQDM_DISABLE"] = "1"
+    os.environ["TQDM_DISABLE"] = "1"  # for child processes; tqdm reads it when imported, so in this one:
+    std.tqdm.__init__ = functools.partialmethod(std.tqdm.__init__, disable=True)  # bars without a disable flag too
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     try:
         import datasets
@@ -24,6 +30,20 @@ def quiet() -> None:
         datasets.disable_progress_bars()
     except ImportError:
         pass
+
+
+def terminal_only() -> None:
+    """Off a terminal (piped, logged), silence the bars of transformers and the hub as ours are: they draw anyway."""
+    import sys
+
+    if sys.stderr.isatty():
+        return
+    if "huggingface_hub" in sys.modules or "transformers" in sys.modules:
+        from transformers.utils import logging
+
+        logging.disable_progress_bar()
+    else:  # read when they are imported; not importing them here keeps light verbs light
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 
 
 def bar(iterable=None, show: bool = True, **options) -> tqdm:
@@ -37,3 +57,34 @@ def shown(show: bool = True) -> bool:
     import sys
 
     return show and not _quiet and sys.stderr.isatty()
+
+
+def chunks(items: list, size: int, show: bool = True, **options):
+    """``items`` in slices of ``size``, under a bar that advances as the caller finishes each slice (for steps that
+    work a batch at a time, such as searching many queries)."""
+    with bar(total=len(items), show=show, **options) as b:
+        for start in range(0, len(items), size):
+            part = items[start : start + size]
+            yield part
+            b.update(len(part))
+
+
+@contextlib.contextmanager
+def library_bars(show: bool):
+    """Within the block, the bars that libraries draw on their own (transformers loading and saving weights,
+    sentence-transformers' model card) show only if ``show``; they come back after it."""
+    if show or _quiet:
+        yield
+        return
+    from transformers.utils import logging
+
+    init, was_on = std.tqdm.__init__, logging.is_progress_bar_enabled()
+    std.tqdm.__init__ = functools.partialmethod(init, disable=True)  # a bar asked with no disable flag: off
+    if was_on:
+        logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        std.tqdm.__init__ = init
+        if was_on:
+            logging.enable_progress_bar()

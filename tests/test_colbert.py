@@ -152,3 +152,16 @@ def test_bad_input(tmp_path, capsys):
     assert main(["index", "--dataset", str(tmp_path), "--retriever", "colbert"]) == 2
     with pytest.raises(InputError):
         load_index(tmp_path / "missing")
+
+
+def test_conversion_is_the_same_model_in_every_process(tiny_model_dir):
+    """A converted checkpoint gets the same projection on every load (from a fixed seed, not torch's global one), so
+    an index built in one process is searched with the projection that encoded its documents."""
+    from irdistill.models import load_colbert
+
+    torch.manual_seed(1)
+    a = load_colbert(tiny_model_dir, device="cpu", dim=16)
+    torch.manual_seed(2)
+    b = load_colbert(tiny_model_dir, device="cpu", dim=16)
+    for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
+        assert torch.equal(pa, pb), name

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
 import os
 import re
@@ -31,6 +32,7 @@ from ..data.dataset import Dataset
 from ..data.io import atomic_dir
 from ..errors import InputError
 from ..models import fingerprint
+from .encode import use_local_gpu
 
 INDEXES: dict[str, type["Index"]] = {}
 DEFAULT_ROOT = os.environ.get("IRDISTILL_INDEXES", "indexes")
@@ -119,7 +121,8 @@ class Index:
     def build(cls, corpus, path, key: dict, model, kind: str | None, batch_size: int, progress: bool = True,
               rebuild: bool = False, **params) -> "Index":
         """Build the index of ``corpus`` at ``path`` (``meta.json`` holds ``key``); ``rebuild`` also discards any
-        encoding kept from an earlier, interrupted build."""
+        encoding kept from an earlier, interrupted build. Kinds with a model also take ``workers`` (encoding
+        processes, see ``encode.worker_pool``)."""
         raise NotImplementedError
 
     def search(self, queries: dict[str, str], k: int = 1000, batch_size: int | None = None,
@@ -174,24 +177,33 @@ def _stable(key: dict) -> dict:
 
 def open_index(dataset: Dataset, retriever: str = "bm25", model: str | None = None, kind: str | None = None,
                index: str | None = None, rebuild: bool = False, batch_size: int | None = None, progress: bool = True,
-               encoder=None, **params) -> Index:
+               encoder=None, workers: int = 1, **params) -> Index:
     """The ``retriever`` index of ``dataset`` (for ``model``) in the folder ``index`` (default ``Index.folder``),
-    built when missing, stale or ``rebuild``. ``encoder``: the model ``model`` names, already loaded."""
+    built when missing, stale or ``rebuild``. ``encoder``: the model ``model`` names, already loaded; ``workers``:
+    processes that encode the corpus (one a GPU when there are GPUs)."""
     cls = index_class(retriever)
     if cls.loader and not model:
         raise InputError(f"--retriever {retriever} needs --model")
+    if workers < 1 or (workers > 1 and not cls.loader):
+        raise InputError(f"--workers {workers}: " + ("must be at least 1" if workers < 1 else
+                                                     f"--retriever {retriever} encodes nothing"))
+    try:
+        inspect.signature(cls.build).bind_partial(None, None, None, None, kind, **params)
+    except TypeError:
+        raise InputError(f"--retriever {retriever} takes no {', '.join(sorted(params))}") from None
     if kind is not None and kind not in cls.kinds:
         raise InputError(f"unknown {retriever} index kind {kind!r} (choose from {', '.join(cls.kinds) or 'none'})")
     kind = kind or (cls.kinds[0] if cls.kinds else None)
     path = index or cls.folder(dataset, model, kind)
     if encoder is None and cls.loader:
+        use_local_gpu()  # under torchrun, each rank loads the model onto its own GPU
         encoder = cls.load_model(model)
     key = _stable(cls.key(dataset.corpus, model, encoder, kind, params))
     if not rebuild and os.path.exists(os.path.join(path, "meta.json")) and read_meta(path).get("key") == key:
         found = cls(path)
     else:
         found = cls.build(dataset.corpus, path, key, encoder, kind, batch_size or cls.batch_size, progress, rebuild,
-                          **params)
+                          **({"workers": workers} if workers > 1 else {}), **params)
     found.encoder = encoder
     return found
 
@@ -206,19 +218,26 @@ def load_index(path, model: str | None = None) -> Index:
 
 def retrieve(dataset: Dataset, retriever: str = "bm25", model: str | None = None, kind: str | None = None,
              k: int = 1000, index: str | None = None, rebuild: bool = False, batch_size: int | None = None,
-             progress: bool = True) -> pd.DataFrame:
-    """Top-``k`` run of every query of ``dataset`` (building the index when needed)."""
+             progress: bool = True, workers: int = 1, **params) -> pd.DataFrame:
+    """Top-``k`` run of every query of ``dataset`` (building the index when needed; see ``open_index``)."""
     if k < 1:
         raise InputError(f"-k must be at least 1, not {k}")
-    found = open_index(dataset, retriever, model, kind, index, rebuild, batch_size, progress)
-    return found.retrieve(dataset, k, batch_size, progress=False)
+    found = open_index(dataset, retriever, model, kind, index, rebuild, batch_size, progress, workers=workers, **params)
+    return found.retrieve(dataset, k, batch_size, progress=progress)
 
 
 def candidates(dataset: Dataset, retriever: str = "bm25", model: str | None = None, k: int = 100,
-               positives: bool = False, **options) -> pd.DataFrame:
+               positives: bool = False, queries: int | None = None, seed: int = 0, **options) -> pd.DataFrame:
     """First-stage candidates for a teacher to score: the top ``k`` of ``retrieve``; with ``positives``, each
-    query's judged-relevant documents that the retriever missed are appended (training candidates must hold them)."""
+    query's judged-relevant documents that the retriever missed are appended (training candidates must hold them).
+    ``queries``: a seeded sample of that many of the dataset's queries (e.g. 50,000 of MS MARCO's 500k)."""
+    import random
+    from dataclasses import replace
+
     from ..data.runs import add_positives
 
+    if queries is not None and queries < len(dataset.queries):
+        keep = sorted(random.Random(seed).sample(sorted(dataset.queries), queries))
+        dataset = replace(dataset, queries={q: dataset.queries[q] for q in keep})
     run = retrieve(dataset, retriever, model, k=k, **options)
     return add_positives(run, dataset.qrels) if positives else run

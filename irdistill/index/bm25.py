@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 
 import pandas as pd
 
 from ..data.runs import rank_run
+from ..progress import bar as progress_bar
+from ..progress import chunks
 from .base import Index, building, register_index
 from .java import start_jvm
 
@@ -49,31 +49,34 @@ class BM25Index(Index):
     @classmethod
     def build(cls, corpus, path, key=None, model=None, kind=None, batch_size=0, progress=True, rebuild=False,
               threads: int | None = None) -> "BM25Index":
-        """Index ``corpus`` at ``path`` (the documents go to Lucene as JSON lines written to a scratch folder)."""
+        """Index ``corpus`` at ``path``, a batch of documents at a time under a progress bar, through Anserini's
+        SimpleIndexer (the analyzer and fields of its IndexCollection: the same index, the same scores)."""
         start_jvm()
         from jnius import autoclass
+        from pyserini.index.lucene import LuceneIndexer
 
+        level = autoclass("org.apache.logging.log4j.Level").WARN  # SimpleIndexer logs its settings at INFO
+        autoclass("org.apache.logging.log4j.core.config.Configurator").setLevel("io.anserini.index", level)
         meta = {"kind": cls.name, "documents": len(corpus), "key": key}
-        parent = os.path.dirname(os.path.abspath(path))
-        os.makedirs(parent, exist_ok=True)
-        scratch = tempfile.mkdtemp(prefix=".tmp-bm25-docs-", dir=parent)
-        try:
-            with open(os.path.join(scratch, "docs.jsonl"), "w", encoding="utf-8") as f:
-                for _, ids, texts in corpus.batches():
-                    for d, t in zip(ids, texts):
-                        f.write(json.dumps({"id": d, "contents": t}) + "\n")
-            with building(path, meta) as work:
-                args = ["-collection", "JsonCollection", "-generator", "DefaultLuceneDocumentGenerator",
-                        "-input", scratch, "-index", work, "-threads", str(threads or os.cpu_count() or 1), "-quiet"]
-                autoclass("io.anserini.index.IndexCollection").main(args)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+        with building(path, meta) as work:
+            indexer = LuceneIndexer(args=["-index", os.path.abspath(work), "-generator", "DefaultLuceneDocumentGenerator"],
+                                    threads=threads or os.cpu_count() or 1)
+            try:
+                with progress_bar(total=len(corpus), desc="indexing (bm25)", unit="doc", show=progress) as bar:
+                    for _, ids, texts in corpus.batches(2048):
+                        indexer.add_batch_raw([json.dumps({"id": d, "contents": t}) for d, t in zip(ids, texts)])
+                        bar.update(len(ids))
+            finally:
+                indexer.close()
         return cls(path)
 
     def search(self, queries: dict[str, str], k: int = 1000, batch_size=None, progress=False,
                threads: int | None = None) -> pd.DataFrame:
+        hits = {}
+        for qids in chunks(list(queries), 1024, progress, desc="searching (bm25)", unit="query"):
+            hits.update(self.searcher.batch_search([queries[q] for q in qids], qids, k=k,
+                                                   threads=threads or os.cpu_count() or 1))
         qids = list(queries)
-        hits = self.searcher.batch_search([queries[q] for q in qids], qids, k=k, threads=threads or os.cpu_count() or 1)
         rows = [(q, h.docid, h.score) for q in qids for h in hits.get(q, [])]
         df = pd.DataFrame(rows, columns=["qid", "docid", "score"]).astype({"score": "float32"})
         return rank_run(df)

@@ -15,8 +15,6 @@ documents owning them are the candidates, and each candidate is re-scored exactl
 
 from __future__ import annotations
 
-import glob
-import json
 import math
 import os
 import shutil
@@ -32,6 +30,7 @@ from ..errors import InputError
 from ..models import load_colbert
 from .base import Index, building, read_docids, register_index, write_docids
 from .dense import _create, _faiss, _to_gpu
+from .encode import encode_in_chunks, on_first_rank
 
 KINDS = ("flat", "ivfpq")
 SMALL = 100_000  # below this many tokens "auto" picks flat (exact, and too few tokens to train IVF-PQ well)
@@ -48,34 +47,29 @@ def default_params(kind: str, tokens: int, dim: int) -> dict:
 
 
 def encode_tokens(model, corpus: Corpus, folder, key: dict, batch_size: int = 32, chunk: int = 2048,
-                  progress: bool = True, rebuild: bool = False) -> tuple[list[str], list[str]]:
+                  progress: bool = True, rebuild: bool = False, workers: int = 1) -> tuple[list[str], list[str]]:
     """Encode ``corpus`` into ``part-NNNNN.npy`` (float16 tokens of ``chunk`` documents) and ``part-NNNNN.len.npy``
-    (tokens per document). Finished parts are kept, so an interrupted run resumes; parts of another ``key`` (corpus,
-    model and its settings) or ``rebuild`` start over. Returns the part files."""
-    os.makedirs(folder, exist_ok=True)
-    meta = json.loads(json.dumps({**key, "chunk": chunk}))
-    meta_path = os.path.join(folder, "meta.json")
-    if os.path.exists(meta_path) and (rebuild or json.load(open(meta_path)) != meta):
-        for p in glob.glob(os.path.join(folder, "part-*")):
-            os.remove(p)
-    with atomic_path(meta_path) as tmp, open(tmp, "w") as f:
-        json.dump(meta, f)
-    parts, lengths = [], []
-    with progress_bar(total=len(corpus), desc="encoding (colbert)", unit="doc", show=progress) as bar:
-        for i, start in enumerate(range(0, len(corpus), chunk)):
-            stop = min(start + chunk, len(corpus))
-            part, lens = os.path.join(folder, f"part-{i:05d}.npy"), os.path.join(folder, f"part-{i:05d}.len.npy")
-            if not (os.path.exists(part) and os.path.exists(lens)):
-                embs = model.encode_document(corpus.texts(start=start, stop=stop), batch_size=batch_size,
-                                             convert_to_numpy=True, show_progress_bar=False)
-                with atomic_path(part) as tmp, open(tmp, "wb") as f:
-                    np.save(f, np.concatenate(embs).astype(np.float16))
-                with atomic_path(lens) as tmp, open(tmp, "wb") as f:
-                    np.save(f, np.array([len(e) for e in embs], dtype=np.int64))
-            parts.append(part)
-            lengths.append(lens)
-            bar.update(stop - start)
-    return parts, lengths
+    (tokens per document), by this process, ``workers`` worker processes or the ranks of a torchrun job
+    (``encode.encode_in_chunks``). Finished parts are kept, so an interrupted run resumes; parts of another ``key``
+    (corpus, model and its settings) or ``rebuild`` start over. Returns the part files."""
+    def paths(i: int) -> tuple[str, str]:
+        return os.path.join(folder, f"part-{i:05d}.npy"), os.path.join(folder, f"part-{i:05d}.len.npy")
+
+    def write(i, start, stop, pool, bar):
+        part, lens = paths(i)
+        embs = model.encode_document(corpus.texts(start=start, stop=stop), batch_size=batch_size,
+                                     convert_to_numpy=True, show_progress_bar=False, pool=pool)
+        with atomic_path(part) as tmp, open(tmp, "wb") as f:
+            np.save(f, np.concatenate(embs).astype(np.float16))
+        with atomic_path(lens) as tmp, open(tmp, "wb") as f:
+            np.save(f, np.array([len(e) for e in embs], dtype=np.int64))
+        bar.update(stop - start)
+
+    encode_in_chunks(model, folder, {**key, "chunk": chunk}, len(corpus), chunk,
+                     lambda i: all(map(os.path.exists, paths(i))), write, "encoding (colbert)", workers, progress,
+                     rebuild)
+    chunks = range(-(-len(corpus) // chunk))
+    return [paths(i)[0] for i in chunks], [paths(i)[1] for i in chunks]
 
 
 def _model_config(model) -> dict:
@@ -111,17 +105,23 @@ class ColbertIndex(Index):
         return {"config": _model_config(model), "kind": kind, "params": params}
 
     @classmethod
-    def build(cls, corpus, path, key, model, kind="auto", batch_size=32, progress=True, rebuild=False,
+    def build(cls, corpus, path, key, model, kind="auto", batch_size=32, progress=True, rebuild=False, workers=1,
               **params) -> "ColbertIndex":
-        """Encode ``corpus`` (resumable parts in ``<path>.encoding``, removed once the index is built) and index it."""
+        """Encode ``corpus`` (resumable parts in ``<path>.encoding``, removed once the index is built; ``workers``
+        processes, or the ranks of a torchrun job) and index it (in rank 0)."""
         path = os.path.abspath(os.fspath(path))
         encoding = path + ".encoding"
         vectors = {k: key[k] for k in ("corpus", "model", "version", "config")}
-        parts, lengths = encode_tokens(model, corpus, encoding, vectors, batch_size, progress=progress, rebuild=rebuild)
-        index = cls.from_parts(parts, lengths, corpus.ids.to_pylist(), path, kind,
-                               {"model": key["model"], "key": key}, progress, **params)
-        shutil.rmtree(encoding, ignore_errors=True)
-        return index
+        parts, lengths = encode_tokens(model, corpus, encoding, vectors, batch_size, progress=progress, rebuild=rebuild,
+                                       workers=workers)
+
+        def index() -> "ColbertIndex":
+            built = cls.from_parts(parts, lengths, corpus.ids.to_pylist(), path, kind,
+                                   {"model": key["model"], "key": key}, progress, **params)
+            shutil.rmtree(encoding, ignore_errors=True)
+            return built
+
+        return on_first_rank(index, lambda: cls(path))
 
     def set_nprobe(self, nprobe: int) -> None:
         faiss = _faiss()
@@ -214,7 +214,8 @@ class ColbertIndex(Index):
                                                  convert_to_numpy=True, show_progress_bar=False) if qids else []
         ids = np.asarray(self.docids, dtype=object)
         frames = []
-        for qid, (rows, scores) in zip(qids, progress_bar(self.search_embeddings(embs, k, token_k), show=progress)):
+        searched = progress_bar(embs, show=progress, desc="searching (colbert)", unit="query")
+        for qid, (rows, scores) in zip(qids, self.search_embeddings(searched, k, token_k)):
             frames.append(pd.DataFrame({"qid": qid, "docid": ids[rows], "score": scores}))
         df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["qid", "docid", "score"])
         return rank_run(df.astype({"score": "float32"}))

@@ -10,10 +10,11 @@ import pandas as pd
 
 from ..data.runs import rank_run
 from ..progress import bar as progress_bar
+from ..progress import chunks
 from ..errors import InputError
 from ..models import load_sentence_transformer
 from .base import Index, building, read_docids, register_index, write_docids
-from .encode import Embeddings, encode_corpus, encode_texts, vectors_key, wants_normalized
+from .encode import Embeddings, encode_corpus, encode_texts, on_first_rank, vectors_key, wants_normalized
 
 KINDS = ("flat", "hnsw", "ivfpq")
 
@@ -62,6 +63,30 @@ def _to_gpu(index, kind: str):
     return faiss.index_cpu_to_all_gpus(index, co=options)
 
 
+def _sharding(params: dict) -> dict:
+    """``params`` with ``shards`` checked (a whole number >= 1), and left out when 1: one index, as without it."""
+    shards = params.get("shards", 1)
+    if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1:
+        raise InputError(f"shards must be a whole number >= 1, not {shards!r}")
+    return {k: v for k, v in params.items() if k != "shards" or shards > 1}
+
+
+def shard_files(folder, shards: int) -> list[str]:
+    """The FAISS files of an index folder: ``index.faiss``, or ``shard-NNNNN.faiss`` for each of ``shards`` > 1."""
+    if shards == 1:
+        return [os.path.join(folder, "index.faiss")]
+    return [os.path.join(folder, f"shard-{i:05d}.faiss") for i in range(shards)]
+
+
+def join_shards(indexes: list):
+    """One index searching ``indexes`` (consecutive row ranges) in parallel threads, numbering rows as one index of
+    them all would; faiss merges each shard's top k into the top k of all."""
+    joined = _faiss().IndexShards(indexes[0].d, True, True)  # threaded, successive ids
+    for index in indexes:
+        joined.add_shard(index)
+    return joined
+
+
 @register_index
 class DenseIndex(Index):
     """A FAISS index over the corpus encoded by a sentence-transformers model, plus the doc id of every row.
@@ -72,13 +97,22 @@ class DenseIndex(Index):
     kinds = KINDS
     loader = staticmethod(load_sentence_transformer)
     batch_size = 64
+    chunk = 8192  # documents per encoded chunk: the unit of resuming, and of the work a torchrun rank takes
 
     def __init__(self, path):
         super().__init__(path)
         self.docids = read_docids(self.path)
-        self.index = _faiss().read_index(os.path.join(self.path, "index.faiss"))
-        self.device_index = _to_gpu(self.index, self.meta["faiss_kind"])
-        self._set_search_params()
+        files = shard_files(self.path, self.meta["params"].get("shards", 1))
+        shards = []
+        for name in files:  # each shard gets the kind's search parameters, which _set_search_params sets on self.index
+            self.index = _faiss().read_index(name)
+            self.device_index = _to_gpu(self.index, self.meta["faiss_kind"])
+            self._set_search_params()
+            shards.append((self.index, self.device_index))
+        if len(shards) > 1:
+            self.shards = shards  # IndexShards does not own them: they live as long as the index
+            self.index = join_shards([cpu for cpu, _ in shards])
+            self.device_index = join_shards([device for _, device in shards])
 
     def _set_search_params(self):
         faiss, p = _faiss(), self.meta["params"]
@@ -100,37 +134,55 @@ class DenseIndex(Index):
     @classmethod
     def settings(cls, corpus, model, kind, params) -> dict:
         return {"max_seq_length": model.max_seq_length, "normalized": wants_normalized(model), "faiss_kind": kind,
-                "params": {**default_params(kind, len(corpus), model.get_embedding_dimension()), **params}}
+                "params": {**default_params(kind, len(corpus), model.get_embedding_dimension()), **_sharding(params)}}
 
     @classmethod
-    def build(cls, corpus, path, key, model, kind, batch_size=64, progress=True, rebuild=False, **params) -> "DenseIndex":
+    def build(cls, corpus, path, key, model, kind, batch_size=64, progress=True, rebuild=False, workers=1,
+              **params) -> "DenseIndex":
+        """Encode ``corpus`` into ``../embeddings`` (``workers`` processes, or the ranks of a torchrun job) and index
+        it (in rank 0)."""
         folder = os.path.join(os.path.dirname(os.path.abspath(path)), "embeddings")
         embeddings = encode_corpus(model, corpus, folder, vectors_key(corpus, key["model"], model), batch_size,
-                                   progress=progress, rebuild=rebuild)
-        return cls.from_embeddings(embeddings, corpus.ids.to_pylist(), kind, path, key, progress, **params)
+                                   cls.chunk, progress, rebuild, workers)
+        return on_first_rank(lambda: cls.from_embeddings(embeddings, corpus.ids.to_pylist(), kind, path, key, progress,
+                                                         **params), lambda: cls(path))
 
     @classmethod
     def from_embeddings(cls, embeddings: Embeddings, docids: list[str], kind: str, path, key: dict | None = None,
                         progress: bool = True, **params) -> "DenseIndex":
-        """Build from encoded chunks, adding chunk by chunk; IVF-PQ first trains on a sample of at most 256 per list."""
+        """Build from encoded chunks, adding chunk by chunk; IVF-PQ first trains on a sample of at most 256 per list.
+
+        ``shards=N`` splits the rows into N consecutive ranges, one FAISS index each (IVF-PQ shards share one trained
+        quantiser), saved as ``shard-NNNNN.faiss`` and searched together through ``faiss.IndexShards`` (one thread a
+        shard). Flat and IVF-PQ shards return what one index returns; HNSW shards are separate graphs (close, not
+        equal)."""
         faiss = _faiss()
         if len(docids) != len(embeddings):
             raise ValueError(f"{len(docids)} doc ids for {len(embeddings)} vectors")
-        params = {**default_params(kind, len(embeddings), embeddings.dim), **params}
+        params = {**default_params(kind, len(embeddings), embeddings.dim), **_sharding(params)}
         index = _create(kind, embeddings.dim, params)
         if not index.is_trained:
             faiss.downcast_index(faiss.extract_index_ivf(index)).pq.cp.min_points_per_centroid = 1  # quiet on small corpora
             train = np.ascontiguousarray(embeddings.sample(256 * params["nlist"]), dtype=np.float32)
             index.train(train)
+        shards = params.get("shards", 1)
+        indexes = [index] + [faiss.clone_index(index) for _ in range(shards - 1)]
+        bounds = np.linspace(0, len(embeddings), shards + 1).round().astype(int)  # shard s: rows bounds[s]..bounds[s+1]
+        row = 0
         with progress_bar(total=len(embeddings), desc=f"indexing ({kind})", unit="vec", show=progress) as bar:
             for part in embeddings.parts():
-                index.add(np.ascontiguousarray(part, dtype=np.float32))
+                for s, shard in enumerate(indexes):
+                    lo, hi = max(bounds[s], row) - row, min(bounds[s + 1], row + len(part)) - row
+                    if lo < hi:
+                        shard.add(np.ascontiguousarray(part[lo:hi], dtype=np.float32))
+                row += len(part)
                 bar.update(len(part))
         meta = {"kind": cls.name, "faiss_kind": kind, "params": params, "dim": embeddings.dim, "documents": len(docids),
                 "faiss": faiss.__version__, "model": embeddings.meta["model"],
                 "normalized": embeddings.meta["normalized"], "key": key}
         with building(path, meta) as work:
-            faiss.write_index(index, os.path.join(work, "index.faiss"))
+            for shard, name in zip(indexes, shard_files(work, shards)):
+                faiss.write_index(shard, name)
             write_docids(work, docids)
         return cls(path)
 
@@ -146,9 +198,12 @@ class DenseIndex(Index):
     def search(self, queries: dict[str, str], k: int = 1000, batch_size: int | None = None,
                progress: bool = False) -> pd.DataFrame:
         """Encode ``queries`` and return the top ``k`` of each as a run DataFrame."""
-        qids = list(queries)
-        vectors = encode_texts(self.query_encoder(), [queries[q] for q in qids], "query", batch_size or self.batch_size)
-        scores, rows = self.search_vectors(vectors, k)
+        qids, batch_size = list(queries), batch_size or self.batch_size
+        parts = [self.search_vectors(np.empty((0, 0), np.float32), k)]  # a block of queries at a time, under a bar
+        for block in chunks(qids, 4 * batch_size, progress, desc="searching (dense)", unit="query"):
+            parts.append(self.search_vectors(encode_texts(self.query_encoder(), [queries[q] for q in block], "query",
+                                                          batch_size), k))
+        scores, rows = np.concatenate([s for s, _ in parts]), np.concatenate([r for _, r in parts])
         valid = rows >= 0
         ids = np.asarray(self.docids, dtype=object)
         df = pd.DataFrame({"qid": np.repeat(np.asarray(qids, dtype=object), valid.sum(1)),

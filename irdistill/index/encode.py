@@ -1,7 +1,11 @@
-"""Encode a corpus with a sentence-transformers model into resumable chunks of float32 vectors on disk."""
+"""Encode a corpus with a sentence-transformers model into resumable chunks on disk: in this process, through a pool
+of worker processes (sentence-transformers' multi-process pool: one per GPU, or N on the CPU), or by the ranks of a
+torchrun job, each encoding its share of the chunks into the same folder."""
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import glob
 import json
 import os
@@ -11,6 +15,7 @@ import numpy as np
 from ..progress import bar as progress_bar
 from ..data.corpus import Corpus
 from ..data.io import atomic_path
+from ..data.shards import parse_shard
 from ..models import fingerprint
 
 
@@ -19,18 +24,137 @@ def wants_normalized(model) -> bool:
     return getattr(model, "similarity_fn_name", "cosine") == "cosine"
 
 
-def encode_texts(model, texts: list[str], role: str = "document", batch_size: int = 64, bar=None) -> np.ndarray:
-    """Encode in length-sorted batches (short with short: less padding), in the input order, updating ``bar``.
+# processes ----------------------------------------------------------------------------------------------------------
+def local_device() -> str | None:
+    """This rank's GPU under torchrun (``cuda:LOCAL_RANK``, wrapping round the GPUs); None (the model's own choice)
+    elsewhere."""
+    import torch
+
+    if parse_shard(None)[1] == 1 or not torch.cuda.is_available():
+        return None
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}"
+
+
+def use_local_gpu() -> None:
+    """Under torchrun, make this rank's GPU the current one, so that ``cuda`` means it (``local_device``)."""
+    device = local_device()
+    if device:
+        import torch
+
+        torch.cuda.set_device(device)
+
+
+def worker_devices(workers: int) -> list[str]:
+    """Where ``workers`` encoding processes run: one GPU each, round robin over the GPUs torch sees (a torchrun rank
+    starts at its own), else the CPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return ["cpu"] * workers
+    first = int(os.environ.get("LOCAL_RANK", 0)) * workers
+    return [f"cuda:{(first + i) % torch.cuda.device_count()}" for i in range(workers)]
+
+
+@contextlib.contextmanager
+def worker_pool(model, workers: int = 1):
+    """sentence-transformers' multi-process pool of ``workers`` processes for ``model`` (``worker_devices``), or None
+    for one worker: encode in this process. CPU workers split the cores between them (``OMP_NUM_THREADS``), so they do
+    not oversubscribe them. The model is back on its device when the block ends."""
+    if workers <= 1:
+        yield None
+        return
+    devices, device = worker_devices(workers), model.device
+    saved = os.environ.get("OMP_NUM_THREADS")
+    if devices[0] == "cpu":  # the spawned workers read it when torch starts
+        os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // workers))
+    try:
+        pool = model.start_multi_process_pool(devices)
+    finally:
+        if saved is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = saved
+    try:
+        yield pool
+    finally:
+        model.stop_multi_process_pool(pool)
+        pool.clear()  # drop the queues now: their semaphores go with them, not as "leaked" at exit
+        model.to(device)
+
+
+def barrier() -> None:
+    """Wait for every rank of a torchrun job (a gloo process group, started on first use); nothing in one process."""
+    if parse_shard(None)[1] == 1:
+        return
+    import torch.distributed as dist
+
+    if not dist.is_initialized():  # a long timeout: rank 0 may build an index of millions of vectors meanwhile
+        dist.init_process_group("gloo", timeout=datetime.timedelta(hours=12))
+    dist.barrier()
+
+
+def on_first_rank(build, load):
+    """``build()`` in rank 0 of a torchrun job (or the only process); the other ranks wait for it, then ``load()``."""
+    rank = parse_shard(None)[0]
+    built = build() if rank == 0 else None
+    barrier()
+    return built if rank == 0 else load()
+
+
+# chunked, resumable encoding ----------------------------------------------------------------------------------------
+def encode_in_chunks(model, folder, meta: dict, documents: int, chunk: int, done, write, desc: str = "encoding",
+                     workers: int = 1, progress: bool = True, rebuild: bool = False, stale=("part-*",)) -> None:
+    """Encode ``documents`` into ``folder`` chunk by chunk: chunk ``i`` covers documents ``i * chunk`` up to
+    ``(i + 1) * chunk``; ``done(i)`` says whether it is on disk, ``write(i, start, stop, pool, bar)`` encodes and
+    writes it (atomically; ``pool``: the worker pool, or None) and moves ``bar`` on by its documents.
+
+    ``meta.json`` holds ``meta``: a folder of another ``meta`` (another corpus or model), or ``rebuild``, first loses
+    its files matching ``stale``; finished chunks are kept, so an interrupted run resumes. Under torchrun, rank ``r``
+    of ``n`` encodes the chunks ``i % n == r`` on its own GPU, and every rank returns once all chunks are done: every
+    rank must call it (it waits for the others)."""
+    rank, world = parse_shard(None)
+    meta = json.loads(json.dumps(meta))  # as read back
+    meta_path = os.path.join(os.fspath(folder), "meta.json")
+    if rank == 0:
+        os.makedirs(folder, exist_ok=True)
+        if os.path.exists(meta_path):
+            with open(meta_path) as f:
+                if rebuild or json.load(f) != meta:
+                    for p in (p for pattern in stale for p in glob.glob(os.path.join(folder, pattern))):
+                        os.remove(p)
+        with atomic_path(meta_path) as tmp, open(tmp, "w") as f:
+            json.dump(meta, f, indent=1)
+    barrier()  # the others start once the folder is fit for this meta
+    if world > 1 and local_device():
+        model.to(local_device())
+    spans = [(i, start, min(start + chunk, documents)) for i, start in enumerate(range(0, documents, chunk))
+             if i % world == rank]
+    todo = [s for s in spans if not done(s[0])]
+    with progress_bar(total=sum(stop - start for _, start, stop in spans), desc=desc, unit="doc",
+                      show=progress and rank == 0) as bar:
+        bar.update(sum(stop - start for _, start, stop in spans) - sum(stop - start for _, start, stop in todo))
+        with worker_pool(model, workers if todo else 1) as pool:
+            for i, start, stop in todo:
+                write(i, start, stop, pool, bar)
+    barrier()
+
+
+def encode_texts(model, texts: list[str], role: str = "document", batch_size: int = 64, bar=None,
+                 pool=None) -> np.ndarray:
+    """Encode in length-sorted batches (short with short: less padding), in the input order, updating ``bar``;
+    through ``pool`` (``worker_pool``) when given, each worker taking length-sorted slices of 4 batches.
 
     ``role`` is ``query`` or ``document``: the model's own query/document prompts apply (``encode_query``)."""
     encode = model.encode_query if role == "query" else model.encode_document
     order = np.argsort([-len(t) for t in texts], kind="stable")
     out = np.empty((len(texts), model.get_embedding_dimension()), dtype=np.float32)
     step = batch_size * 4
-    for i in range(0, len(texts), step):
-        idx = order[i : i + step]
+    span = step * 4 * len(pool["processes"]) if pool else step  # with a pool: 4 slices a worker between updates
+    options = {"pool": pool, "chunk_size": step} if pool else {}
+    for i in range(0, len(texts), span):
+        idx = order[i : i + span]
         out[idx] = encode([texts[j] for j in idx], batch_size=batch_size, convert_to_numpy=True,
-                          normalize_embeddings=wants_normalized(model), show_progress_bar=False)
+                          normalize_embeddings=wants_normalized(model), show_progress_bar=False, **options)
         if bar is not None:
             bar.update(len(idx))
     return out
@@ -72,28 +196,21 @@ def vectors_key(corpus: Corpus, model_name: str, model) -> dict:
 
 
 def encode_corpus(model, corpus: Corpus, folder, key: dict, batch_size: int = 64, chunk: int = 8192,
-                  progress: bool = True, rebuild: bool = False) -> Embeddings:
-    """Encode ``corpus`` into ``folder``. Finished chunks are kept, so an interrupted run resumes where it stopped;
-    chunks of another ``key`` (see ``vectors_key``) or ``rebuild`` start it over."""
+                  progress: bool = True, rebuild: bool = False, workers: int = 1) -> Embeddings:
+    """Encode ``corpus`` into ``folder`` (``part-NNNNN.npy``, float32): by this process, by ``workers`` worker
+    processes, or by the ranks of a torchrun job (``encode_in_chunks``). Finished chunks are kept, so an interrupted
+    run resumes; chunks of another ``key`` (see ``vectors_key``) or ``rebuild`` start it over."""
     folder = os.fspath(folder)
-    os.makedirs(folder, exist_ok=True)
     meta = {**key, "documents": len(corpus), "chunk": chunk, "dim": model.get_embedding_dimension()}
-    meta_path = os.path.join(folder, "meta.json")
-    if os.path.exists(meta_path):
-        with open(meta_path) as f:
-            if rebuild or json.load(f) != json.loads(json.dumps(meta)):  # another model or corpus: start over
-                for p in glob.glob(os.path.join(folder, "part-*.npy")):
-                    os.remove(p)
-    with atomic_path(meta_path) as tmp, open(tmp, "w") as f:
-        json.dump(meta, f, indent=1)
-    with progress_bar(total=len(corpus), desc="encoding", unit="doc", show=progress) as bar:
-        for i, start in enumerate(range(0, len(corpus), chunk)):
-            stop = min(start + chunk, len(corpus))
-            path = os.path.join(folder, f"part-{i:05d}.npy")
-            if os.path.exists(path):
-                bar.update(stop - start)
-                continue
-            vectors = encode_texts(model, corpus.texts(start=start, stop=stop), "document", batch_size, bar)
-            with atomic_path(path) as tmp, open(tmp, "wb") as f:
-                np.save(f, vectors)
+
+    def path(i: int) -> str:
+        return os.path.join(folder, f"part-{i:05d}.npy")
+
+    def write(i, start, stop, pool, bar):
+        vectors = encode_texts(model, corpus.texts(start=start, stop=stop), "document", batch_size, bar, pool)
+        with atomic_path(path(i)) as tmp, open(tmp, "wb") as f:
+            np.save(f, vectors)
+
+    encode_in_chunks(model, folder, meta, len(corpus), chunk, lambda i: os.path.exists(path(i)), write,
+                     workers=workers, progress=progress, rebuild=rebuild)
     return Embeddings(folder)

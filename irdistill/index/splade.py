@@ -8,7 +8,6 @@ index: exactly the dot product of the quantised vectors.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import shutil
@@ -17,22 +16,27 @@ import numpy as np
 import pandas as pd
 
 from ..progress import bar as progress_bar
+from ..progress import chunks
 from ..data.corpus import Corpus
 from ..data.io import atomic_path
 from ..data.runs import rank_run
 from ..models import load_splade
 from .base import Index, building, register_index
+from .encode import encode_in_chunks, on_first_rank
 from .java import start_jvm
 
 SCALE = 100  # impact = round(weight * SCALE)
 
 
-def sparse_weights(model, texts: list[str], role: str = "document", batch_size: int = 8) -> list[dict[str, int]]:
-    """term -> quantised weight of each text (``role`` query or document picks the model's prompt)."""
+def sparse_weights(model, texts: list[str], role: str = "document", batch_size: int = 8,
+                   pool=None) -> list[dict[str, int]]:
+    """term -> quantised weight of each text (``role`` query or document picks the model's prompt), through
+    ``pool`` (``encode.worker_pool``) when given."""
     if not texts:
         return []
     encode = model.encode_query if role == "query" else model.encode_document
-    emb = encode(texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False).coalesce().cpu()
+    emb = encode(texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False,
+                 pool=pool).coalesce().cpu()
     rows, cols = emb.indices().numpy()
     values = np.rint(emb.values().float().numpy() * SCALE).astype(np.int64)
     vocab = _vocab(model)
@@ -51,33 +55,31 @@ def _vocab(model) -> list[str]:
 
 
 def encode_vectors(model, corpus: Corpus, folder, key: dict, batch_size: int = 8, chunk: int = 1024,
-                   progress: bool = True, rebuild: bool = False) -> dict:
-    """Write ``docs/part-NNNNN.jsonl`` JsonVectorCollection files into ``folder``; finished parts are kept, so an
+                   progress: bool = True, rebuild: bool = False, workers: int = 1) -> dict:
+    """Write ``docs/part-NNNNN.jsonl`` JsonVectorCollection files into ``folder``, by this process, ``workers`` worker
+    processes or the ranks of a torchrun job (``encode.encode_in_chunks``); finished parts are kept, so an
     interrupted run resumes (parts of another ``key`` or ``rebuild`` start over). Returns ``{"documents", "terms"}``
     (the total non-zero terms)."""
     os.makedirs(os.path.join(folder, "docs"), exist_ok=True)  # docs/ holds nothing but the collection
-    meta = json.loads(json.dumps({**key, "chunk": chunk}))
-    meta_path = os.path.join(folder, "meta.json")
-    if os.path.exists(meta_path) and (rebuild or json.load(open(meta_path)) != meta):
-        for p in glob.glob(os.path.join(folder, "*", "part-*")) + glob.glob(os.path.join(folder, "part-*")):
-            os.remove(p)
-    with atomic_path(meta_path) as tmp, open(tmp, "w") as f:
-        json.dump(meta, f)
-    terms = 0
-    with progress_bar(total=len(corpus), desc="encoding (splade)", unit="doc", show=progress) as bar:
-        for i, start in enumerate(range(0, len(corpus), chunk)):
-            stop = min(start + chunk, len(corpus))
-            path, count = os.path.join(folder, "docs", f"part-{i:05d}.jsonl"), os.path.join(folder, f"part-{i:05d}.terms")
-            if not (os.path.exists(path) and os.path.exists(count)):
-                ids = corpus.ids[start:stop].to_pylist()
-                vectors = sparse_weights(model, corpus.texts(start=start, stop=stop), "document", batch_size)
-                with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-                    for d, v in zip(ids, vectors):
-                        f.write(json.dumps({"id": d, "contents": "", "vector": v}) + "\n")
-                with atomic_path(count) as tmp, open(tmp, "w") as f:
-                    f.write(str(sum(map(len, vectors))))
-            terms += int(open(count).read())
-            bar.update(stop - start)
+
+    def paths(i: int) -> tuple[str, str]:
+        return os.path.join(folder, "docs", f"part-{i:05d}.jsonl"), os.path.join(folder, f"part-{i:05d}.terms")
+
+    def write(i, start, stop, pool, bar):
+        path, count = paths(i)
+        ids = corpus.ids[start:stop].to_pylist()
+        vectors = sparse_weights(model, corpus.texts(start=start, stop=stop), "document", batch_size, pool)
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            for d, v in zip(ids, vectors):
+                f.write(json.dumps({"id": d, "contents": "", "vector": v}) + "\n")
+        with atomic_path(count) as tmp, open(tmp, "w") as f:
+            f.write(str(sum(map(len, vectors))))
+        bar.update(stop - start)
+
+    encode_in_chunks(model, folder, {**key, "chunk": chunk}, len(corpus), chunk,
+                     lambda i: all(map(os.path.exists, paths(i))), write, "encoding (splade)", workers, progress,
+                     rebuild, stale=("part-*", os.path.join("*", "part-*")))
+    terms = sum(int(open(paths(i)[1]).read()) for i in range(-(-len(corpus) // chunk)))
     return {"documents": len(corpus), "terms": terms}
 
 
@@ -109,17 +111,24 @@ class SpladeIndex(Index):
         return {"max_seq_length": model.max_seq_length, "scale": SCALE}
 
     @classmethod
-    def build(cls, corpus, path, key, model, kind=None, batch_size=8, progress=True, rebuild=False,
+    def build(cls, corpus, path, key, model, kind=None, batch_size=8, progress=True, rebuild=False, workers=1,
               threads: int | None = None) -> "SpladeIndex":
-        """Encode ``corpus`` and build the impact index at ``path``. The encoded vectors wait in ``<path>.vectors``
-        until the index is built, so a killed build resumes."""
+        """Encode ``corpus`` (``workers`` processes, or the ranks of a torchrun job) and build the impact index at
+        ``path`` (in rank 0). The encoded vectors wait in ``<path>.vectors`` until the index is built, so a killed
+        build resumes."""
+        path = os.path.abspath(os.fspath(path))
+        vectors = path + ".vectors"
+        stats = encode_vectors(model, corpus, vectors, key, batch_size, progress=progress, rebuild=rebuild,
+                               workers=workers)
+        return on_first_rank(lambda: cls._index(path, vectors, key, stats, threads), lambda: cls(path))
+
+    @classmethod
+    def _index(cls, path: str, vectors: str, key: dict, stats: dict, threads: int | None) -> "SpladeIndex":
+        """Lucene's IndexCollection over the encoded vectors; they are removed once the index is in place."""
         start_jvm()
         from jnius import autoclass
 
-        path = os.path.abspath(os.fspath(path))
-        vectors = path + ".vectors"
-        stats = encode_vectors(model, corpus, vectors, key, batch_size, progress=progress, rebuild=rebuild)
-        meta = {"kind": cls.name, "model": key["model"], "documents": len(corpus), "scale": SCALE,
+        meta = {"kind": cls.name, "model": key["model"], "documents": stats["documents"], "scale": SCALE,
                 "doc_terms": stats["terms"] / max(1, stats["documents"]), "query_terms": {}, "key": key}
         with building(path, meta) as work:
             args = ["-collection", "JsonVectorCollection", "-generator", "DefaultLuceneDocumentGenerator",
@@ -156,10 +165,13 @@ class SpladeIndex(Index):
                threads: int | None = None) -> pd.DataFrame:
         """Encode ``queries`` and return the top ``k`` of each; ``last_query_terms`` holds the average number of
         non-zero query terms."""
-        qids = list(queries)
-        vectors = sparse_weights(self.query_encoder(), [queries[q] for q in qids], "query", batch_size or self.batch_size)
-        self.last_query_terms = float(np.mean([len(v) for v in vectors])) if vectors else 0.0
-        return self.search_weights(dict(zip(qids, vectors)), k, threads)
+        qids, batch_size, runs, terms = list(queries), batch_size or self.batch_size, [], []
+        for block in chunks(qids, 32 * batch_size, progress, desc="searching (splade)", unit="query"):
+            vectors = sparse_weights(self.query_encoder(), [queries[q] for q in block], "query", batch_size)
+            terms += [len(v) for v in vectors]
+            runs.append(self.search_weights(dict(zip(block, vectors)), k, threads))
+        self.last_query_terms = float(np.mean(terms)) if terms else 0.0
+        return rank_run(pd.concat(runs, ignore_index=True)) if runs else self.search_weights({}, k, threads)
 
     def retrieve(self, dataset, k=1000, batch_size=None, progress=False) -> pd.DataFrame:
         """Search the queries of ``dataset`` and record their sparsity in ``meta.json`` (e.g. ``scifact/test``)."""

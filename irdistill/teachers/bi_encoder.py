@@ -2,43 +2,57 @@
 
 from __future__ import annotations
 
+import contextlib
+import weakref
 from collections import OrderedDict
 
 import numpy as np
 
-from ..index.encode import encode_texts
+from ..index.encode import encode_texts, local_device, worker_pool
 from ..models import fingerprint, load_sentence_transformer
 from .base import Teacher, register_teacher
 
 
 @register_teacher
 class BiEncoderTeacher(Teacher):
-    """Passage embeddings are memoised (up to ``memo`` passages), so a passage shared by many queries is encoded once."""
+    """Passage embeddings are memoised (up to ``memo`` passages), so a passage shared by many queries is encoded once.
+    ``workers`` > 1 encodes through that many processes (one a GPU when there are GPUs; ``encode.worker_pool``),
+    started on first use and stopped with the teacher; under torchrun each rank uses its own GPU."""
 
     kind = "bi-encoder"
 
-    def __init__(self, model: str, batch_size: int = 64, device: str | None = None, memo: int = 200_000, encoder=None):
-        self.name, self.batch_size = model, batch_size
-        self.model = encoder or load_sentence_transformer(model, device=device)
+    def __init__(self, model: str, batch_size: int = 64, device: str | None = None, memo: int = 200_000, encoder=None,
+                 workers: int = 1):
+        self.name, self.batch_size, self.workers = model, batch_size, workers
+        self.model = encoder or load_sentence_transformer(model, device=device or local_device())
         self.version = fingerprint(model)
         self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
         self._memo_size = memo
+        self._pool = None
 
     def config(self) -> dict:
         return {"model": self.name, "version": self.version, "max_seq_length": self.model.max_seq_length,
                 "similarity": self.model.similarity_fn_name}
 
+    def pool(self):
+        """The worker pool (None for one worker), started on first use; it stops when the teacher is collected."""
+        if self.workers > 1 and self._pool is None:
+            stack = contextlib.ExitStack()
+            self._pool = stack.enter_context(worker_pool(self.model, self.workers))
+            weakref.finalize(self, stack.close)
+        return self._pool
+
     def _encode(self, texts: list[str], role: str) -> np.ndarray:
         missing = list(dict.fromkeys(t for t in texts if t not in self._memo)) if role == "document" else []
         if missing:
-            for t, v in zip(missing, encode_texts(self.model, missing, "document", self.batch_size)):
+            for t, v in zip(missing, encode_texts(self.model, missing, "document", self.batch_size, pool=self.pool())):
                 self._memo[t] = v
             while len(self._memo) > self._memo_size:
                 self._memo.popitem(last=False)
         if role == "document":
             return np.stack([self._memo[t] for t in texts])
         unique = list(dict.fromkeys(texts))
-        vecs = dict(zip(unique, encode_texts(self.model, unique, "query", self.batch_size)))
+        vecs = dict(zip(unique, encode_texts(self.model, unique, "query", self.batch_size, pool=self.pool())))
         return np.stack([vecs[t] for t in texts])
 
     def score_pairs(self, queries: list[str], passages: list[str]) -> np.ndarray:

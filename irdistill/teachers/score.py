@@ -9,6 +9,7 @@ import pandas as pd
 from ..cache.scores import ScoreCache
 from ..data.dataset import Dataset
 from ..data.runs import check_run_ids, read_run
+from ..index.encode import use_local_gpu
 from .base import ScoreStats, Teacher
 from .spec import build_teacher
 
@@ -24,5 +25,6 @@ def score_run(teacher, run: pd.DataFrame | str, dataset: Dataset, cache: ScoreCa
         path, run = os.fspath(run), read_run(run)
         check_run_ids(run, dataset, path)
     if not isinstance(teacher, Teacher):
+        use_local_gpu()  # under torchrun, "cuda" is this rank's GPU for every teacher
         teacher = build_teacher(teacher, dataset, options)
     return teacher.score(run, dataset, cache, shard, flush_pairs, progress)

@@ -18,6 +18,8 @@ RANGES = {"epochs": (0, False), "max_steps": (-1, True), "batch_size": (1, True)
           "save_total_limit": (1, True), "logging_steps": (1, True), "eval_steps": (1, True),
           "max_seq_length": (1, True), "negatives": (1, True), "temperature": (0, False)}
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+# report_to -> the module the Hugging Face trainer's integration needs
+TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
 
 
 @dataclass
@@ -50,6 +52,8 @@ class TrainConfig:
     gather_across_devices: bool = True  # under DDP, score each query against every process's documents
     lora: dict | None = None         # train a LoRA adapter, merged on save: {r, alpha, dropout, target_modules, ...}
     merge_alpha: float | None = None  # WiSE-FT: save (1 - a) * start + a * trained (models/merge.py)
+    report_to: object = "none"       # tensorboard, wandb, mlflow or none; or a list of them
+    run_name: str | None = None      # the run's name in the trackers (default: the output folder's name)
     extra: dict = field(default_factory=dict)  # more TrainingArguments
 
     @classmethod
@@ -75,6 +79,7 @@ class TrainConfig:
             _check(f"examples.{name}", value, _type(ExampleConfig, name))
         if d.get("precision", "auto") not in PRECISIONS:
             raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {d['precision']!r}")
+        trackers(d.get("report_to", "none"))
         get_student(d.get("student", "bi-encoder"))
         try:
             loss = make_loss(d.get("loss", "margin-mse"))
@@ -92,7 +97,9 @@ class TrainConfig:
         return cls(**{**d, "examples": ExampleConfig(**d["examples"])})
 
     @classmethod
-    def from_file(cls, path) -> "TrainConfig":
+    def from_file(cls, path, overrides=()) -> "TrainConfig":
+        """A YAML config; each override ``key=value`` (``examples.teacher=ID``; the value read as YAML) replaces an
+        option first, and is named as ``--set key=value`` when it is wrong."""
         import yaml
 
         if not os.path.isfile(path):
@@ -105,10 +112,45 @@ class TrainConfig:
                 raise InputError(f"malformed YAML ({getattr(e, 'problem', e)})", path, mark.line + 1 if mark else None) from None
             except UnicodeDecodeError:
                 raise InputError("not UTF-8 text", path) from None
+        d = d if d is not None else {}
+        for item in overrides:
+            key, eq, value = item.partition("=")
+            if not eq or not key or not isinstance(d, dict):
+                raise InputError(f"--set takes key=value, not {item!r}")
+            *parents, last = key.split(".")
+            node = d
+            for p in parents:
+                node = node.setdefault(p, {})
+                if not isinstance(node, dict):
+                    raise InputError(f"--set {item}: {p} is not a mapping")
+            node[last] = yaml.safe_load(value)
         try:
-            return cls.from_dict(d if d is not None else {})
+            return cls.from_dict(d)
         except InputError as e:
+            named = [o for o in overrides if o.partition("=")[0].split(".")[-1] in e.message]
+            if named:
+                raise InputError(f"--set {named[0]}: {e.message}") from None
             raise InputError(e.message, path, _line(path, e.message)) from None
+
+
+def trackers(report_to) -> list[str]:
+    """The trackers ``report_to`` names (``"none"``: no tracker), each checked to be known and installed."""
+    import importlib.util
+
+    names = [report_to] if isinstance(report_to, str) else report_to
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise InputError(f"option report_to must be a tracker name or a list of them, not {report_to!r}")
+    if names == ["none"] or not names:
+        return []
+    for name in names:
+        if name == "none":
+            raise InputError("option report_to: none cannot be listed with trackers")
+        if name not in TRACKERS:
+            raise InputError(f"option report_to: unknown tracker {name!r} (choose from {', '.join(TRACKERS)} or none)")
+        if importlib.util.find_spec(TRACKERS[name]) is None:
+            raise InputError(f"option report_to: {name} is not installed (pip install {TRACKERS[name]}, or the "
+                             f"irdistill[tracking] extra)")
+    return list(dict.fromkeys(names))
 
 
 def _type(cls, name: str):

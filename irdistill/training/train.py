@@ -2,8 +2,10 @@
 
 Mixed precision, gradient accumulation and DDP under torchrun come from the Hugging Face trainer. A run writes its
 checkpoints to ``output/checkpoint-*`` and resumes from the newest one when started again; the finished model goes to
-``output/final`` (it loads in sentence-transformers unchanged), the loss curve to ``output/loss.jsonl`` and
-``output/loss.png``. What differs between student architectures lives in ``students/``.
+``output/final`` (it loads in sentence-transformers unchanged, its model card names the teacher, loss, data and
+schedule: ``card.py``), the loss curve to ``output/loss.jsonl`` and ``output/loss.png``, and with ``report_to`` the
+logs to TensorBoard (``output/tensorboard``), Weights & Biases or MLflow. What differs between student architectures
+lives in ``students/``.
 
 Two options guard what the student knew before training: ``lora`` trains a low-rank adapter only, merged into the
 weights on save (``lora.py``); ``merge_alpha: a`` saves ``(1 - a) * start + a * trained`` (WiSE-FT,
@@ -24,8 +26,9 @@ from ..data.shards import in_shard, parse_shard
 from ..errors import InputError
 from ..models import locate
 from ..models.merge import interpolate_model
-from ..progress import shown
-from .config import TrainConfig
+from ..progress import library_bars, shown
+from . import card
+from .config import TrainConfig, trackers
 from .examples import as_hf_dataset, build_examples
 from .lora import ADAPTER_FILE, add_lora, checkpoint_callback, load_checkpoint, merge_lora
 from .losses import make_loss
@@ -90,16 +93,40 @@ def dev_inputs(cfg: TrainConfig, data: Dataset, cache: ScoreCache, dev: set[str]
     return {q: data.queries[q] for q in sorted(dev)}, texts, relevant, candidates
 
 
+def tracking(cfg: TrainConfig) -> tuple[dict, list]:
+    """The trainer's ``report_to`` and ``run_name`` (default: the output folder's name), and the callbacks they
+    need: TensorBoard logs go to ``<output>/tensorboard`` (one folder, that a resumed run continues)."""
+    names = trackers(cfg.report_to)
+    extra = []
+    if "tensorboard" in names:
+        from transformers.integrations import TensorBoardCallback
+
+        board = TensorBoardCallback()
+        board.logging_dir = os.path.join(cfg.output, "tensorboard")
+        extra.append(board)
+    run_name = cfg.run_name or os.path.basename(os.path.normpath(cfg.output))
+    return {"report_to": [n for n in names if n != "tensorboard"], "run_name": run_name}, extra
+
+
 def train(cfg: TrainConfig, callbacks=(), progress: bool = True) -> str:
     """Train (or resume) and return the folder of the final model."""
+    with library_bars(shown(progress)):  # loading, widget examples, saving: as the trainer's own bar
+        return _train(cfg, callbacks, progress)
+
+
+def _train(cfg: TrainConfig, callbacks, progress: bool) -> str:
     final = os.path.join(cfg.output, "final")
     if os.path.exists(os.path.join(final, "config.json")):
         return final
     student, loss, path = get_student(cfg.student), make_loss(cfg.loss), locate(cfg.model)
     data, cache = load_dataset(cfg.dataset, cfg.split), ScoreCache(cfg.cache)
     dev = held_out_queries(data, cfg.dev_fraction, cfg.seed)
-    train_ds = as_hf_dataset(training_examples(cfg, data, cache, dev), data, cfg.examples.text_view)
+    examples = training_examples(cfg, data, cache, dev)
+    train_ds = as_hf_dataset(examples, data, cfg.examples.text_view)
+    teacher, name = cache.describe(cfg.examples.teacher), card.dataset_label(data)
+    report, tracker_callbacks = tracking(cfg)
     model = student.load(path, cfg)
+    card.prepare(model, cfg, teacher, name)
     start = {k: v.detach().clone() for k, v in model.state_dict().items()} if cfg.merge_alpha is not None else None
     if cfg.lora:
         add_lora(model, cfg.lora)
@@ -114,12 +141,12 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True) -> str:
         per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
         warmup_steps=cfg.warmup_ratio, gradient_accumulation_steps=cfg.grad_accum, seed=cfg.seed,
         save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
-        logging_steps=cfg.logging_steps, report_to=[], disable_tqdm=not shown(progress), dataloader_drop_last=True,
+        logging_steps=cfg.logging_steps, **report, disable_tqdm=not shown(progress), dataloader_drop_last=True,
         dataloader_pin_memory=_has_cuda(),
         eval_strategy="steps" if evaluator else "no", eval_steps=cfg.eval_steps or cfg.save_steps,
         **_device_arguments(cfg.precision), **student.training_arguments(model, cfg, columns), **cfg.extra)
     trainer = student.trainer(model=model, args=args, train_dataset=train_ds, loss=student.objective(model, loss, cfg),
-                              evaluator=evaluator, callbacks=list(callbacks))
+                              evaluator=evaluator, callbacks=[*tracker_callbacks, *callbacks])
     if cfg.lora:  # the trainer cannot read its model files back into a model with adapters
         trainer._load_from_checkpoint = lambda folder: load_checkpoint(model, folder)
     trainer.train(resume_from_checkpoint=last_checkpoint(cfg.output, ADAPTER_FILE if cfg.lora else None))
@@ -133,6 +160,9 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True) -> str:
         model.save(final + ".tmp")
         with atomic_path(os.path.join(final + ".tmp", "irdistill.json")) as tmp, open(tmp, "w") as f:
             json.dump({**asdict(cfg), "training_examples": len(train_ds)}, f, indent=1, default=str)
+        card.write_distillation(final + ".tmp", cfg, teacher, name, len(examples),
+                                len({e["query_id"] for e in examples}), len(dev), trainer.state.global_step,
+                                trainer.state.epoch or 0.0, trainer.state.log_history)
         os.replace(final + ".tmp", final)
     trainer.accelerator.wait_for_everyone()  # under DDP the other processes return once rank 0 has saved
     return final
