@@ -3,13 +3,22 @@ held-out SciFact train queries and on Cranfield (never on SciFact test), then re
 
     python experiments/scifact/specialise.py [--rows all|none|name,...] [--write docs/results.md]
 
-Rows ``select-*`` train on 85% of SciFact train (run.py's InfoNCE + 0.1 CPRD recipe, 3 epochs) and score the other
-15% (full-corpus retrieval, bf16 encoding as holdout.py) and all of Cranfield (fp32). Each family's setting is chosen
-by one rule, fixed before any test number was seen: among the candidates whose Cranfield nDCG@10 (exp) is within
-0.005 of zero-shot or above, the best held-out SciFact nDCG@10 (ties: the larger alpha, rank or weight); if none
-qualifies, the best on Cranfield. The test rows then train (or merge) that setting on all of SciFact train. Run the
-selection rows first: a test row whose family is not fully selected yet stops and says so. Finished rows are kept in
-experiments/scifact/specialise/<row>.json.
+SciFact students gain on SciFact and lose on Cranfield. This script starts from run.py's three-epoch CPRD recipe
+(InfoNCE + 0.1 CPRD, the teacher's top 7 below the positive, lr 5e-5) and tries three ways to keep what the
+zero-shot model knew:
+
+- WiSE-FT (Wortsman et al., 2022): weight interpolation with the zero-shot model (``irdistill merge``);
+- LoRA adapters (Hu et al., 2022) on query, key, value and the dense layers, alpha = 2r, lr 5e-4, merged on save;
+- a regulariser: listwise KL (temperature 0.05) to the zero-shot model's own scores of the same candidates, cached
+  as a bi-encoder teacher, added to the loss with a weight.
+
+Rows ``select-*`` train on 85% of SciFact train and score the other 15% (full-corpus retrieval, bf16 encoding as
+holdout.py) and all of Cranfield (fp32). Each family's setting is chosen by one rule, fixed before any test number
+was seen: among the candidates whose Cranfield nDCG@10 (exp) is within 0.005 of zero-shot or above, the best
+held-out SciFact nDCG@10 (ties: the larger alpha, rank or weight); if none qualifies, the best on Cranfield. The
+test rows then train (or merge) that setting on all of SciFact train. Run the selection rows first: a test row whose
+family is not fully selected yet stops and says so. Finished rows are kept in experiments/scifact/specialise/<row>.json;
+``--write`` adds the section (heading, command, tables) to the file, or replaces it there.
 """
 
 from __future__ import annotations
@@ -183,7 +192,9 @@ def render(done: list[dict], args) -> str:
                       "vs zero-shot, Cranfield exp (p)": f"{t['cranfield']['diff']:+.4f} ({t['cranfield']['p']:.3f})" if t else "",
                       "vs zero-shot, SciFact (p)": f"{t['scifact']['diff']:+.4f} ({t['scifact']['p']:.3f})" if t else ""})
     chosen = "; ".join(f"{f}: {'not selected yet' if v is None else v}" for f, v in CHOSEN.items())
-    return (f"Command: `python experiments/scifact/specialise.py --write docs/results.md` (seed 42; rows still missing: "
+    return ("## Specialising without forgetting: WiSE-FT, LoRA and a zero-shot regulariser on SciFact\n\n"
+            "The method and the selection rule: experiments/scifact/specialise.py's docstring.\n\n"
+            f"Command: `python experiments/scifact/specialise.py --write docs/results.md` (seed 42; rows still missing: "
             f"{missing_rows(ROWS, CONFIGS, done)})\n\nSelection (trained on 85% of SciFact train; held-out 15%, full "
             f"corpus; Cranfield test, all queries):\n\n```\n{format_table(select) if select else '(none yet)'}\n```\n\n"
             f"Chosen by the rule (within {TOLERANCE} of zero-shot on Cranfield exp, then best held-out SciFact): "
