@@ -165,3 +165,116 @@ def test_conversion_is_the_same_model_in_every_process(tiny_model_dir):
     b = load_colbert(tiny_model_dir, device="cpu", dim=16)
     for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
         assert torch.equal(pa, pb), name
+
+
+def random_store(seed=0, docs=120, dim=16):
+    """float16 unit token vectors in topic clusters, 0-30 tokens a document (some empty), and their offsets."""
+    rng = np.random.default_rng(seed)
+    topics = rng.standard_normal((8, dim))
+    lens = rng.integers(0, 31, docs)
+    lens[[3, 50]] = 0
+    x = topics[rng.integers(0, 8, lens.sum())] + 0.7 * rng.standard_normal((lens.sum(), dim))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x.astype(np.float16), np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+
+
+def exact_maxsim(tokens, offsets, q):
+    t = tokens.astype(np.float32)
+    return np.array([(q @ t[a:b].T).max(1).sum() if b > a else 0.0 for a, b in zip(offsets[:-1], offsets[1:])])
+
+
+@pytest.mark.parametrize("block_docs", [32, 5])
+@pytest.mark.parametrize("where", ["memmap", "resident"])
+def test_maxsim_is_exact_in_float32(block_docs, where, tmp_path):
+    from irdistill.index.maxsim import maxsim, resident
+
+    tokens, offsets = random_store()
+    np.save(tmp_path / "tokens.npy", tokens)
+    tokens = np.load(tmp_path / "tokens.npy", mmap_mode="r")
+    q = np.random.default_rng(1).standard_normal((8, 16)).astype(np.float32)
+    docs = np.random.default_rng(2).permutation(len(offsets) - 1)[:70]
+    docs = np.append(docs, 3)  # an empty document scores 0
+    want = exact_maxsim(tokens, offsets, q)[docs]
+    for precision, tolerance in [("float32", 1e-5), ("bfloat16", 0.05)]:
+        store = resident(tokens, precision) if where == "resident" else tokens
+        got = maxsim(store, offsets, q, docs, precision, block_docs=block_docs)
+        np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance)
+    assert maxsim(tokens, offsets, q, np.array([], dtype=np.int64)).shape == (0,)
+
+
+@pytest.fixture
+def store_index(tmp_path):
+    """A ColbertIndex (IVF-PQ, 8 cells) over the random store, built from its parts like an encoded corpus."""
+    from irdistill.index import ColbertIndex
+
+    tokens, offsets = random_store()
+    np.save(tmp_path / "part-00000.npy", tokens)
+    np.save(tmp_path / "part-00000.len.npy", np.diff(offsets))
+    ids = [f"d{i}" for i in range(len(offsets) - 1)]
+    index = ColbertIndex.from_parts([str(tmp_path / "part-00000.npy")], [str(tmp_path / "part-00000.len.npy")], ids,
+                               tmp_path / "index", "ivfpq", progress=False, nlist=8, m=4, nbits=4, nprobe=8)
+    return index, tokens, offsets
+
+
+@pytest.mark.parametrize("resident_bytes", [1 << 30, 0])
+def test_fast_path_returns_the_exact_top_k(store_index, monkeypatch, resident_bytes):
+    """Probing every cell makes every document with tokens a candidate: the fast path is then exact MaxSim
+    over the whole store, the same top k (ties by row) as brute force, on any number of threads, from the store
+    copied into memory or memory-mapped."""
+    from irdistill.index import colbert
+
+    monkeypatch.setattr(colbert, "RESIDENT_BYTES", resident_bytes)
+    index, tokens, offsets = store_index
+    assert isinstance(index.store(), np.ndarray) == (resident_bytes == 0)
+    queries = list(np.random.default_rng(3).standard_normal((5, 8, 16)).astype(np.float32))
+    for threads in (1, 2):
+        got = index.search_embeddings(queries, k=10, candidates="cells", ncells=8, ndocs=1000, threads=threads)
+        for q, (rows, scores) in zip(queries, got):
+            exact = exact_maxsim(tokens, offsets, q)
+            has_tokens = np.flatnonzero(np.diff(offsets) > 0)
+            want = has_tokens[np.lexsort((has_tokens, -exact[has_tokens]))][:10]
+            assert list(rows) == list(want)
+            np.testing.assert_allclose(scores, exact[want], rtol=1e-5, atol=1e-5)
+    tokens_path = index.search_embeddings(queries, k=10, candidates="tokens", token_k=10_000)
+    for (a, s), (b, t) in zip(tokens_path, got):
+        assert list(a) == list(b)
+
+
+def test_cell_candidates(store_index, monkeypatch):
+    """The centroid-interaction candidates: all documents with tokens when every cell is probed, at most ndocs,
+    and the same set whether the score table is dense or sparse."""
+    from irdistill.index import maxsim
+
+    index, tokens, offsets = store_index
+    cells = index.cells()
+    assert cells.ptr[-1] == len(cells.docs) and cells.centroids.shape == (8, 16)
+    q = np.random.default_rng(4).standard_normal((8, 16)).astype(np.float32)
+    assert set(cells.candidates(q, 8, 1000)) == set(np.flatnonzero(np.diff(offsets) > 0))
+    dense = cells.candidates(q, 2, 20)
+    assert len(dense) == 20
+    monkeypatch.setattr(maxsim, "DENSE_LIMIT", 0)
+    assert set(cells.candidates(q, 2, 20)) == set(dense)
+
+
+def test_fast_path_on_a_tiny_model(tiny_colbert, toy, tmp_path):
+    """The default search of an IVF-PQ index (cell candidates) finds the brute-force MaxSim top k of a model."""
+    from irdistill.index import open_index
+    from irdistill.models import load_colbert
+
+    model = load_colbert(tiny_colbert, device="cpu")
+    index = open_index(toy, "colbert", tiny_colbert, "ivfpq", str(tmp_path / "c"), encoder=model, progress=False,
+                       nlist=2, nprobe=2, m=4, nbits=4)
+    fast = index.search(toy.queries, k=3)
+    exact = brute_force(model, toy)
+    ids = toy.corpus.ids.to_pylist()
+    for qid, group in fast.groupby("qid"):
+        want = [ids[i] for i in np.argsort(-exact[qid], kind="stable")][:3]
+        assert list(group.sort_values("rank")["docid"]) == want
+
+
+def test_bad_search_options(store_index):
+    index = store_index[0]
+    with pytest.raises(InputError, match="precision"):
+        index.search_embeddings([], precision="int4")
+    with pytest.raises(InputError, match="candidate"):
+        index.search_embeddings([], candidates="everything")
