@@ -250,6 +250,17 @@ def cmd_train(args):
     print(f"teacher {stats.key}: out-of-fold scores of {len(stats.qids)} queries; cache: {cfg.cache}")
 
 
+def cmd_merge(args):
+    """Interpolate or average model weights (WiSE-FT, model soups).
+
+    Write (1 - alpha) * base + alpha * mean(models) to --output: every student type (SentenceTransformer,
+    CrossEncoder, ColBERT, SPLADE), models of one architecture only. The output is a copy of the first --model
+    (tokenizer, configs) with the merged weights."""
+    from .models.merge import merge_models
+
+    print(f"model: {merge_models(args.base, args.model, args.alpha, args.output)}")
+
+
 def cmd_report(args):
     """An HTML page of figures about runs, teacher scores and training losses.
 
@@ -371,6 +382,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cross-fit a teacher instead: K models, each trained without one fold of the queries, score "
                         "that fold's candidates in --run into the cache (out-of-fold scores, one teacher id)")
     p.add_argument("--run", help="the candidates to score with --crossfit (.parquet or .trec)")
+
+    p = verb(cmd_merge)
+    p.add_argument("--base", required=True, help="the starting model (hub name or folder), e.g. the zero-shot model")
+    p.add_argument("--model", required=True, action="append", help="a fine-tuned model (repeat it for a soup)")
+    p.add_argument("--alpha", required=True, type=float, help="weight of the fine-tuned model(s), from 0 to 1")
+    p.add_argument("--output", required=True, help="folder to write")
 
     p = verb(cmd_card)
     p.add_argument("results", nargs="+", metavar="RESULT", help="metrics.json, or a folder holding one or several")

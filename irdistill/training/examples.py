@@ -1,7 +1,9 @@
 """Training examples from the score cache: per query, a positive and N negatives with the teacher's scores.
 
 The examples hold ids and scores only; texts are joined when a batch is read (``as_hf_dataset`` sets
-sentence-transformers' ``resolve_ids`` transform), so a dataset of millions of examples stays small.
+sentence-transformers' ``resolve_ids`` transform), so a dataset of millions of examples stays small. With a
+``regularizer`` (a second teacher in the cache, e.g. the student's own starting model as a bi-encoder teacher), each
+example carries that teacher's scores of the same documents too, for the ``regularizer`` loss.
 """
 
 from __future__ import annotations
@@ -29,18 +31,22 @@ class ExampleConfig:
     positives: str = "labels"       # labels: judged relevant (grade > 0); teacher: the teacher's top document
     seed: int = 0
     text_view: str | None = None    # the student reads this text view of the documents (default: the corpus)
+    regularizer: str | None = None  # a second teacher id in the cache: its scores of the same documents as well
 
 
 def build_examples(dataset: Dataset, cache: ScoreCache, cfg: ExampleConfig) -> list[dict]:
-    """``[{"query_id", "document_ids": [pos, neg_1..], "scores": [t_pos, t_neg_1..]}]``, one per (query, positive)."""
+    """``[{"query_id", "document_ids": [pos, neg_1..], "scores": [t_pos, t_neg_1..]}]``, one per (query, positive);
+    with ``cfg.regularizer``, ``"scores"`` is ``[[t_pos, t_neg_1..], [r_pos, r_neg_1..]]`` (teacher, regulariser) and
+    examples with a document the regulariser has not scored are skipped."""
     if cfg.strategy not in STRATEGIES:
         raise InputError(f"unknown sampling strategy {cfg.strategy!r} (choose from {', '.join(STRATEGIES)})")
     scores = cache.read(cfg.teacher, qids=list(dataset.queries))
     if scores.empty:
         raise InputError(f"the cache holds no scores of teacher {cfg.teacher!r} for the {dataset.split} queries",
                          cache.folder)
+    reference = _scores_by_pair(cache, cfg.regularizer, list(dataset.queries)) if cfg.regularizer else None
     rng = np.random.default_rng(cfg.seed)
-    out, skipped = [], {"no scored positive": 0, "too few negatives": 0}
+    out, skipped = [], {"no scored positive": 0, "too few negatives": 0, "no regulariser score": 0}
     for qid, group in scores.groupby("qid", sort=True):
         docs, t = group["docid"].to_numpy(), group["score"].to_numpy(np.float64)
         judged = dataset.qrels.get(qid, {})
@@ -62,12 +68,25 @@ def build_examples(dataset: Dataset, cache: ScoreCache, cfg: ExampleConfig) -> l
                 skipped["too few negatives"] += 1
                 continue
             chosen = _sample(neg, t, cfg, rng)
-            out.append({"query_id": qid, "document_ids": [docs[p], *docs[chosen]],
-                        "scores": [float(t[p]), *map(float, t[chosen])]})
+            ids, targets = [docs[p], *docs[chosen]], [float(t[p]), *map(float, t[chosen])]
+            if reference is not None:
+                if any((qid, d) not in reference for d in ids):
+                    skipped["no regulariser score"] += 1
+                    continue
+                targets = [targets, [reference[qid, d] for d in ids]]
+            out.append({"query_id": qid, "document_ids": ids, "scores": targets})
     log.info("%d examples from %d queries; skipped: %s", len(out), scores["qid"].nunique(), skipped)
     if not out:
         raise InputError(f"no training examples (skipped: {skipped}); were the positives among the scored candidates?")
     return out
+
+
+def _scores_by_pair(cache: ScoreCache, teacher: str, qids: list[str]) -> dict:
+    """``{(qid, docid): score}`` of a cached teacher."""
+    df = cache.read(teacher, qids=qids)
+    if df.empty:
+        raise InputError(f"the cache holds no scores of regulariser {teacher!r} for these queries", cache.folder)
+    return dict(zip(zip(df["qid"], df["docid"]), df["score"].astype(float)))
 
 
 def _sample(neg: np.ndarray, t: np.ndarray, cfg: ExampleConfig, rng) -> np.ndarray:
