@@ -28,7 +28,7 @@ from irdistill.cache import ScoreCache
 from irdistill.cache.scores import SCHEMA
 from irdistill.data import Corpus
 from irdistill.data import corpus as corpus_module
-from irdistill.report import publish_benchmark, timed
+from irdistill.experiment import publish_benchmark, timed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

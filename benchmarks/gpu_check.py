@@ -248,7 +248,7 @@ def main(argv=None) -> int:
     text = "\n".join(lines + ["", "```", table(rows), "```"])
     print(text)
     if args.write:
-        from irdistill.report import write_section
+        from irdistill.experiment import write_section
 
         flag = " --cpu-smoke" if args.cpu_smoke else " --model MODEL_DIR"
         write_section(args.write, SECTION, f"Command: `python benchmarks/gpu_check.py{flag} --write {args.write}`\n\n{text}")

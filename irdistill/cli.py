@@ -4,7 +4,6 @@ and prints. Bad input exits with code 2 and a one-line error."""
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import sys
@@ -46,6 +45,10 @@ def _add_scale_out(p):
                                               "parallel threads (same results; with GPUs, on all GPUs anyway)")
 
 
+def _add_cache(p, required=True):
+    p.add_argument("--cache", required=required, help="score cache folder")
+
+
 def _scale_out(args) -> dict:
     _positive("--workers", args.workers)
     _positive("--shards", args.shards)
@@ -69,6 +72,10 @@ def _positive(name: str, value: int | None) -> None:
 
 
 def cmd_index(args):
+    """Build a BM25, FAISS, ColBERT or SPLADE index of a collection.
+
+    Build (or reuse) the index of a collection: BM25 (Lucene), dense (FAISS), ColBERT (FAISS over token
+    embeddings) or SPLADE (Lucene impact)."""
     from .index import open_index
 
     ds = _dataset(args)
@@ -77,6 +84,9 @@ def cmd_index(args):
 
 
 def cmd_search(args):
+    """Search an index with a queries file or one query.
+
+    Search a saved index; prints 'qid rank docid score' or writes a run file."""
     from .data import read_queries, write_run
     from .index import load_index
 
@@ -94,6 +104,11 @@ def cmd_search(args):
 
 
 def cmd_evaluate(args):
+    """Retrieve for a split (or several datasets) and score the runs.
+
+    Retrieve (or read --run), print the metrics, and write run.trec, run.parquet and metrics.json to --output
+    (default runs/<name>/). Several --dataset (or --suite beir) print one table with a mean row, and pyserini's
+    published BM25 figures where they exist."""
     from .data import load_dataset
     from .evaluation import evaluate_retrieval, evaluate_suite, format_suite, format_table
     from .evaluation.suite import expand
@@ -111,6 +126,9 @@ def cmd_evaluate(args):
 
 
 def cmd_compare(args):
+    """Compare runs with paired significance tests.
+
+    Metrics of several runs side by side; superscripts mark significant wins (ranx)."""
     from .data import load_qrels
     from .evaluation import compare_run_files
 
@@ -121,6 +139,9 @@ def cmd_compare(args):
 
 
 def cmd_candidates(args):
+    """Retrieve top-k candidates for a split and write them as a run.
+
+    First-stage candidates (top-k of any retriever) for teacher scoring, as a run file."""
     from .data import write_run
     from .index.base import candidates
 
@@ -133,6 +154,10 @@ def cmd_candidates(args):
 
 
 def cmd_score(args):
+    """Score a run's candidates with a teacher into the Parquet cache.
+
+    Score every (query, candidate) of --run with --teacher into --cache; pairs already cached for this teacher
+    are skipped, so a killed job resumes where it stopped."""
     from .cache import ScoreCache
     from .data import parse_shard, write_run
     from .teachers import score_run
@@ -147,6 +172,11 @@ def cmd_score(args):
 
 
 def cmd_cache(args):
+    """List, verify, export, import or compact the score cache.
+
+    list: teachers in the cache; verify: check every part (readable, no pair twice, no NaN); export-trec /
+    export-margin-mse: write a teacher's scores; import-margin-mse: load Hofstaetter's teacher file; compact:
+    merge part files."""
     from .cache import ScoreCache, export_margin_mse, import_margin_mse
     from .data import write_run
 
@@ -181,7 +211,31 @@ def cmd_cache(args):
         cache.compact(args.teacher)
 
 
+def cmd_generate_queries(args):
+    """Generate queries for the passages of a collection (a pseudo-labelled BEIR folder).
+
+    N queries per passage (or per passage of a --sample) from a model-free generator (title, sentence: inverse
+    cloze, span: cropping) or an LLM (llm:MODEL, few-shot by default), filtered, written as
+    <output>/<generator>-<hash>/ (queries.jsonl, qrels/<split>.tsv: each query -> its passage, corpus.jsonl
+    linked) and printed. Generations are cached in <output>/raw/: a killed run resumes, a rerun generates
+    nothing."""
+    from .queries import generate_from_specs
+
+    res = generate_from_specs(args.dataset, args.generator, args.per_passage, args.sample, args.filter, args.option,
+                              args.output, args.seed, args.split, args.shard)
+    if not res.complete:
+        print(f"generated {res.generated} passages; the shard that finishes last writes {res.folder}")
+        return
+    counts = res.meta["counts"]
+    print(f"queries: {res.folder} ({counts['kept']} queries for {counts['documents_with_queries']} passages, "
+          f"{sum(counts['dropped'].values())} filtered out; generated {res.generated} passages now)")
+
+
 def cmd_train(args):
+    """Train a student from cached teacher scores (YAML config).
+
+    Train a student (bi-encoder, cross-encoder, ColBERT, SPLADE) from a YAML config (see README); resumes from
+    the newest checkpoint in the output folder; the model goes to <output>/final."""
     from .training import TrainConfig, crossfit, train
 
     cfg = TrainConfig.from_file(args.config, args.set or ())
@@ -196,7 +250,23 @@ def cmd_train(args):
     print(f"teacher {stats.key}: out-of-fold scores of {len(stats.qids)} queries; cache: {cfg.cache}")
 
 
+def cmd_merge(args):
+    """Interpolate or average model weights (WiSE-FT, model soups).
+
+    Write (1 - alpha) * base + alpha * mean(models) to --output: every student type (SentenceTransformer,
+    CrossEncoder, ColBERT, SPLADE), models of one architecture only. The output is a copy of the first --model
+    (tokenizer, configs) with the merged weights."""
+    from .models.merge import merge_models
+
+    print(f"model: {merge_models(args.base, args.model, args.alpha, args.output)}")
+
+
 def cmd_report(args):
+    """An HTML page of figures about runs, teacher scores and training losses.
+
+    Write <output>/index.html (figures inlined, PNGs beside it): metrics with paired tests against --baseline,
+    per-query deltas, recall@k; teacher score histograms and teacher-vs-run scatter (--cache, --teacher); loss
+    curves (--training)."""
     from .evaluation.report_page import load_runs, write_report
 
     path = write_report(args.output, _dataset(args).qrels, load_runs(args.runs), args.baseline, args.metrics, args.cache,
@@ -205,6 +275,11 @@ def cmd_report(args):
 
 
 def cmd_card(args):
+    """Add `irdistill evaluate` results to a model's card (README.md).
+
+    Add the metrics that `irdistill evaluate` wrote (runs/<name>/metrics.json, or every dataset of a suite's
+    folder) to the model card of --model: its model-index (the evaluation results the Hugging Face hub shows)
+    and an 'Evaluation (irdistill)' table. A trained student's card already says what it was distilled from."""
     from .training.card import add_results
 
     path, n = add_results(args.model, args.results)
@@ -216,30 +291,31 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars (they show only on a terminal)")
-    verb = functools.partial(sub.add_parser, parents=[common])  # every verb takes --quiet
 
-    p = verb("index", help="build a BM25, FAISS, ColBERT or SPLADE index of a collection",
-                       description="Build (or reuse) the index of a collection: BM25 (Lucene), dense (FAISS), ColBERT "
-                                   "(FAISS over token embeddings) or SPLADE (Lucene impact).")
+    def verb(func):
+        """A verb named after ``cmd_<name>``: its docstring's first line is the help, the rest the description;
+        every verb takes --quiet."""
+        summary, _, rest = func.__doc__.partition("\n\n")
+        p = sub.add_parser(func.__name__[4:].replace("_", "-"), parents=[common], help=summary[0].lower() + summary[1:-1],
+                           description=" ".join(rest.split()))
+        p.set_defaults(func=func)
+        return p
+
+
+    p = verb(cmd_index)
     _add_dataset(p)
     _add_retriever(p)
     _add_scale_out(p)
-    p.set_defaults(func=cmd_index)
 
-    p = verb("search", help="search an index with a queries file or one query",
-                       description="Search a saved index; prints 'qid rank docid score' or writes a run file.")
+    p = verb(cmd_search)
     p.add_argument("--index", required=True, help="index folder")
     p.add_argument("--query", help="one query string")
     p.add_argument("--queries", help="queries file (BEIR queries.jsonl or qid<TAB>text)")
     p.add_argument("--model", help="query encoder for an index with a model (default: the one it was built with)")
     p.add_argument("-k", "--k", type=int, default=10, help="hits per query")
     p.add_argument("--output", help="write the run here (.trec or .parquet) instead of printing it")
-    p.set_defaults(func=cmd_search)
 
-    p = verb("evaluate", help="retrieve for a split (or several datasets) and score the runs",
-             description="Retrieve (or read --run), print the metrics, and write run.trec, run.parquet and "
-                         "metrics.json to --output (default runs/<name>/). Several --dataset (or --suite beir) "
-                         "print one table with a mean row, and pyserini's published BM25 figures where they exist.")
+    p = verb(cmd_evaluate)
     _add_dataset(p, required=False, many=True)
     p.add_argument("--suite", choices=["beir"], help="add the public BEIR test sets (ir_datasets ids)")
     _add_retriever(p)
@@ -247,10 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", "--k", type=int, default=1000, help="retrieval depth")
     p.add_argument("--run", help="evaluate this run file instead of retrieving")
     p.add_argument("--output", help="output folder")
-    p.set_defaults(func=cmd_evaluate)
 
-    p = verb("candidates", help="retrieve top-k candidates for a split and write them as a run",
-                       description="First-stage candidates (top-k of any retriever) for teacher scoring, as a run file.")
+    p = verb(cmd_candidates)
     _add_dataset(p)
     _add_retriever(p)
     _add_scale_out(p)
@@ -259,40 +333,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--add-positives", action="store_true",
                    help="append judged-relevant documents the retriever missed (training candidates)")
     p.add_argument("--sample-queries", type=int, metavar="N", help="only a seeded sample of N queries of the split")
-    p.set_defaults(func=cmd_candidates)
 
-    p = verb("score", help="score a run's candidates with a teacher into the Parquet cache",
-                       description="Score every (query, candidate) of --run with --teacher into --cache; pairs already "
-                                   "cached for this teacher are skipped, so a killed job resumes where it stopped.")
+    p = verb(cmd_score)
     p.add_argument("--teacher", required=True,
                    help="kind:model (cross-encoder:M, bi-encoder:M, llm-pointwise:M, llm-listwise:M, bm25) or a YAML/JSON spec")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="teacher option (repeatable), e.g. endpoint=URL")
     p.add_argument("--run", required=True, help="candidates (.parquet or .trec)")
     _add_dataset(p)
-    p.add_argument("--cache", required=True, help="cache folder")
+    _add_cache(p)
+    p.add_argument("--output", help="also write the teacher's scores of this run as a run file")
     p.add_argument("--shard", help="i/n: score only this slice of the queries (default: RANK/WORLD_SIZE of torchrun)")
     p.add_argument("--flush", type=int, default=2048, help="pairs per part file")
-    p.add_argument("--output", help="also write the teacher's scores of this run as a run file")
-    p.set_defaults(func=cmd_score)
 
-    p = verb("cache", help="list, verify, export, import or compact the score cache",
-                       description="list: teachers in the cache; verify: check every part (readable, no pair twice, "
-                                   "no NaN); export-trec / export-margin-mse: write a teacher's scores; "
-                                   "import-margin-mse: load Hofstaetter's teacher file; compact: merge part files.")
+    p = verb(cmd_cache)
     p.add_argument("action", choices=["list", "verify", "export-trec", "export-margin-mse", "import-margin-mse",
                                       "compact"])
-    p.add_argument("--cache", required=True)
+    _add_cache(p)
     p.add_argument("--teacher", help="the teacher's cache key (<teacher id>@<collection>, see `cache list`)")
     p.add_argument("--output", help="file to write (export)")
     p.add_argument("--input", help="file to read (import)")
     p.add_argument("--max-negatives", type=int, help="negatives per query in a Margin-MSE export")
     _add_dataset(p, required=False)
-    p.set_defaults(func=cmd_cache)
 
-    p = verb("train", help="train a student from cached teacher scores (YAML config)",
-                       description="Train a student (bi-encoder, cross-encoder, ColBERT, SPLADE) from a YAML config (see "
-                                   "README); resumes from the newest checkpoint in the output folder; the model goes to "
-                                   "<output>/final.")
+    p = verb(cmd_generate_queries)
+    p.add_argument("--dataset", required=True,
+                   help="BEIR or MS MARCO folder (no queries needed), corpus .jsonl/.tsv file, or ir_datasets id")
+    p.add_argument("--generator", required=True, help="title, sentence, span or llm:MODEL")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="generator option (repeatable), e.g. min_words=4, or for llm: endpoint=URL, template=zero-shot, "
+                        "temperature=0.7, examples=DATASET (few-shot pairs from its train split), batch_size=16")
+    p.add_argument("--per-passage", type=int, default=1, metavar="N", help="queries per passage (default 1)")
+    p.add_argument("--sample", type=int, metavar="N", help="only a seeded sample of N passages")
+    p.add_argument("--filter", action="append", metavar="KEY=VALUE",
+                   help="filter setting (repeatable): min_words=2, max_words=32, max_copy=0.8, dedup=set|doc|none, "
+                        "consistency=RETRIEVER (keep a query whose passage it ranks in the top consistency_k, "
+                        "default 1; consistency_model=M, consistency_index=DIR)")
+    p.add_argument("--output", required=True, help="folder for the generated datasets and their cache")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample and of sampled queries (default 0)")
+    p.add_argument("--split", default="train", help="name of the split the pseudo-qrels are written as (default train)")
+    p.add_argument("--shard", help="i/n: generate only this share of the passages (n processes at once)")
+
+    p = verb(cmd_train)
     p.add_argument("--config", required=True, help="YAML file")
     p.add_argument("--output", help="override the config's output folder")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -301,40 +382,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cross-fit a teacher instead: K models, each trained without one fold of the queries, score "
                         "that fold's candidates in --run into the cache (out-of-fold scores, one teacher id)")
     p.add_argument("--run", help="the candidates to score with --crossfit (.parquet or .trec)")
-    p.set_defaults(func=cmd_train)
 
-    p = verb("card", help="add `irdistill evaluate` results to a model's card (README.md)",
-             description="Add the metrics that `irdistill evaluate` wrote (runs/<name>/metrics.json, or every dataset of "
-                         "a suite's folder) to the model card of --model: its model-index (the evaluation results the "
-                         "Hugging Face hub shows) and an 'Evaluation (irdistill)' table. A trained student's card "
-                         "already says what it was distilled from.")
+    p = verb(cmd_merge)
+    p.add_argument("--base", required=True, help="the starting model (hub name or folder), e.g. the zero-shot model")
+    p.add_argument("--model", required=True, action="append", help="a fine-tuned model (repeat it for a soup)")
+    p.add_argument("--alpha", required=True, type=float, help="weight of the fine-tuned model(s), from 0 to 1")
+    p.add_argument("--output", required=True, help="folder to write")
+
+    p = verb(cmd_card)
     p.add_argument("results", nargs="+", metavar="RESULT", help="metrics.json, or a folder holding one or several")
     p.add_argument("--model", required=True, help="model folder, e.g. models/<name>/final")
-    p.set_defaults(func=cmd_card)
 
-    p = verb("compare", help="compare runs with paired significance tests",
-                       description="Metrics of several runs side by side; superscripts mark significant wins (ranx).")
+    p = verb(cmd_compare)
     p.add_argument("runs", nargs="+", metavar="RUN", help="run files (.trec or .parquet)")
     _add_dataset(p, required=False)
     p.add_argument("--qrels", help="qrels file (BEIR TSV or TREC) instead of --dataset")
     p.add_argument("--metrics", default=DEFAULT_METRICS)
     p.add_argument("--test", default="student", choices=["student", "fisher", "tukey"], help="paired test")
     p.add_argument("--max-p", type=float, default=0.05, help="significance level")
-    p.set_defaults(func=cmd_compare)
 
-    p = verb("report", help="an HTML page of figures about runs, teacher scores and training losses",
-             description="Write <output>/index.html (figures inlined, PNGs beside it): metrics with paired "
-                                   "tests against --baseline, per-query deltas, recall@k; teacher score histograms and "
-                                   "teacher-vs-run scatter (--cache, --teacher); loss curves (--training).")
+    p = verb(cmd_report)
     p.add_argument("runs", nargs="+", metavar="RUN", help="run files (.trec or .parquet)")
     _add_dataset(p)
     p.add_argument("--baseline", help="run name the others are tested against (default: the first run)")
     p.add_argument("--metrics", default=DEFAULT_METRICS)
-    p.add_argument("--cache", help="score cache folder")
+    _add_cache(p, required=False)
     p.add_argument("--teacher", action="append", help="teacher id in --cache (repeatable)")
     p.add_argument("--training", action="append", help="training output folder with loss.jsonl (repeatable)")
     p.add_argument("--output", required=True, help="folder for index.html and the PNGs")
-    p.set_defaults(func=cmd_report)
     return parser
 
 

@@ -23,7 +23,10 @@ def _variants(label: str) -> set[str]:
 
 
 class TransformersLM:
-    """A causal LM in this process. ``gguf_file`` loads a GGUF file from the ``model`` folder (dequantised)."""
+    """A causal LM in this process. ``gguf_file`` loads a GGUF file from the ``model`` folder (dequantised).
+    ``min_shared_prefix``: the fewest tokens all prompts of a ``generate`` call must share for them to be run once."""
+
+    min_shared_prefix = 16
 
     def __init__(self, model: str, gguf_file: str | None = None, device: str | None = None, dtype: str | None = None,
                  trust_remote_code: bool = False, max_length: int = 4096):
@@ -72,21 +75,112 @@ class TransformersLM:
                     out[i : i + batch_size, j] = torch.logsumexp(logp[:, tok], -1).cpu().numpy()
         return out
 
-    def generate(self, chats: list[list[dict]], max_tokens: int = 200) -> list[str]:
+    def generate(self, chats: list[list[dict]], max_tokens: int = 200, *, temperature: float = 0.0, top_p: float = 1.0,
+                 n: int = 1, seed: int | None = None, stop: list[str] | None = None, batch_size: int = 8) -> list[str]:
+        """``len(chats) * n`` completions, the ``n`` of each chat together. ``temperature`` 0 is greedy (``n`` copies of
+        one answer); above 0 samples with ``top_p`` under ``seed`` (the global torch RNG is left as it was). Prompts go
+        ``batch_size`` at a time, sorted by length; a completion ends at EOS, ``max_tokens`` or the first of the
+        ``stop`` strings (cut off).
+
+        Work shared between prompts is done once: the tokens every prompt of the call starts with (system prompt,
+        few-shot examples) are run once and their key/value cache reused by every batch, and the ``n`` samples of a
+        prompt share one pass over it. Greedy answers are those of one prompt at a time."""
         import torch
 
-        out = []
-        with torch.inference_mode():
-            for prompt in self._prompts(chats):
-                enc = self._batch([prompt])
-                gen = self.model.generate(**enc, max_new_tokens=max_tokens, do_sample=False,
-                                          pad_token_id=self.tokenizer.pad_token_id)
-                out.append(self.tokenizer.decode(gen[0, enc["input_ids"].shape[1]:], skip_special_tokens=True))
-        return out
+        sample = temperature > 0
+        ids = [x[-self.max_length:] for x in
+               self.tokenizer(self._prompts(chats), add_special_tokens=False)["input_ids"]]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        shared = _common_prefix(ids) - 1 if len(ids) > 1 else 0  # at least one token of each prompt stays out
+        done: dict[int, list[str]] = {}
+        opts = {"do_sample": True, "temperature": temperature, "top_p": top_p, "num_return_sequences": n} if sample else \
+            {"do_sample": False}
+        if stop:
+            opts.update(stop_strings=list(stop), tokenizer=self.tokenizer)
+        devices = [torch.device(self.device).index or 0] if self.device.startswith("cuda") else []
+        with torch.inference_mode(), torch.random.fork_rng(devices=devices):
+            if seed is not None:
+                torch.manual_seed(seed)
+            prefix = self._run(torch.tensor([ids[0][:shared]], device=self.device)) if shared >= self.min_shared_prefix else None
+            for b in range(0, len(order), max(1, batch_size)):
+                rows = order[b : b + max(1, batch_size)]
+                enc = self._pad([ids[i] for i in rows], shared if prefix else 0)
+                extra = self._prefill(enc, prefix, shared if prefix else 0, n if sample else 1)
+                gen = self.model.generate(**enc, max_new_tokens=max_tokens, pad_token_id=self.tokenizer.pad_token_id,
+                                          **{**opts, **extra})
+                texts = self.tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+                per = n if sample else 1
+                for j, i in enumerate(rows):
+                    outs = [_cut(t, stop) for t in texts[j * per : (j + 1) * per]]
+                    done[i] = outs if sample else outs * n
+        return [t for i in range(len(ids)) for t in done[i]]
+
+    def _pad(self, rows: list[list[int]], shared: int) -> dict:
+        """Token ids and attention mask: the ``shared`` first tokens, then padding, then the rest of each prompt (with
+        no shared part: plain left padding, so every answer starts right after its prompt)."""
+        import torch
+
+        pad, width = self.tokenizer.pad_token_id, max(len(r) for r in rows) - shared
+        ids = [r[:shared] + [pad] * (width - len(r) + shared) + r[shared:] for r in rows]
+        mask = [[1] * shared + [0] * (width - len(r) + shared) + [1] * (len(r) - shared) for r in rows]
+        return {"input_ids": torch.tensor(ids, device=self.device), "attention_mask": torch.tensor(mask, device=self.device)}
+
+    def _run(self, ids, mask=None, cache=None, start: int = 0):
+        """One forward pass over ``ids`` (positions counted over ``mask``'s real tokens, from ``start``) that fills
+        ``cache``; returns the cache."""
+        import torch
+
+        mask = torch.ones_like(ids) if mask is None else mask
+        pos = (mask.long().cumsum(-1) - 1).clamp(min=0)[:, start:]
+        kw = {} if cache is None else {self._cache_name: cache}
+        out = self.model(input_ids=ids[:, start:], attention_mask=mask, position_ids=pos, use_cache=True, **kw)
+        self._cache_name = "cache" if getattr(out, "cache", None) is not None else "past_key_values"  # transformers 5
+        return getattr(out, self._cache_name)
+
+    def _prefill(self, enc, prefix, shared: int, n: int) -> dict:
+        """``generate`` arguments that start it from a filled cache: the shared ``prefix`` copied to every row, then
+        each prompt but its last token, then repeated ``n`` times (``enc`` is repeated to match). ``{}``: nothing to
+        share, or a cache type that cannot be copied this way."""
+        import copy
+
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        if (prefix is None and n == 1) or ids.shape[1] - shared < 2:
+            return {}
+        cache = None
+        if prefix is not None:
+            cache = copy.deepcopy(prefix)
+            if not hasattr(cache, "batch_repeat_interleave"):
+                return {}
+            cache.batch_repeat_interleave(ids.shape[0])
+        cache = self._run(ids[:, :-1], mask[:, :-1], cache, shared)
+        if n > 1:
+            if not hasattr(cache, "batch_repeat_interleave"):
+                return {}
+            cache.batch_repeat_interleave(n)
+            enc["input_ids"], enc["attention_mask"] = ids.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
+        return {self._cache_name: cache, "num_return_sequences": 1}
+
+
+def _common_prefix(seqs: list[list[int]]) -> int:
+    """The number of leading tokens all ``seqs`` share."""
+    first, k = seqs[0], min(map(len, seqs))
+    for s in seqs[1:]:
+        i = 0
+        while i < k and s[i] == first[i]:
+            i += 1
+        k = i
+    return k
+
+
+def _cut(text: str, stop: list[str] | None) -> str:
+    """``text`` up to the first of the ``stop`` strings."""
+    for s in stop or ():
+        text = text.split(s, 1)[0]
+    return text
 
 
 class OpenAIEndpoint:
-    """An OpenAI-compatible ``/v1/chat/completions`` endpoint; greedy decoding (temperature 0).
+    """An OpenAI-compatible ``/v1/chat/completions`` endpoint; greedy decoding (temperature 0) unless asked to sample.
 
     Credentials go only where they belong: ``api_key`` (or ``user:password@`` in the URL) to this endpoint;
     ``$OPENAI_API_KEY`` only to api.openai.com. A key is never sent over plain http to a host other than this machine
@@ -142,8 +236,38 @@ class OpenAIEndpoint:
                 out[i, j] = np.logaddexp.reduce(hits) if hits else floor
         return out
 
-    def generate(self, chats: list[list[dict]], max_tokens: int = 200) -> list[str]:
-        return [self._chat(c, max_tokens=max_tokens)["choices"][0]["message"]["content"] or "" for c in chats]
+    def generate(self, chats: list[list[dict]], max_tokens: int = 200, *, temperature: float = 0.0, top_p: float = 1.0,
+                 n: int = 1, seed: int | None = None, stop: list[str] | None = None, batch_size: int = 1) -> list[str]:
+        """As ``TransformersLM.generate``; ``batch_size`` requests are in flight at once (servers such as vLLM batch
+        them). ``n`` > 1 asks for ``n`` choices per request and requests any the server did not return one by one
+        (seeds ``seed + 1``, ...). Sampling fields are sent only when sampling, so ``request`` and the server decide
+        the rest."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        params = {"max_tokens": max_tokens}
+        if temperature > 0:
+            params.update(temperature=temperature, **({"top_p": top_p} if top_p < 1 else {}))
+        if stop:
+            params["stop"] = list(stop)
+
+        sample = temperature > 0
+
+        def one(chat: list[dict]) -> list[str]:
+            extra = {"n": n} if sample and n > 1 else {}
+            seeded = lambda j: {"seed": seed + j} if sample and seed is not None else {}
+            choices = self._chat(chat, **params, **extra, **seeded(0))["choices"]
+            outs = [_cut(c["message"]["content"] or "", stop) for c in choices][:n]
+            while sample and len(outs) < n:
+                outs.append(_cut(self._chat(chat, **params, **seeded(len(outs)))["choices"][0]["message"]["content"]
+                                 or "", stop))
+            return outs if sample else outs[:1] * n
+
+        if batch_size <= 1 or len(chats) <= 1:
+            results = [one(c) for c in chats]
+        else:
+            with ThreadPoolExecutor(batch_size) as pool:
+                results = list(pool.map(one, chats))
+        return [t for outs in results for t in outs]
 
 
 def _public(text: str) -> str:

@@ -8,7 +8,9 @@ import typing
 from dataclasses import dataclass, field, fields
 
 from ..errors import InputError
+from ..models.merge import check_alpha
 from .examples import ExampleConfig
+from .lora import check_lora
 
 # field -> (lowest allowed, whether the lowest is allowed itself); fields not listed take any value of their type
 RANGES = {"epochs": (0, False), "max_steps": (-1, True), "batch_size": (1, True), "learning_rate": (0, False),
@@ -48,6 +50,8 @@ class TrainConfig:
     trust_remote_code: bool = False
     flops: dict | None = None        # splade: FLOPS regulariser weights {query: .., document: ..}
     gather_across_devices: bool = True  # under DDP, score each query against every process's documents
+    lora: dict | None = None         # train a LoRA adapter, merged on save: {r, alpha, dropout, target_modules, ...}
+    merge_alpha: float | None = None  # WiSE-FT: save (1 - a) * start + a * trained (models/merge.py)
     report_to: object = "none"       # tensorboard, wandb, mlflow or none; or a list of them
     run_name: str | None = None      # the run's name in the trackers (default: the output folder's name)
     extra: dict = field(default_factory=dict)  # more TrainingArguments
@@ -78,9 +82,18 @@ class TrainConfig:
         trackers(d.get("report_to", "none"))
         get_student(d.get("student", "bi-encoder"))
         try:
-            make_loss(d.get("loss", "margin-mse"))
+            loss = make_loss(d.get("loss", "margin-mse"))
         except (ValueError, TypeError, KeyError) as e:
             raise InputError(f"loss: {e}") from None
+        if loss.reads_reference and not d["examples"].get("regularizer"):
+            raise InputError("option loss: the regularizer loss needs examples: {regularizer: <teacher id>}")
+        if d.get("lora") is not None:
+            check_lora(d["lora"])
+        if d.get("merge_alpha") is not None:
+            try:
+                check_alpha(d["merge_alpha"])
+            except InputError as e:
+                raise InputError(f"option merge_alpha: {e.message}") from None
         return cls(**{**d, "examples": ExampleConfig(**d["examples"])})
 
     @classmethod

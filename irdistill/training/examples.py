@@ -2,7 +2,9 @@
 
 The examples hold ids and scores only; texts are looked up when a batch is read (``as_hf_dataset`` sets a transform
 that reads them from the corpus by id), so a dataset of millions of examples stays small, and the cache is read a
-block of queries at a time.
+block of queries at a time. With a ``regularizer`` (a second teacher in the cache, e.g. the student's own starting
+model as a bi-encoder teacher), each example carries that teacher's scores of the same documents too, for the
+``regularizer`` loss.
 """
 
 from __future__ import annotations
@@ -30,23 +32,32 @@ class ExampleConfig:
     positives: str = "labels"       # labels: judged relevant (grade > 0); teacher: the teacher's top document
     seed: int = 0
     text_view: str | None = None    # the student reads this text view of the documents (default: the corpus)
+    regularizer: str | None = None  # a second teacher id in the cache: its scores of the same documents as well
 
 
 def build_examples(dataset: Dataset, cache: ScoreCache, cfg: ExampleConfig, block: int = 10_000) -> list[dict]:
-    """``[{"query_id", "document_ids": [pos, neg_1..], "scores": [t_pos, t_neg_1..]}]``, one per (query, positive).
+    """``[{"query_id", "document_ids": [pos, neg_1..], "scores": [t_pos, t_neg_1..]}]``, one per (query, positive);
+    with ``cfg.regularizer``, ``"scores"`` is ``[[t_pos, t_neg_1..], [r_pos, r_neg_1..]]`` (teacher, regulariser) and
+    examples with a document the regulariser has not scored are skipped.
 
-    The cache is read ``block`` queries at a time (``ScoreCache.read_blocks``), so its size is bounded by the examples
-    drawn, not by the pairs scored."""
+    The cache is read ``block`` queries at a time (``ScoreCache.read_blocks``; the regulariser's scores of the same
+    queries beside), so its size is bounded by the examples drawn, not by the pairs scored."""
     if cfg.strategy not in STRATEGIES:
         raise InputError(f"unknown sampling strategy {cfg.strategy!r} (choose from {', '.join(STRATEGIES)})")
     rng = np.random.default_rng(cfg.seed)
-    out, skipped, queries = [], {"no scored positive": 0, "too few negatives": 0}, 0
+    out, queries, referenced = [], 0, 0
+    skipped = {"no scored positive": 0, "too few negatives": 0, "no regulariser score": 0}
     for scores in cache.read_blocks(cfg.teacher, qids=dataset.queries, queries=block):
+        reference = _scores_by_pair(cache, cfg.regularizer, scores["qid"].unique()) if cfg.regularizer else None
+        referenced += len(reference or ())
         for qid, group in scores.groupby("qid", sort=True):
             queries += 1
-            _query_examples(qid, group, dataset.qrels.get(qid, {}), cfg, rng, out, skipped)
+            _query_examples(qid, group, dataset.qrels.get(qid, {}), cfg, rng, out, skipped, reference)
     if not queries:
         raise InputError(f"the cache holds no scores of teacher {cfg.teacher!r} for the {dataset.split} queries",
+                         cache.folder)
+    if cfg.regularizer and not referenced:
+        raise InputError(f"the cache holds no scores of regulariser {cfg.regularizer!r} for these queries",
                          cache.folder)
     log.info("%d examples from %d queries; skipped: %s", len(out), queries, skipped)
     if not out:
@@ -54,7 +65,8 @@ def build_examples(dataset: Dataset, cache: ScoreCache, cfg: ExampleConfig, bloc
     return out
 
 
-def _query_examples(qid: str, group, judged: dict, cfg: ExampleConfig, rng, out: list, skipped: dict) -> None:
+def _query_examples(qid: str, group, judged: dict, cfg: ExampleConfig, rng, out: list, skipped: dict,
+                    reference: dict | None) -> None:
     docs, t = group["docid"].to_numpy(), group["score"].to_numpy(np.float64)
     relevant = np.array([judged.get(d, 0) > 0 for d in docs])
     if cfg.positives == "teacher":
@@ -74,8 +86,20 @@ def _query_examples(qid: str, group, judged: dict, cfg: ExampleConfig, rng, out:
             skipped["too few negatives"] += 1
             continue
         chosen = _sample(neg, t, cfg, rng)
-        out.append({"query_id": qid, "document_ids": [docs[p], *docs[chosen]],
-                    "scores": [float(t[p]), *map(float, t[chosen])]})
+        ids, targets = [docs[p], *docs[chosen]], [float(t[p]), *map(float, t[chosen])]
+        if reference is not None:
+            if any((qid, d) not in reference for d in ids):
+                skipped["no regulariser score"] += 1
+                continue
+            targets = [targets, [reference[qid, d] for d in ids]]
+        out.append({"query_id": qid, "document_ids": ids, "scores": targets})
+
+
+def _scores_by_pair(cache: ScoreCache, teacher: str, qids) -> dict:
+    """``{(qid, docid): score}`` of a cached teacher for ``qids``."""
+    qids = sorted(qids)
+    df = cache.read(teacher, qids=qids, bounds=(qids[0], qids[-1]))
+    return dict(zip(zip(df["qid"], df["docid"]), df["score"].astype(float)))
 
 
 def _sample(neg: np.ndarray, t: np.ndarray, cfg: ExampleConfig, rng) -> np.ndarray:

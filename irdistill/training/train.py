@@ -6,6 +6,10 @@ checkpoints to ``output/checkpoint-*`` and resumes from the newest one when star
 schedule: ``card.py``), the loss curve to ``output/loss.jsonl`` and ``output/loss.png``, and with ``report_to`` the
 logs to TensorBoard (``output/tensorboard``), Weights & Biases or MLflow. What differs between student architectures
 lives in ``students/``.
+
+Two options guard what the student knew before training: ``lora`` trains a low-rank adapter only, merged into the
+weights on save (``lora.py``); ``merge_alpha: a`` saves ``(1 - a) * start + a * trained`` (WiSE-FT,
+``models/merge.py``).
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ from ..data.io import atomic_path
 from ..data.shards import in_shard, parse_shard
 from ..errors import InputError
 from ..models import locate
+from ..models.merge import interpolate_model
 from ..progress import library_bars, shown
 from . import card
 from .config import TrainConfig, trackers
 from .examples import as_hf_dataset, build_examples
+from .lora import ADAPTER_FILE, add_lora, checkpoint_callback, load_checkpoint, merge_lora
 from .losses import make_loss
 from .students import get_student
 
@@ -50,8 +56,10 @@ def _device_arguments(precision: str) -> dict:
     return out
 
 
-def last_checkpoint(output: str) -> str | None:
-    ckpts = glob.glob(os.path.join(output, "checkpoint-*"))
+def last_checkpoint(output: str, needs: str | None = None) -> str | None:
+    """The newest ``checkpoint-*`` folder (with the file ``needs`` in it, when given)."""
+    ckpts = [c for c in glob.glob(os.path.join(output, "checkpoint-*"))
+             if needs is None or os.path.exists(os.path.join(c, needs))]
     return max(ckpts, key=lambda p: int(p.rsplit("-", 1)[1])) if ckpts else None
 
 
@@ -119,6 +127,10 @@ def _train(cfg: TrainConfig, callbacks, progress: bool) -> str:
     report, tracker_callbacks = tracking(cfg)
     model = student.load(path, cfg)
     card.prepare(model, cfg, teacher, name)
+    start = {k: v.detach().clone() for k, v in model.state_dict().items()} if cfg.merge_alpha is not None else None
+    if cfg.lora:
+        add_lora(model, cfg.lora)
+        callbacks = [*callbacks, checkpoint_callback(model)]
     base_length = model.max_seq_length
     if cfg.max_seq_length:
         model.max_seq_length = cfg.max_seq_length
@@ -135,9 +147,15 @@ def _train(cfg: TrainConfig, callbacks, progress: bool) -> str:
         **_device_arguments(cfg.precision), **student.training_arguments(model, cfg, columns), **cfg.extra)
     trainer = student.trainer(model=model, args=args, train_dataset=train_ds, loss=student.objective(model, loss, cfg),
                               evaluator=evaluator, callbacks=[*tracker_callbacks, *callbacks])
-    trainer.train(resume_from_checkpoint=last_checkpoint(cfg.output))
+    if cfg.lora:  # the trainer cannot read its model files back into a model with adapters
+        trainer._load_from_checkpoint = lambda folder: load_checkpoint(model, folder)
+    trainer.train(resume_from_checkpoint=last_checkpoint(cfg.output, ADAPTER_FILE if cfg.lora else None))
     if trainer.is_world_process_zero():
         write_loss_curve(trainer.state.log_history, cfg.output)
+        if cfg.lora:
+            merge_lora(model)
+        if start is not None:
+            interpolate_model(model, start, cfg.merge_alpha)
         model.max_seq_length = base_length  # saved with the base model's length: training may read shorter passages
         model.save(final + ".tmp")
         with atomic_path(os.path.join(final + ".tmp", "irdistill.json")) as tmp, open(tmp, "w") as f:

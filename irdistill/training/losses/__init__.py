@@ -10,9 +10,10 @@ from .listwise_kl import ListwiseKLLoss
 from .margin_mse import MarginMSELoss
 from .pld import PLDLoss
 from .ranknet import RankNetLoss
+from .regularizer import RegularizerLoss
 
 LOSSES = {"margin-mse": MarginMSELoss, "listwise-kl": ListwiseKLLoss, "cprd": CPRDLoss, "infonce": InfoNCELoss,
-          "ranknet": RankNetLoss, "pld": PLDLoss}
+          "ranknet": RankNetLoss, "pld": PLDLoss, "regularizer": RegularizerLoss}
 
 
 def make_loss(spec) -> RankingLoss:
@@ -36,4 +37,4 @@ def make_loss(spec) -> RankingLoss:
 
 
 __all__ = ["RankingLoss", "MarginMSELoss", "ListwiseKLLoss", "CPRDLoss", "InfoNCELoss", "RankNetLoss", "PLDLoss",
-           "WeightedSumLoss", "LOSSES", "make_loss"]
+           "RegularizerLoss", "WeightedSumLoss", "LOSSES", "make_loss"]

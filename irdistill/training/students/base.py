@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from ...errors import InputError
 from ..losses import RankingLoss
+from ..losses.base import apply_loss
 
 STUDENTS: dict[str, "Student"] = {}
 
@@ -118,7 +119,7 @@ class Objective(nn.Module):
         if isinstance(labels, list):
             labels = torch.stack(labels)
         scores, in_batch = self.scores(features)
-        return self.loss(scores, labels.to(scores.device, scores.dtype), in_batch)
+        return apply_loss(self.loss, scores, labels.to(scores.device, scores.dtype), in_batch)
 
     def get_config_dict(self) -> dict:
         return {"loss": type(self.loss).__name__, **self.loss.config()}

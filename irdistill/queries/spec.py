@@ -1,0 +1,99 @@
+"""``generate_from_specs``: query generation as the command line states it (a collection, ``kind[:model]``,
+``key=value`` options and filters), checked before any model loads or anything is written."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+from ..data.corpus import Corpus
+from ..data.dataset import Dataset, load_ir_datasets
+from ..data.shards import parse_shard
+from ..errors import InputError
+from .base import QueryGenerator, construct
+from .filters import ConsistencyFilter, Filters
+from .generate import GeneratedQueries, generate_queries
+from .llm import LLMQueries
+from .model_free import SentenceQueries, SpanQueries, TitleQueries
+
+GENERATORS = {"title": TitleQueries, "sentence": SentenceQueries, "span": SpanQueries, "llm": LLMQueries}
+
+
+def parse_options(pairs, flag: str) -> dict:
+    """``key=value`` strings as a dict (values read as YAML, ``-`` in keys read as ``_``)."""
+    import yaml
+
+    out = {}
+    for pair in pairs or ():
+        key, eq, value = pair.partition("=")
+        if not eq or not key.strip():
+            raise InputError(f"{flag} takes key=value, not {pair!r}")
+        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+    return out
+
+
+def load_corpus(source) -> Dataset:
+    """The documents of ``source`` as a Dataset without queries (none are needed): a BEIR folder (``corpus.jsonl``),
+    an MS MARCO folder (``collection.tsv``), a corpus file (``.jsonl`` or ``.tsv``) or an ir_datasets id."""
+    source = os.fspath(source)
+    folder = os.path.isdir(source)
+    for path in [os.path.join(source, f) for f in ("corpus.jsonl", "collection.tsv")] if folder else [source]:
+        if os.path.isfile(path):
+            corpus = Corpus.from_tsv(path) if path.endswith(".tsv") else Corpus.from_jsonl(path)
+            name = os.path.basename(os.path.normpath(source if folder else os.path.dirname(os.path.abspath(source))))
+            return Dataset(name, corpus, {}, source=source)
+    if folder or os.path.exists(source) or source.startswith((".", os.path.sep, "~")):
+        raise InputError("not a corpus (no corpus.jsonl or collection.tsv)" if folder else "no such file or folder",
+                         source)
+    return Dataset(source.replace("/", "-"), load_ir_datasets(source, docs_only=True), {}, source=source)
+
+
+def make_generator(spec: str, options: dict) -> QueryGenerator:
+    """``title``, ``sentence``, ``span`` or ``llm:MODEL``, with its constructor's options (``QueryGenerator.from_options``)."""
+    kind, _, model = str(spec).partition(":")
+    if kind not in GENERATORS:
+        raise InputError(f"unknown generator {kind!r} (choose from title, sentence, span, llm:MODEL)")
+    return GENERATORS[kind].from_options(model, options)
+
+
+def make_filters(options: dict, dataset: Dataset, progress: bool = True) -> Filters:
+    """``Filters`` from ``min_words``, ``max_words``, ``max_copy``, ``dedup`` (doc, set, none) and the consistency
+    filter: ``consistency=RETRIEVER`` (any index kind; ``consistency_model``, ``consistency_index`` a folder) keeps a
+    query whose passage that retriever ranks in the top ``consistency_k`` (1). Its index is opened (built when
+    missing) only when the filter first runs."""
+    from ..index import index_class, open_index
+
+    opts = dict(options)
+    retriever, model = opts.pop("consistency", None), opts.pop("consistency_model", None)
+    k, folder = opts.pop("consistency_k", 1), opts.pop("consistency_index", None)
+    if str(opts.get("dedup")).lower() in ("none", "off", "false"):
+        opts["dedup"] = None
+    filters = construct(Filters, opts, "--filter")
+    if retriever is None:
+        return filters
+    if not isinstance(k, int) or k < 1:
+        raise InputError(f"--filter consistency_k must be a whole number of at least 1, not {k!r}")
+    if index_class(str(retriever)).loader and not model:
+        raise InputError(f"--filter consistency={retriever} needs consistency_model=MODEL")
+    opened = functools.cache(lambda: open_index(dataset, str(retriever), model, index=folder, progress=progress))
+    name = f"{retriever}:{model}" if model else str(retriever)
+    filters.consistency = ConsistencyFilter(lambda queries: opened().search(queries, k=k), k=k, name=name)
+    return filters
+
+
+def generate_from_specs(source, generator: str, per_passage: int = 1, sample: int | None = None, filters=(),
+                        options=(), output="generated", seed: int = 0, split: str = "train", shard: str | None = None,
+                        progress: bool = True) -> GeneratedQueries:
+    """``generate_queries`` over the collection ``source`` (``load_corpus``) with the generator ``generator``
+    (``make_generator``; ``options``: its ``key=value`` settings) and ``filters`` (``key=value``, ``make_filters``).
+    ``shard``: ``"i/n"``, this process' share of the passages (see ``generate_queries``)."""
+    for flag, value in (("--per-passage", per_passage), ("--sample", sample)):
+        if value is not None and value < 1:
+            raise InputError(f"{flag} must be at least 1, not {value}")
+    gen_options, filter_options = parse_options(options, "--option"), parse_options(filters, "--filter")
+    part = parse_shard(shard) if shard else None
+    dataset = load_corpus(source)
+    chosen = make_filters(filter_options, dataset, progress)
+    made = make_generator(generator, gen_options)  # last: an LLM loads here
+    return generate_queries(dataset.corpus, made, per_passage, sample, seed, output, chosen, split, shard=part,
+                            progress=progress)
