@@ -137,6 +137,12 @@ def test_examples_are_built_a_block_of_queries_at_a_time(tmp_path):
     assert [q for b in blocks for q in sorted(b.qid.unique())] == sorted(queries)  # whole queries, in id order
     one = build_examples(data, cache, cfg, block=1000)
     assert build_examples(data, cache, cfg, block=4) == one and len(one) == 24
+    for q in list(queries)[5:]:  # a regulariser that scored all but 5 queries: read beside each block
+        cache.commit("r", [q] * 24, docs[:24], rng.standard_normal(24))
+    reg = ExampleConfig(teacher="t", negatives=3, strategy="random", seed=3, regularizer="r")
+    with_reg = build_examples(data, cache, reg, block=1000)
+    assert build_examples(data, cache, reg, block=4) == with_reg and len(with_reg) == 19
+    assert all(len(e["scores"]) == 2 and len(e["scores"][1]) == 4 for e in with_reg)
     ds = as_hf_dataset(one, data)
     row = ds[0]
     assert list(row) == ["query", "document_1", "document_2", "document_3", "document_4", "scores"]
