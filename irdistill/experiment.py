@@ -17,6 +17,8 @@ import json
 import os
 import platform
 import re
+import shlex
+import sys
 from dataclasses import replace
 
 import pandas as pd
@@ -185,10 +187,12 @@ def timed(fn, repeat: int = 3):
 
 
 def publish_benchmark(section: str, script: str, packages, notes: list[str], rows: list[dict], write=None) -> str:
-    """Print a benchmark's table with the machine and versions, and write it into ``write`` (Markdown) if given."""
+    """Print a benchmark's table with the machine and versions, and write it into ``write`` (Markdown) if given,
+    under the command line that produced it (this process's arguments)."""
     text = "\n".join([f"Machine: {machine()}", f"Versions: {versions(*packages)}", *notes, "", "```",
                       format_table(rows), "```"])
     print(text)
     if write:
-        write_section(write, section, f"Command: `python {script} --write {write}`\n\n{text}")
+        command = shlex.join(["python", script, *sys.argv[1:]])
+        write_section(write, section, f"Command: `{command}`\n\n{text}")
     return text
