@@ -48,7 +48,9 @@ def main() -> None:
     shard = tuple(int(x) for x in args.shard.split("/"))
     cands = candidates(args.queries, args.docs)
     cache = ScoreCache(args.cache)
-    while args.go and not os.path.exists(args.go):  # start together with the other processes
+    if args.go:  # say this process is ready, then start together with the other processes
+        open(f"{args.go}.ready-{os.getpid()}", "w").close()
+    while args.go and not os.path.exists(args.go):
         time.sleep(0.005)
     cache.register(args.key, {"kind": "fake"})
     done = cache.scored_qids(args.key)

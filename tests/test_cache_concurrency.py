@@ -31,10 +31,14 @@ def finish(proc, timeout=120):
 
 
 def together(tmp_path, cache, *arg_lists):
-    """Start one worker per argument list; they begin scoring at the same moment."""
+    """Start one worker per argument list; they begin scoring at the same moment, once every one has imported and
+    waits at the barrier (however loaded the machine)."""
     go = tmp_path / f"go-{time.monotonic_ns()}"
     procs = [start(cache, "--go", str(go), *args) for args in arg_lists]
-    time.sleep(1.5)  # let every process import and wait at the barrier
+    deadline = time.time() + 120
+    while len(list(tmp_path.glob(f"{go.name}.ready-*"))) < len(procs):
+        assert time.time() < deadline and all(p.poll() is None for p in procs), "a worker did not reach the barrier"
+        time.sleep(0.05)
     go.touch()
     return procs
 
