@@ -213,14 +213,15 @@ class ColbertIndex(Index):
 
     def search_embeddings(self, queries: list[np.ndarray], k: int = 1000, token_k: int = 64,
                           candidates: str = "auto", ncells: int = 4, ndocs: int | None = None,
-                          precision: str = "float32", threads: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+                          precision: str = "float32", threads: int | None = None,
+                          progress: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
         """``(document rows, MaxSim scores)`` of the top ``k`` of each query's token embeddings, best first.
 
         ``candidates``: ``cells`` (PLAID-style centroid interaction over the IVF cells, ``ncells`` probed per query
         token, the best ``ndocs`` documents re-scored, default ``max(k, 128)``), ``tokens`` (ColBERT v1: the
         documents of each query token's ``token_k`` nearest tokens, all re-scored), or ``auto``: cells for an IVF-PQ
         token index, tokens for a flat one. ``precision``: the MaxSim arithmetic (see ``maxsim``). Queries run on
-        ``threads`` threads (default: one per CPU core)."""
+        ``threads`` threads (default: one per CPU core), with a bar of finished queries if ``progress``."""
         if candidates == "auto":
             candidates = "cells" if self.meta["faiss_kind"] == "ivfpq" else "tokens"
         if precision not in PRECISIONS:
@@ -233,13 +234,17 @@ class ColbertIndex(Index):
         ndocs = ndocs or max(k, 128)
         self.store(precision)  # made once, before the threads start
 
-        def one(q):
-            docs = cells.candidates(q, ncells, ndocs, self._work) if cells is not None else self.candidates(q, token_k)
-            scores = self.maxsim(q, docs, precision)
-            top = np.lexsort((docs, -scores))[:k]  # best first, ties by row
-            return docs[top], scores[top]
+        queries = list(queries)
+        with progress_bar(total=len(queries), show=progress, desc="searching (colbert)", unit="query") as bar:
 
-        return parallel_map(one, list(queries), threads or os.cpu_count() or 1)
+            def one(q):
+                docs = cells.candidates(q, ncells, ndocs, self._work) if cells is not None else self.candidates(q, token_k)
+                scores = self.maxsim(q, docs, precision)
+                top = np.lexsort((docs, -scores))[:k]  # best first, ties by row
+                bar.update(1)
+                return docs[top], scores[top]
+
+            return parallel_map(one, queries, threads or os.cpu_count() or 1)
 
     def search(self, queries: dict[str, str], k: int = 1000, batch_size: int | None = None, progress: bool = False,
                token_k: int = 64, **options) -> pd.DataFrame:
@@ -250,8 +255,7 @@ class ColbertIndex(Index):
                                                  convert_to_numpy=True, show_progress_bar=False) if qids else []
         ids = np.asarray(self.docids, dtype=object)
         frames = []
-        found = self.search_embeddings(embs, k, token_k, **options)
-        for qid, (rows, scores) in zip(qids, progress_bar(found, show=progress, desc="searching (colbert)", unit="query")):
+        for qid, (rows, scores) in zip(qids, self.search_embeddings(embs, k, token_k, progress=progress, **options)):
             frames.append(pd.DataFrame({"qid": qid, "docid": ids[rows], "score": scores}))
         df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["qid", "docid", "score"])
         return rank_run(df.astype({"score": "float32"}))
