@@ -231,6 +231,31 @@ def cmd_generate_queries(args):
           f"{sum(counts['dropped'].values())} filtered out; generated {res.generated} passages now)")
 
 
+def cmd_adapt(args):
+    """Adapt a retriever to a collection with no labels (generated queries, teacher scores, distillation).
+
+    Generate queries for the passages of --dataset (a BEIR folder), take candidates from BM25 and the model's own
+    dense retrieval, score them with the teacher (default: BM25 + the model, z-scored, weights 0.3/0.7 fit on
+    SciFact train) into <output>/cache, train the student on those scores, and, when the folder has
+    qrels/<eval-split>.tsv, evaluate BM25, the teacher and the student before and after. Every step is cached
+    under --output: a rerun generates, scores and trains nothing. Writes <output>/adapt.json."""
+    from .adapt import AdaptConfig, adapt
+    from .queries import parse_options
+    from .teachers.spec import parse_spec
+
+    cfg = AdaptConfig(args.dataset, args.output, args.model, args.student, args.generator or ["sentence"],
+                      args.per_passage, args.sample, args.filter or [], args.option or [], args.depth,
+                      parse_spec(args.teacher) if args.teacher else None, parse_options(args.set, "--set"),
+                      args.eval_split, args.seed)
+    result = adapt(cfg)
+    print(f"model: {result['model']}")
+    if "evaluation" in result:
+        from .evaluation import format_table
+
+        print(format_table([{"system": name, **m} for name, m in result["evaluation"].items()]))
+    print(f"results: {os.path.join(args.output, 'adapt.json')}")
+
+
 def cmd_train(args):
     """Train a student from cached teacher scores (YAML config).
 
@@ -372,6 +397,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the sample and of sampled queries (default 0)")
     p.add_argument("--split", default="train", help="name of the split the pseudo-qrels are written as (default train)")
     p.add_argument("--shard", help="i/n: generate only this share of the passages (n processes at once)")
+
+    p = verb(cmd_adapt)
+    p.add_argument("--dataset", required=True, help="BEIR folder (corpus.jsonl; qrels/<eval-split>.tsv to evaluate)")
+    p.add_argument("--output", required=True, help="folder for every cached step (queries, runs, cache, models)")
+    p.add_argument("--generator", action="append", help="title, sentence, span or llm:MODEL (repeat to mix; "
+                                                        "default sentence)")
+    p.add_argument("--per-passage", type=int, default=1, metavar="N", help="queries per passage (default 1)")
+    p.add_argument("--sample", type=int, default=5000, metavar="N", help="passages to generate for (default 5000)")
+    p.add_argument("--filter", action="append", metavar="KEY=VALUE", help="query filter, as generate-queries")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE", help="generator option, as generate-queries")
+    p.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2", help="the starting model")
+    p.add_argument("--student", default="bi-encoder", help="bi-encoder or cross-encoder (default bi-encoder)")
+    p.add_argument("--depth", type=int, default=30, help="candidates per query from BM25 and from the model each")
+    p.add_argument("--teacher", help="a teacher spec (kind:model or YAML/JSON file) instead of the default ensemble")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="training option over the recipe's (repeatable), e.g. epochs=2 or learning_rate=3e-5")
+    p.add_argument("--eval-split", default="test", help="judged split to evaluate on, if the folder has one")
+    p.add_argument("--seed", type=int, default=0, help="seed of the passage sample and the generator")
 
     p = verb(cmd_train)
     p.add_argument("--config", required=True, help="YAML file")
