@@ -47,7 +47,7 @@ def main():
 
     # search: the full corpus, encoded once and cached under indexes/
     flat = open_index(ds, "dense", args.model, "flat", encoder=model, progress=False)
-    vectors = np.concatenate(list(Embeddings(os.path.join(os.path.dirname(flat.path), "embeddings")).parts()))
+    vectors = np.concatenate(list(Embeddings(os.path.join(os.path.dirname(flat.path), flat.meta["embeddings"])).parts()))
     qids = list(ds.queries)
     qv = encode_texts(model, [ds.queries[q] for q in qids], "query")
 

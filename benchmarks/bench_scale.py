@@ -179,14 +179,15 @@ def stage(name: str, data: str, out: str, model: str) -> dict:
         open_index(ds, "bm25", index=index_path("bm25"), progress=False)
         return {"seconds": time.perf_counter() - start}
     if name == "encode":
-        from irdistill.index.encode import encode_corpus, vectors_key
+        from irdistill.index.encode import embeddings_folder, encode_corpus, vectors_key
         from irdistill.models import load_sentence_transformer
 
         ds, encoder = load_dataset(data, "test"), load_sentence_transformer(model)
-        folder = os.path.join(out, "indexes", "dense", "embeddings")
+        key = vectors_key(ds.corpus, model, encoder)
+        folder = embeddings_folder(index_path("flat"), key)  # where the faiss stages' indexes find it
         shutil.rmtree(folder, ignore_errors=True)
         start = time.perf_counter()
-        encode_corpus(encoder, ds.corpus, folder, vectors_key(ds.corpus, model, encoder), progress=False)
+        encode_corpus(encoder, ds.corpus, folder, key, progress=False)
         return {"seconds": time.perf_counter() - start}
     if name.startswith("faiss-"):
         from irdistill.index.base import open_index

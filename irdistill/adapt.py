@@ -51,7 +51,7 @@ class AdaptConfig:
     student: str = "bi-encoder"
     generators: list = field(default_factory=lambda: ["sentence"])  # title, sentence, span or llm:MODEL; several mix
     per_passage: int = 1
-    sample: int | None = 5000                     # passages to generate for (None: all)
+    sample: int | None = 2000                     # passages to generate for (None: all)
     filters: list = field(default_factory=list)   # key=value, as generate-queries --filter
     options: list = field(default_factory=list)   # key=value generator options, as generate-queries --option
     depth: int = 30                               # candidates per query from BM25 and from dense retrieval each
@@ -130,7 +130,8 @@ def candidate_run(cfg: AdaptConfig, queries: GeneratedQueries, progress: bool = 
 
 
 def _index(cfg: AdaptConfig, name: str) -> str:
-    return os.path.join(cfg.output, "indexes", slug(name))
+    """An index folder of its own per retriever or model (a dense index keeps its encodings beside it)."""
+    return os.path.join(cfg.output, "indexes", slug(name), "index")
 
 
 def student_model(cfg: AdaptConfig, progress: bool = True) -> str:

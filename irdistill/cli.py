@@ -404,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generator", action="append", help="title, sentence, span or llm:MODEL (repeat to mix; "
                                                         "default sentence)")
     p.add_argument("--per-passage", type=int, default=1, metavar="N", help="queries per passage (default 1)")
-    p.add_argument("--sample", type=int, default=5000, metavar="N", help="passages to generate for (default 5000)")
+    p.add_argument("--sample", type=int, default=2000, metavar="N", help="passages to generate for (default 2000)")
     p.add_argument("--filter", action="append", metavar="KEY=VALUE", help="query filter, as generate-queries")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="generator option, as generate-queries")
     p.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2", help="the starting model")

@@ -63,4 +63,4 @@ def test_open_dense_reuses_and_rebuilds(beir_dir, tiny_model, tiny_model_dir, tm
     stamp = os.path.getmtime(path / "index.faiss")
     open_index(ds, "dense", tiny_model_dir, "flat", str(path), encoder=tiny_model, progress=False)
     assert os.path.getmtime(path / "index.faiss") == stamp  # same corpus and model: reused
-    assert (tmp_path / "idx" / "embeddings" / "meta.json").exists()
+    assert (tmp_path / "idx" / index.meta["embeddings"] / "meta.json").exists()

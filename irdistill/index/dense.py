@@ -14,7 +14,7 @@ from ..progress import chunks
 from ..errors import InputError
 from ..models import load_sentence_transformer
 from .base import Index, building, read_docids, register_index, write_docids
-from .encode import Embeddings, encode_corpus, encode_texts, on_first_rank, vectors_key, wants_normalized
+from .encode import Embeddings, embeddings_folder, encode_corpus, encode_texts, on_first_rank, vectors_key, wants_normalized
 
 KINDS = ("flat", "hnsw", "ivfpq")
 
@@ -91,7 +91,8 @@ def join_shards(indexes: list):
 class DenseIndex(Index):
     """A FAISS index over the corpus encoded by a sentence-transformers model, plus the doc id of every row.
 
-    The encoded corpus is kept beside the index folder (``../embeddings``), so every FAISS kind reuses one encoding."""
+    The encoded corpus is kept beside the index folder (``encode.embeddings_folder``: ``../embeddings-<key hash>``), so
+    every FAISS kind of one model reuses one encoding; ``meta["embeddings"]`` names it."""
 
     name = "dense"
     kinds = KINDS
@@ -139,11 +140,11 @@ class DenseIndex(Index):
     @classmethod
     def build(cls, corpus, path, key, model, kind, batch_size=64, progress=True, rebuild=False, workers=1,
               **params) -> "DenseIndex":
-        """Encode ``corpus`` into ``../embeddings`` (``workers`` processes, or the ranks of a torchrun job) and index
-        it (in rank 0)."""
-        folder = os.path.join(os.path.dirname(os.path.abspath(path)), "embeddings")
-        embeddings = encode_corpus(model, corpus, folder, vectors_key(corpus, key["model"], model), batch_size,
-                                   cls.chunk, progress, rebuild, workers)
+        """Encode ``corpus`` into ``embeddings_folder`` (``workers`` processes, or the ranks of a torchrun job) and
+        index it (in rank 0)."""
+        vectors = vectors_key(corpus, key["model"], model)
+        embeddings = encode_corpus(model, corpus, embeddings_folder(path, vectors), vectors, batch_size, cls.chunk,
+                                   progress, rebuild, workers)
         return on_first_rank(lambda: cls.from_embeddings(embeddings, corpus.ids.to_pylist(), kind, path, key, progress,
                                                          **params), lambda: cls(path))
 
@@ -178,8 +179,8 @@ class DenseIndex(Index):
                 row += len(part)
                 bar.update(len(part))
         meta = {"kind": cls.name, "faiss_kind": kind, "params": params, "dim": embeddings.dim, "documents": len(docids),
-                "faiss": faiss.__version__, "model": embeddings.meta["model"],
-                "normalized": embeddings.meta["normalized"], "key": key}
+                "faiss": faiss.__version__, "model": embeddings.meta["model"], "normalized": embeddings.meta["normalized"],
+                "embeddings": os.path.basename(embeddings.folder), "key": key}
         with building(path, meta) as work:
             for shard, name in zip(indexes, shard_files(work, shards)):
                 faiss.write_index(shard, name)

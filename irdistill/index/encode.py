@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import glob
+import hashlib
 import json
 import os
 
@@ -193,6 +194,18 @@ def vectors_key(corpus: Corpus, model_name: str, model) -> dict:
     """What decides a corpus encoding: the texts, the model's name and weights, how it reads them."""
     return {"corpus": corpus.fingerprint(), "model": model_name, "version": fingerprint(model_name),
             "max_seq_length": model.max_seq_length, "normalized": wants_normalized(model)}
+
+
+def embeddings_folder(index_path, key: dict) -> str:
+    """Where an index keeps its corpus encoding: beside the index folder, named by ``key`` (``vectors_key``), so every
+    FAISS kind of one model shares one encoding and indexes of other models in the same folder never share it
+    (two processes encoding different models there at once would otherwise mix their chunks).
+
+    >>> embeddings_folder("/x/idx/flat", {"model": "m"})
+    '/x/idx/embeddings-4e60c75753a4'
+    """
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    return os.path.join(os.path.dirname(os.path.abspath(index_path)), f"embeddings-{digest}")
 
 
 def encode_corpus(model, corpus: Corpus, folder, key: dict, batch_size: int = 64, chunk: int = 8192,
