@@ -64,3 +64,20 @@ def test_open_dense_reuses_and_rebuilds(beir_dir, tiny_model, tiny_model_dir, tm
     open_index(ds, "dense", tiny_model_dir, "flat", str(path), encoder=tiny_model, progress=False)
     assert os.path.getmtime(path / "index.faiss") == stamp  # same corpus and model: reused
     assert (tmp_path / "idx" / index.meta["embeddings"] / "meta.json").exists()
+
+
+def test_two_models_indexed_side_by_side_keep_their_own_encodings(beir_dir, tiny_model, tiny_model_dir, tmp_path):
+    """Index folders of two models under one parent (a user's --index choice) must not share an encoding folder:
+    processes encoding both at once would mix their chunks."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    other = SentenceTransformer(tiny_model_dir, device="cpu")
+    with torch.no_grad():
+        next(other.parameters()).add_(0.5)
+    other.save(str(tmp_path / "other"))
+    ds = load_dataset(beir_dir)
+    a = open_index(ds, "dense", tiny_model_dir, "flat", str(tmp_path / "idx" / "a"), encoder=tiny_model, progress=False)
+    b = open_index(ds, "dense", str(tmp_path / "other"), "flat", str(tmp_path / "idx" / "b"), progress=False)
+    assert a.meta["embeddings"] != b.meta["embeddings"]
+    assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == sorted(["a", "b", a.meta["embeddings"], b.meta["embeddings"]])
