@@ -51,7 +51,8 @@ LORA = {**BASE, "learning_rate": 5e-4}
 REG = {"name": "regularizer", "loss": {"name": "listwise-kl", "student_temperature": 0.05,
                                        "teacher_temperature": 0.05, "normalize": None}}
 FAMILIES = {  # family -> {setting: selection row}
-    "wise-ft": {0.5: "select-wise-0.5", 0.7: "select-wise-0.7", 1.0: "select-cprd"},
+    "wise-ft": {0.5: "select-wise-0.5", 0.6: "select-wise-0.6", 0.7: "select-wise-0.7", 0.8: "select-wise-0.8",
+                1.0: "select-cprd"},
     "lora": {4: "select-lora-r4", 16: "select-lora-r16"},
     "regularizer": {1.0: "select-reg-1", 4.0: "select-reg-4"},
 }
