@@ -68,12 +68,12 @@ class TrainConfig:
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise InputError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+        if not isinstance(d.get("examples"), dict) or "teacher" not in d["examples"]:
+            raise InputError("the config needs examples: {teacher: <teacher id from `irdistill cache list`>, ...}")
         missing = [n for n, f in cls.__dataclass_fields__.items() if n not in d and n != "examples"
                    and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
         if missing:
             raise InputError(f"the config needs option(s): {', '.join(missing)}")
-        if not isinstance(d.get("examples"), dict) or "teacher" not in d["examples"]:
-            raise InputError("the config needs examples: {teacher: <teacher id from `irdistill cache list`>, ...}")
         unknown = set(d["examples"]) - set(ExampleConfig.__dataclass_fields__)
         if unknown:
             raise InputError(f"unknown examples option(s): {', '.join(sorted(unknown))}")
