@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 
 from .cache.scores import ScoreCache
-from .data.dataset import load_dataset
+from .data.dataset import Dataset, load_dataset, load_qrels
 from .data.io import atomic_path
 from .data.runs import rank_run, read_run, write_run
 from .errors import InputError
@@ -29,6 +29,7 @@ from .evaluation.metrics import evaluate_run
 from .experiment import config_hash
 from .index.base import candidates, retrieve, slug
 from .queries import GeneratedQueries, generate_from_specs
+from .queries.generate import write_folder
 from .teachers import score_run
 from .training import TrainConfig, train
 from .training.students import get_student
@@ -99,16 +100,11 @@ def mix(parts: list[GeneratedQueries], root: str) -> GeneratedQueries:
     out = GeneratedQueries(folder, mid, parts[0].split, {"corpus": parts[0].meta["corpus"], "parts": [p.id for p in parts]})
     if os.path.exists(os.path.join(folder, "meta.json")):
         return out
-    os.makedirs(os.path.join(folder, "qrels"), exist_ok=True)
-    with atomic_path(out.queries_path) as q, open(q, "w", encoding="utf-8") as fq, \
-            atomic_path(out.qrels_path) as r, open(r, "w", encoding="utf-8") as fr:
-        fr.write("query-id\tcorpus-id\tscore\n")
-        for p in parts:
-            kind = p.id.split("-")[0]
-            for qid, text in p.queries().items():
-                fq.write(json.dumps({"_id": f"{kind}:{qid}", "text": text}, ensure_ascii=False) + "\n")
-            for qid, docs in p.load().qrels.items():
-                fr.writelines(f"{kind}:{qid}\t{d}\t{g}\n" for d, g in docs.items())
+    kept = []  # (query id, its source passage, text); the qrels are read without loading the corpus
+    for p in parts:
+        source, kind = load_qrels(p.qrels_path), p.id.split("-")[0]
+        kept += [(f"{kind}:{qid}", next(iter(source[qid])), text) for qid, text in p.queries().items()]
+    write_folder(folder, kept, out.qrels_path)
     link = os.path.join(folder, "corpus.jsonl")
     if not os.path.exists(link):
         os.symlink(os.path.abspath(parts[0].corpus_path), link)
@@ -117,9 +113,9 @@ def mix(parts: list[GeneratedQueries], root: str) -> GeneratedQueries:
     return out
 
 
-def candidate_run(cfg: AdaptConfig, queries: GeneratedQueries, progress: bool = True) -> str:
-    """BM25's and the starting model's top ``depth`` of each generated query, with its source passage, kept once."""
-    ds = queries.load()
+def candidate_run(cfg: AdaptConfig, queries: GeneratedQueries, ds: Dataset, progress: bool = True) -> str:
+    """BM25's and the starting model's top ``depth`` of each generated query (``ds``: ``queries.load()``), with its
+    source passage, kept once."""
     path = os.path.join(cfg.output, "runs", f"candidates-{config_hash(q=queries.id, model=cfg.model, k=cfg.depth)}.parquet")
     if not os.path.exists(path):
         bm25 = candidates(ds, "bm25", k=cfg.depth, positives=True, index=_index(cfg, "bm25"), progress=progress)
@@ -137,8 +133,8 @@ def _index(cfg: AdaptConfig, name: str) -> str:
 def student_model(cfg: AdaptConfig, progress: bool = True) -> str:
     """Generate, retrieve candidates, score them with the teacher and train: the adapted model's folder."""
     queries = generate(cfg, progress)
-    run = candidate_run(cfg, queries, progress)
     ds, cache = queries.load(), ScoreCache(os.path.join(cfg.output, "cache"))
+    run = candidate_run(cfg, queries, ds, progress)
     key = score_run(cfg.teacher_spec(), read_run(run), ds, cache, progress=progress).key
     recipe = cfg.recipe(key)
     name = f"{cfg.student}-{config_hash(queries=queries.id, run=os.path.basename(run), training=recipe)}"

@@ -178,7 +178,7 @@ def generate_queries(corpus: Corpus, generator: QueryGenerator, n_per_doc: int =
     kept, dropped = filters.apply(candidates, passages)
     if not kept:
         raise InputError(f"no generated query survived the filters (dropped: {dropped})", corpus.source)
-    _write_folder(folder, kept, result.qrels_path)
+    write_folder(folder, kept, result.qrels_path)
     lengths = sorted(len(t.split()) for _, _, t in kept)
     meta = {
         "id": out_id, "raw_id": raw_id, "description": desc, "split": split,
@@ -217,7 +217,7 @@ def _generate(corpus: Corpus, generator: QueryGenerator, rows: list[int], n: int
     return generated
 
 
-def _write_folder(folder: str, kept: list[tuple[str, str, str]], qrels_path: str) -> None:
+def write_folder(folder: str, kept: list[tuple[str, str, str]], qrels_path: str) -> None:
     """``queries.jsonl`` and the pseudo-qrels (each query -> its source passage, grade 1)."""
     os.makedirs(os.path.join(folder, "qrels"), exist_ok=True)
     with atomic_path(os.path.join(folder, "queries.jsonl")) as tmp, open(tmp, "w", encoding="utf-8") as f:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import types
 import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 
 from ..errors import InputError
 from ..models.merge import check_alpha
@@ -70,8 +69,8 @@ class TrainConfig:
             raise InputError(f"unknown training option(s): {', '.join(sorted(unknown))}")
         if not isinstance(d.get("examples"), dict) or "teacher" not in d["examples"]:
             raise InputError("the config needs examples: {teacher: <teacher id from `irdistill cache list`>, ...}")
-        missing = [n for n, f in cls.__dataclass_fields__.items() if n not in d and n != "examples"
-                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        missing = [f.name for f in fields(cls) if f.name not in d and f.name != "examples"
+                   and f.default is MISSING and f.default_factory is MISSING]
         if missing:
             raise InputError(f"the config needs option(s): {', '.join(missing)}")
         unknown = set(d["examples"]) - set(ExampleConfig.__dataclass_fields__)
