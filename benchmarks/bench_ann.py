@@ -152,7 +152,7 @@ def main():
         settings = [None] + [int(v) for v in sweep.split(",") if v]
         for value in settings:
             if value is not None and kind == "hnsw":
-                index.index.hnsw.efSearch = value
+                index.meta["params"]["ef_search"] = value  # search_vectors sets efSearch = max(ef_search, k)
             elif value is not None:
                 faiss.extract_index_ivf(index.index).nprobe = value
             q, found = qps(index, queries, args.k, args.repeat)

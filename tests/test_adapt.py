@@ -51,7 +51,19 @@ def test_two_generators_mix_and_a_cross_encoder_student_reranks(capsys, beir_dir
     assert set(result["evaluation"]) == {"bm25", "teacher (re-ranks BM25 top 100)", "adapted (re-ranks BM25 top 100)"}
     (mixed,) = [p for p in (out / "queries").iterdir() if p.name.startswith("mix-")]
     ids = [json.loads(line)["_id"] for line in open(mixed / "queries.jsonl")]
-    assert {i.split(":")[0] for i in ids} == {"title", "span"} and len(ids) == 12
+    assert {i.split(":")[0].split("-")[0] for i in ids} == {"title", "span"} and len(ids) == 12
+
+
+def test_two_generators_of_one_kind_keep_their_queries_apart(beir_dir, tmp_path):
+    from irdistill.adapt import mix
+    from irdistill.queries import generate_from_specs
+
+    parts = [generate_from_specs(beir_dir, "span", 1, 6, [], [], str(tmp_path / "q"), seed, progress=False)
+             for seed in (0, 1)]
+    assert parts[0].id != parts[1].id and parts[0].id.startswith("span")
+    mixed = mix(parts, str(tmp_path / "q")).load()
+    assert len(mixed.queries) == sum(len(p.queries()) for p in parts) == 12
+    assert {q.rsplit(":", 1)[0] for q in mixed.queries} == {p.id for p in parts}
 
 
 def test_bad_options_stop_before_anything_is_written(capsys, beir_dir, tiny_model_dir, tmp_path):

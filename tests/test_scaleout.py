@@ -187,3 +187,17 @@ def test_shards_are_part_of_the_key_and_checked(beir_dir, tiny_model, tiny_model
         open_index(ds, "bm25", index=str(tmp_path / "bm25"), shards=2)
     with pytest.raises(InputError, match="encodes nothing"):
         open_index(ds, "bm25", index=str(tmp_path / "bm25"), workers=2)
+
+
+def test_hnsw_search_for_more_than_ef_search_widens_the_beam(tmp_path):
+    """efSearch below k returns k rows but misses much of the exact top k; the index searches with max(ef_search, k)."""
+    from irdistill.index import DenseIndex
+
+    emb = embeddings(str(tmp_path / "embeddings"))
+    index = DenseIndex.from_embeddings(emb, [f"d{i}" for i in range(len(emb))], "hnsw", tmp_path / "hnsw",
+                                       progress=False, M=8, ef_search=8)
+    queries = embeddings(str(tmp_path / "queries"), n=50, seed=1).sample(50)
+    exact = np.argsort(-(queries @ np.concatenate(list(emb.parts())).T), axis=1)[:, :200]
+    _, rows = index.search_vectors(queries, 200)
+    assert np.mean([len(set(a) & set(b)) / 200 for a, b in zip(rows, exact)]) >= 0.9
+    assert index.index.hnsw.efSearch == 200
