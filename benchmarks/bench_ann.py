@@ -147,7 +147,7 @@ def main():
     rows, exact = [], None
     for kind in args.kinds.split(","):
         index, build_s = built(emb, ids, kind, os.path.join(args.root, f"{kind}-{args.n}"), args.rebuild)
-        params = index.meta["params"]
+        params = dict(index.meta["params"])  # the sweep below changes the index's own
         sweep = {"hnsw": args.ef_search, "ivfpq": args.nprobe}.get(kind, "")
         settings = [None] + [int(v) for v in sweep.split(",") if v]
         for value in settings:

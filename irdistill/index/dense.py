@@ -29,7 +29,7 @@ def _faiss():
 
 def default_params(kind: str, n: int, dim: int) -> dict:
     if kind == "hnsw":
-        # efSearch 64 serves a top 10 from 1M MiniLM-like vectors at 16x exact search's QPS with recall 0.996
+        # efSearch 64 serves a top 10 from 1M MiniLM-like vectors at 16-26x exact search's QPS with recall 0.996
         # (benchmarks/bench_ann.py); a search for k > 64 widens the beam to k (hnswlib's rule: ef >= k)
         return {"M": 32, "ef_construction": 200, "ef_search": 64}
     if kind == "ivfpq":
