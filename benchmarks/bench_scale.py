@@ -376,7 +376,8 @@ def main():
              "does not inflate; "
              "MB: the stage process's peak RSS (imports, the JVM, pages of mapped files read included).",
              "Every corpus is kept in the on-disk store (IRDISTILL_STORE_MIN_BYTES=1) except in load-parse. "
-             "Run under nice -n 10 on a machine shared with other jobs (load 8-12 on 2 cores): times are noisy.",
+             "Run under nice -n 10 on 2 cores that other jobs shared part of the time: wall times are noisy, CPU "
+             "seconds much less so.",
              *checks]
     from irdistill.experiment import publish_benchmark
 
