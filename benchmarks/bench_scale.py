@@ -310,8 +310,10 @@ def table(results: dict, sizes: list[int]) -> tuple[list[dict], list[str]]:
             row[f"cpu exp {label(n1)}-{label(n2)}"] = "" if math.isnan(c) else f"{c:.2f}"
             if n2 != big or not (r1 and r2) or name in PER_QUERY or name == "baseline":
                 continue
-            if e > 1.1 and not c <= 1.1:
-                checks.append(f"FAIL: {name} grows with exponent {e:.2f} > 1.1 from {label(prev)} to {label(big)}")
+            work = e if math.isnan(c) else c  # the verdict reads CPU seconds where the run has them
+            if work > 1.1:
+                checks.append(f"FAIL: {name} grows with exponent {work:.2f} > 1.1 from {label(prev)} to {label(big)}"
+                              + ("" if math.isnan(c) else f" (CPU seconds; wall {e:.2f})"))
             elif e > 1.1:
                 checks.append(f"NOTE: {name}'s wall time grows with exponent {e:.2f} from {label(prev)} to {label(big)}, "
                               f"its CPU time with {c:.2f}: the machine's load changed between the two")
@@ -321,8 +323,8 @@ def table(results: dict, sizes: list[int]) -> tuple[list[dict], list[str]]:
             checks.append(f"FAIL: {name} peaks at {got[-1]['peak_mb']:.0f} MB > {budget:.0f} MB at {label(big)}")
         rows.append(row)
     if len(sizes) > 1 and not any(c.startswith("FAIL") for c in checks):
-        checks.append(f"PASS: every stage (search per query excepted) grows with an exponent <= 1.1 (CPU seconds; wall "
-                      f"seconds too, except where a NOTE says otherwise) from {label(prev)} "
+        checks.append(f"PASS: every stage (search per query excepted) grows with an exponent <= 1.1 in CPU seconds (in "
+                      f"wall seconds too, except where a NOTE says otherwise) from {label(prev)} "
                       f"to {label(big)}; every peak at {label(big)} is under 4 GB + the vectors ({budget:.0f} MB)")
     return rows, checks
 
