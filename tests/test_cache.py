@@ -283,3 +283,16 @@ def test_editing_one_document_rescores_under_a_new_key(tmp_path, monkeypatch):
     assert second.key != first.key and second.pairs == first.pairs
     assert cache.read(second.key, qids=["q2"]).set_index("docid").score["d2"] == 4
     assert cache.read(first.key, qids=["q2"]).set_index("docid").score["d2"] == 0
+
+
+def test_bi_encoder_memo_smaller_than_the_corpus_scores_like_no_memo(tiny_model_dir):
+    """Passages leave the memo least recently used first, never before the batch that needs them has its vectors
+    (a passage seen before, then evicted by the same batch's new ones, raised KeyError(text) at 1M passages)."""
+    from irdistill.teachers.bi_encoder import BiEncoderTeacher
+
+    docs = [f"passage {i} about {w}" for i, w in enumerate(["cats", "dogs", "tea", "rust", "coffee", "seeds"])]
+    small, big = BiEncoderTeacher(tiny_model_dir, memo=2), BiEncoderTeacher(tiny_model_dir)
+    for batch in ([docs[0], docs[1]], [docs[0], docs[2], docs[3]], docs[::-1], [docs[5], docs[0]]):
+        q = ["which animal purrs"] * len(batch)
+        np.testing.assert_allclose(small.score_pairs(q, batch), big.score_pairs(q, batch), atol=1e-6)
+        assert len(small._memo) <= 2

@@ -43,14 +43,16 @@ class BiEncoderTeacher(Teacher):
         return self._pool
 
     def _encode(self, texts: list[str], role: str) -> np.ndarray:
-        missing = list(dict.fromkeys(t for t in texts if t not in self._memo)) if role == "document" else []
-        if missing:
+        if role == "document":  # least recently used passages leave the memo, after this batch has its vectors
+            missing = list(dict.fromkeys(t for t in texts if t not in self._memo))
             for t, v in zip(missing, encode_texts(self.model, missing, "document", self.batch_size, pool=self.pool())):
                 self._memo[t] = v
+            out = np.stack([self._memo[t] for t in texts])
+            for t in texts:
+                self._memo.move_to_end(t)
             while len(self._memo) > self._memo_size:
                 self._memo.popitem(last=False)
-        if role == "document":
-            return np.stack([self._memo[t] for t in texts])
+            return out
         unique = list(dict.fromkeys(texts))
         vecs = dict(zip(unique, encode_texts(self.model, unique, "query", self.batch_size, pool=self.pool())))
         return np.stack([vecs[t] for t in texts])
