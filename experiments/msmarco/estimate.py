@@ -132,7 +132,8 @@ def main():
         "(tokenising, batching, writing: a floor that a faster GPU does not lower), split over 8 worker processes.",
         "CPU stages run as on this 2-core machine (bench_scale's 1M figures, wall seconds) and do not speed up with GPUs; "
         "BM25 indexing and search use more threads on a bigger host. host MB: the stage's peak RSS, extrapolated along "
-        "the line through its 100k and 1M peaks.",
+        "the line through its 100k and 1M peaks; it counts the corpus store's memory-mapped pages that the stage read "
+        "(page cache the OS can drop, not heap) and the JVM's heap where Lucene runs.",
     ]
     sys.path.insert(0, ROOT)
     from irdistill.experiment import publish_benchmark
