@@ -78,3 +78,14 @@ def test_bad_options_stop_before_anything_is_written(capsys, beir_dir, tiny_mode
     code, _, err = adapt(capsys, "--dataset", tmp_path, "--output", out, "-q")
     assert_one_line(code, err, "corpus.jsonl")
     assert not out.exists()
+
+
+def test_a_cross_encoder_reads_its_logits_at_temperature_one_unless_told_otherwise(beir_dir):
+    from irdistill.adapt import CROSS_ENCODER_LOSS, TRAINING, AdaptConfig
+
+    assert AdaptConfig(beir_dir).recipe("t")["loss"] == TRAINING["loss"]  # a bi-encoder's cosine / 0.05
+    ce = AdaptConfig(beir_dir, student="cross-encoder")
+    assert ce.recipe("t")["loss"] == CROSS_ENCODER_LOSS
+    assert all(t == 1.0 for loss in CROSS_ENCODER_LOSS for k, t in loss.items() if k in ("temperature", "student_temperature"))
+    own = [{"name": "margin-mse"}]
+    assert AdaptConfig(beir_dir, student="cross-encoder", training={"loss": own}).recipe("t")["loss"] == own
