@@ -87,9 +87,10 @@ def selection(done: list[dict]) -> str:
     by_kind = {}
     for d in done:
         target, kind = d["row"].split("-", 1)
-        m = d.get("selection", {}).get("adapted") if target == "scifact" else d["evaluation"].get("adapted")
-        if m:
-            by_kind.setdefault(kind, {})[target] = m["ndcg@10"] if target == "scifact" else m["ndcg_burges@10"]
+        scores = d.get("selection", {}) if target == "scifact" else d["evaluation"]
+        for name, m in (("zero-shot", scores.get("zero-shot")), (kind, scores.get("adapted"))):
+            if m:
+                by_kind.setdefault(name, {})[target] = m["ndcg@10"] if target == "scifact" else m["ndcg_burges@10"]
     rows = [{"setting": k, "SciFact train nDCG@10 (chooses Cranfield's)": v.get("scifact", float("nan")),
              "Cranfield exp nDCG@10 (chooses SciFact's)": v.get("cranfield", float("nan"))} for k, v in sorted(by_kind.items())]
     return format_table(rows) if rows else "(none yet)"
