@@ -17,7 +17,8 @@ autocast on this CPU (``--set precision=bf16``). Each row is ``irdistill adapt``
 - ``llm-3-epochs``: ``llm`` trained for three epochs instead of one (the epochs of the supervised SciFact recipe):
   with about 1,200 queries one epoch is under 100 steps;
 - ``llm-kl``, ``sentence-kl``: ``llm`` and ``sentence`` with the teacher's listwise KL alone, no InfoNCE on the
-  pseudo-qrels (GPL trains on the teacher's margins only: a generated query's source passage is a noisy positive).
+  pseudo-qrels (GPL trains on the teacher's margins only: a generated query's source passage is a noisy positive);
+- ``llm-infonce``: ``llm`` with InfoNCE on the pseudo-qrels alone, no teacher (QGen, as GPL's baseline).
 
 Finished rows are kept in experiments/adapt/results/<row>.json; ``--write`` puts the section into the file.
 """
@@ -43,8 +44,10 @@ KINDS = {"sentence": {"generators": ["sentence"]}, "llm": {"generators": [LLM]},
          "both": {"generators": ["sentence", LLM]}, "cross-encoder": {"generators": [LLM], "student": "cross-encoder"},
          "llm-3-epochs": {"generators": [LLM], "training": {"epochs": 3}},
          "llm-kl": {"generators": [LLM], "training": {"loss": [KL]}},
-         "sentence-kl": {"generators": ["sentence"], "training": {"loss": [KL]}}}
-LABELS = {"llm-3-epochs": "llm queries, 3 epochs", "llm-kl": "llm queries, KL only", "sentence-kl": "sentence queries, KL only"}
+         "sentence-kl": {"generators": ["sentence"], "training": {"loss": [KL]}},
+         "llm-infonce": {"generators": [LLM], "training": {"loss": [{"name": "infonce"}]}}}
+LABELS = {"llm-3-epochs": "llm queries, 3 epochs", "llm-kl": "llm queries, KL only", "sentence-kl": "sentence queries, KL only",
+          "llm-infonce": "llm queries, InfoNCE only"}
 METRICS = "ndcg@10,recall@100,ndcg_burges@10"
 # three epochs lost to one on Cranfield, whose labels choose SciFact's settings: SciFact does not run them
 ROWS = {f"{t}-{k}": None for t in TARGETS for k in KINDS if f"{t}-{k}" != "scifact-llm-3-epochs"}
