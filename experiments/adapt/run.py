@@ -16,9 +16,10 @@ autocast on this CPU (``--set precision=bf16``). Each row is ``irdistill adapt``
   the ``llm`` queries, with its losses at temperature 1 (``CROSS_ENCODER_LOSS``), re-ranking BM25's top 100;
 - ``llm-3-epochs``: ``llm`` trained for three epochs instead of one (the epochs of the supervised SciFact recipe):
   with about 1,200 queries one epoch is under 100 steps;
-- ``llm-kl``, ``sentence-kl``: ``llm`` and ``sentence`` with the teacher's listwise KL alone, no InfoNCE on the
-  pseudo-qrels (GPL trains on the teacher's margins only: a generated query's source passage is a noisy positive);
-- ``llm-infonce``: ``llm`` with InfoNCE on the pseudo-qrels alone, no teacher (QGen, as GPL's baseline).
+- ``llm-kl``: ``llm`` with the teacher's listwise KL alone, no InfoNCE on the pseudo-qrels (GPL trains on the
+  teacher's margins only: a generated query's source passage is a noisy positive);
+- ``llm-infonce``: ``llm`` with InfoNCE on the pseudo-qrels alone, the teacher only picking the hard negatives (QGen,
+  GPL's baseline).
 
 Finished rows are kept in experiments/adapt/results/<row>.json; ``--write`` puts the section into the file.
 """
@@ -44,10 +45,9 @@ KINDS = {"sentence": {"generators": ["sentence"]}, "llm": {"generators": [LLM]},
          "both": {"generators": ["sentence", LLM]}, "cross-encoder": {"generators": [LLM], "student": "cross-encoder"},
          "llm-3-epochs": {"generators": [LLM], "training": {"epochs": 3}},
          "llm-kl": {"generators": [LLM], "training": {"loss": [KL]}},
-         "sentence-kl": {"generators": ["sentence"], "training": {"loss": [KL]}},
          "llm-infonce": {"generators": [LLM], "training": {"loss": [{"name": "infonce"}]}}}
-LABELS = {"llm-3-epochs": "llm queries, 3 epochs", "llm-kl": "llm queries, KL only", "sentence-kl": "sentence queries, KL only",
-          "llm-infonce": "llm queries, InfoNCE only"}
+LABELS = {"llm-3-epochs": "llm queries, 3 epochs", "llm-kl": "llm queries, KL only", "llm-infonce": "llm queries, InfoNCE only",
+          "cross-encoder": "cross-encoder student, llm queries"}
 METRICS = "ndcg@10,recall@100,ndcg_burges@10"
 # three epochs lost to one on Cranfield, whose labels choose SciFact's settings: SciFact does not run them
 ROWS = {f"{t}-{k}": None for t in TARGETS for k in KINDS if f"{t}-{k}" != "scifact-llm-3-epochs"}
