@@ -42,10 +42,6 @@ DEFAULT_WEIGHTS = (0.3, 0.7)
 TRAINING = {"loss": [{"name": "infonce"}, {"name": "listwise-kl", "student_temperature": 0.05, "teacher_temperature": 0.3}],
             "examples": {"negatives": 7, "fn_margin": 0}, "max_seq_length": 128, "epochs": 1, "batch_size": 16,
             "learning_rate": 5e-5, "seed": 42, "save_steps": 50, "precision": "auto"}
-# A cross-encoder's logit has no fixed range, unlike a cosine: its losses read it as it is (temperature 1) instead of
-# multiplying it by 20, which makes a fresh head's first scores one-hot and its first gradients huge
-CROSS_ENCODER_LOSS = [{"name": "infonce", "temperature": 1.0},
-                      {"name": "listwise-kl", "student_temperature": 1.0, "teacher_temperature": 0.3}]
 
 
 @dataclass
@@ -80,7 +76,8 @@ class AdaptConfig:
         """The training settings: TRAINING with ``training`` over it, the examples drawn from ``teacher``'s scores."""
         flat = {k: v for k, v in self.training.items() if not k.startswith("examples.")}
         examples = {k.removeprefix("examples."): v for k, v in self.training.items() if k.startswith("examples.")}
-        base = {**TRAINING, "loss": CROSS_ENCODER_LOSS} if self.student == "cross-encoder" else TRAINING
+        own = get_student(self.student).default_loss  # e.g. a cross-encoder's, at temperature 1
+        base = {**TRAINING, "loss": own} if own else TRAINING
         out = {**base, **flat, "student": self.student, "model": self.model}
         out["examples"] = {**TRAINING["examples"], **flat.get("examples", {}), **examples, "teacher": teacher}
         return out

@@ -81,7 +81,8 @@ def test_bad_options_stop_before_anything_is_written(capsys, beir_dir, tiny_mode
 
 
 def test_a_cross_encoder_reads_its_logits_at_temperature_one_unless_told_otherwise(beir_dir):
-    from irdistill.adapt import CROSS_ENCODER_LOSS, TRAINING, AdaptConfig
+    from irdistill.adapt import TRAINING, AdaptConfig
+    from irdistill.training.students.cross_encoder import CROSS_ENCODER_LOSS
 
     assert AdaptConfig(beir_dir).recipe("t")["loss"] == TRAINING["loss"]  # a bi-encoder's cosine / 0.05
     ce = AdaptConfig(beir_dir, student="cross-encoder")

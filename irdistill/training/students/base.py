@@ -50,6 +50,7 @@ class Student:
     objective_class: ClassVar[type] = None
     retriever: ClassVar[str | None] = None
     teacher: ClassVar[str | None] = None
+    default_loss: ClassVar[list | None] = None  # the loss a recipe (``irdistill adapt``) gives this kind, if its own
 
     def _st(self, suffix: str = ""):
         import sentence_transformers

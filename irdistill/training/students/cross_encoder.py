@@ -8,6 +8,11 @@ from torch import Tensor
 
 from .base import Objective, Student, register_student
 
+# A cross-encoder's logit has no fixed range, unlike a cosine: its losses read it as it is (temperature 1) instead of
+# multiplying it by 20, which makes a fresh head's first scores one-hot and its first gradients huge
+CROSS_ENCODER_LOSS = [{"name": "infonce", "temperature": 1.0},
+                      {"name": "listwise-kl", "student_temperature": 1.0, "teacher_temperature": 0.3}]
+
 
 class CrossEncoderObjective(Objective):
     """The logit of every (query, own candidate) pair; no in-batch scores, so nothing to gather."""
@@ -30,6 +35,7 @@ class CrossEncoderStudent(Student):
     model_class = "CrossEncoder"
     objective_class = CrossEncoderObjective
     teacher = "cross-encoder"
+    default_loss = CROSS_ENCODER_LOSS
 
     def load(self, path, cfg):
         return self._st()(path, num_labels=1, trust_remote_code=cfg.trust_remote_code)
