@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, replace
 
-from irdistill.adapt import DEFAULT_WEIGHTS, MODEL, AdaptConfig, adapt, evaluate, generate
+from irdistill.adapt import DEFAULT_WEIGHTS, MODEL, TRAINING, AdaptConfig, adapt, evaluate, generate
 from irdistill.cache import ScoreCache
 from irdistill.data import load_dataset
 from irdistill.evaluation import format_table
@@ -40,7 +40,7 @@ from irdistill.teachers.ensemble import fit_weights
 HERE = os.path.dirname(os.path.abspath(__file__))
 TARGETS = {"scifact": shared_dataset("scifact"), "cranfield": shared_dataset("cranfield")}
 LLM = "llm:smollm2-135m-instruct-gguf"
-KL = {"name": "listwise-kl", "student_temperature": 0.05, "teacher_temperature": 0.3}  # TRAINING's, without InfoNCE
+KL = next(loss for loss in TRAINING["loss"] if loss["name"] == "listwise-kl")  # the recipe's KL, without its InfoNCE
 KINDS = {"sentence": {"generators": ["sentence"]}, "llm": {"generators": [LLM]},
          "both": {"generators": ["sentence", LLM]}, "cross-encoder": {"generators": [LLM], "student": "cross-encoder"},
          "llm-3-epochs": {"generators": [LLM], "training": {"epochs": 3}},
@@ -67,8 +67,8 @@ def weights_for(target: str) -> list[float]:
 def settings(row: str) -> AdaptConfig:
     """The row's ``irdistill adapt`` settings, its teacher left to ``config``."""
     target, kind = row.split("-", 1)
-    settings = dict(KINDS[kind])
-    return AdaptConfig(TARGETS[target], f"adapt/{target}", training={**CPU, **settings.pop("training", {})}, **settings)
+    chosen = dict(KINDS[kind])
+    return AdaptConfig(TARGETS[target], f"adapt/{target}", training={**CPU, **chosen.pop("training", {})}, **chosen)
 
 
 def config(row: str) -> AdaptConfig:
