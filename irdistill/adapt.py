@@ -96,8 +96,7 @@ def generate(cfg: AdaptConfig, progress: bool = True) -> GeneratedQueries:
 
 
 def mix(parts: list[GeneratedQueries], root: str) -> GeneratedQueries:
-    """One BEIR folder holding the queries and pseudo-qrels of ``parts`` (ids prefixed by each part's id, so two
-    generators of one kind, ``llm:A`` and ``llm:B``, keep apart)."""
+    """One BEIR folder holding the queries and pseudo-qrels of ``parts`` (their ids, which name their folder, kept)."""
     mid = "mix-" + config_hash(parts=sorted(p.id for p in parts))
     folder = os.path.join(root, mid)
     out = GeneratedQueries(folder, mid, parts[0].split, {"corpus": parts[0].meta["corpus"], "parts": [p.id for p in parts]})
@@ -106,7 +105,7 @@ def mix(parts: list[GeneratedQueries], root: str) -> GeneratedQueries:
     kept = []  # (query id, its source passage, text); the qrels are read without loading the corpus
     for p in parts:
         source = load_qrels(p.qrels_path)
-        kept += [(f"{p.id}:{qid}", next(iter(source[qid])), text) for qid, text in p.queries().items()]
+        kept += [(qid, next(iter(source[qid])), text) for qid, text in p.queries().items()]
     write_folder(folder, kept, out.qrels_path)
     link = os.path.join(folder, "corpus.jsonl")
     if not os.path.exists(link):

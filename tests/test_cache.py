@@ -159,6 +159,31 @@ def test_collections_with_the_same_query_ids_stay_apart(tmp_path):
     assert s2.key != k1 and s2.queries == 20  # nothing skipped: the second collection is scored in full
 
 
+def test_a_query_id_that_comes_back_with_another_text_is_refused_not_served_stale(tmp_path):
+    """Two query sets over one corpus with the same ids (two generators' "1-q0"): the cached scores of the first must
+    not pass as the second's, when scoring, fusing or training."""
+    from dataclasses import replace
+
+    from irdistill.training.examples import ExampleConfig, build_examples
+
+    ds, run = toy()
+    cache, t = ScoreCache(tmp_path / "cache"), Overlap()
+    key = score_run(t, run, ds, cache, progress=False).key
+    edited = replace(ds, queries={**ds.queries, "q3": "an edited text"})
+    for call in (lambda: score_run(t, run, edited, cache, progress=False),
+                 lambda: build_examples(edited, cache, ExampleConfig(teacher=key, negatives=3)),
+                 lambda: cache.commit(key, ["q3"], ["d99"], [1.0], {"q3": "an edited text"})):
+        with pytest.raises(InputError, match="'q3' is not the text"):
+            call()
+    cache.compact(key)  # the hashes survive compaction
+    with pytest.raises(InputError, match="'q3' is not the text"):
+        ScoreCache(tmp_path / "cache").check_texts(key, edited.queries)
+    assert score_run(t, run, ds, cache, progress=False).skipped_queries == 20  # the same texts: all cached
+    spec = {"kind": "ensemble", "norm": "zscore", "weights": [0.5, 0.5], "members": [{"cached": key}, {"cached": key}]}
+    with pytest.raises(InputError, match="'q3' is not the text"):
+        score_run(spec, run, edited, cache, progress=False)
+
+
 # safety: ids, damaged parts, counts (issue 14) ---------------------------------------------------------------------
 from irdistill.errors import InputError  # noqa: E402
 

@@ -157,7 +157,7 @@ def test_output_is_a_beir_folder_with_pseudo_qrels(corpus, tmp_path):
     assert len(ds.corpus) == 6 and len(ds.queries) == 12 == res.meta["counts"]["kept"]
     for qid, docs in ds.qrels.items():
         (docid, grade), = docs.items()
-        assert qid.startswith(docid + "-q") and grade == 1
+        assert qid.startswith(f"{res.id}:{docid}-q") and grade == 1
         assert ds.queries[qid] in corpus.texts([docid])[0]
     assert res.load().qrels == ds.qrels and res.queries() == ds.queries
     meta = json.load(open(os.path.join(res.folder, "meta.json")))
@@ -210,7 +210,7 @@ def test_sample_and_empty_documents(tmp_path):
     assert generate_queries(corpus, SentenceQueries(), sample=5, seed=3, output_folder=tmp_path, progress=False).generated == 0
     assert os.path.isfile(os.path.join(res.folder, "corpus.jsonl"))  # an in-memory corpus is written out
     res = generate_queries(corpus, SentenceQueries(), sample=["empty", "4"], output_folder=tmp_path, progress=False)
-    assert res.meta["counts"]["empty_documents"] == 1 and list(res.queries()) == ["4-q0"]
+    assert res.meta["counts"]["empty_documents"] == 1 and list(res.queries()) == [f"{res.id}:4-q0"]
     with pytest.raises(InputError, match="'nope'"):
         generate_queries(corpus, SentenceQueries(), sample=["nope"], output_folder=tmp_path, progress=False)
     with pytest.raises(InputError, match="no generated query survived"):
@@ -396,3 +396,11 @@ def test_smollm2_queries_for_scifact_passages(tmp_path):
     assert sum(q.endswith("-q0") for q in queries) >= 4  # the greedy queries are the good ones
     again = generate_queries(corpus, gen, n_per_doc=2, sample=5, filters=filters, output_folder=tmp_path, progress=False)
     assert again.generated == 0 and again.meta == res.meta
+
+
+def test_two_generators_over_one_corpus_never_share_a_query_id(tmp_path):
+    """The score cache keys scores by corpus and query id: a second generator's "d1-q0" must not be the first's."""
+    corpus = Corpus.from_records([(f"d{i}", "", f"passage {i} tells of rivers and the sea near town {i}.") for i in range(5)])
+    a = generate_queries(corpus, SentenceQueries(), output_folder=tmp_path, progress=False)
+    b = generate_queries(corpus, SpanQueries(), output_folder=tmp_path, progress=False)
+    assert a.queries() and b.queries() and not set(a.queries()) & set(b.queries())

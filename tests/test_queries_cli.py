@@ -39,7 +39,7 @@ def test_span_queries_then_a_rerun_generates_nothing(capsys, beir_dir, tmp_path)
     assert len(ds.queries) == meta["counts"]["kept"] > 0
     for qid, text in ds.queries.items():  # each query is cut out of the passage its qrels name
         (docid,) = ds.qrels[qid]
-        assert qid.startswith(f"{docid}-q") and text in " ".join(ds.corpus.texts([docid])[0].split())
+        assert qid.startswith(f"{folder.name}:{docid}-q") and text in " ".join(ds.corpus.texts([docid])[0].split())
     assert len(os.listdir(out / "raw" / meta["raw_id"])) == 2  # _generator.json and one part
 
 

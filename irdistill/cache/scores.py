@@ -4,7 +4,8 @@ Layout::
 
     cache/teacher=<teacher id>/_teacher.json          what the teacher is (model, weights hash, prompt, options)
     cache/teacher=<teacher id>/part-<uuid>.parquet    qid, docid, score (float32)
-    cache/teacher=<teacher id>/.qids.jsonl            which queries each part holds (an append-only index)
+    cache/teacher=<teacher id>/.qids.jsonl            which queries each part holds, and a hash of each query's text
+                                                      (an append-only index)
     cache/teacher=<teacher id>/.lock                  flock'ed while a block is committed
     cache/teacher=<teacher id>/.claim-<owner>         queries a live scorer is working on (flock'ed by it)
 
@@ -16,6 +17,11 @@ killed writer is simply rerun. Locks are ``flock``, released by the kernel when 
 hold on NFS v3 (with lockd) and v4, where Linux maps flock to byte-range locks, and on Lustre only if mounted with
 ``-o flock``; check that another shared file system (GPFS, BeeGFS...) honours flock across nodes before relying on it.
 Tested here with processes on one machine.
+
+A score belongs to a query's text, not to its id: ``commit`` records a hash of each query's text in the index, and a
+query id that comes back with another text (an edited queries file, or two query sets with the same ids over one corpus)
+is an error, never a stale hit (``check_texts``). Parts whose index line has no hashes (written by older versions, or
+found without their index line) are not checked.
 
 How a scoring loop uses it (many processes, one cache)::
 
@@ -36,6 +42,7 @@ work: ``commit`` alone already keeps the cache free of duplicates.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -60,6 +67,11 @@ INDEX, LOCK = ".qids.jsonl", ".lock"
 META = "_teacher.json"
 
 
+def text_hash(text: str) -> str:
+    """What the index keeps of a query's text: 16 hex digits of its SHA-1."""
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
 def _is_part(name: str) -> bool:
     return name.startswith("part-") and name.endswith(".parquet")
 
@@ -71,13 +83,17 @@ class _Index:
     parts: dict[str, list[str]] = field(default_factory=dict)
     where: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
     unchecked: set[str] = field(default_factory=set)  # parts not written by commit: may hold a pair twice
+    texts: dict[str, str] = field(default_factory=dict)  # qid -> text_hash of the text it was scored with
     inode: int | None = None
     offset: int = 0
 
-    def add(self, part: str, qids, unique: bool = True) -> None:
+    def add(self, part: str, qids, unique: bool = True, texts=None) -> None:
         self.parts[part] = list(qids)
         if not unique:
             self.unchecked.add(part)
+        for q, h in zip(self.parts[part], texts or ()):
+            if h:
+                self.texts.setdefault(q, h)
         for q in self.parts[part]:
             have = self.where.get(q)
             self.where[q] = part if have is None else (have if isinstance(have, tuple) else (have,)) + (part,)
@@ -86,6 +102,7 @@ class _Index:
         parts, self.parts, self.where = self.parts, {}, {}
         for part, qids in parts.items():
             self.add(part, qids)
+        self.texts = {q: h for q, h in self.texts.items() if q in self.where}
 
     def parts_of(self, qids) -> set[str]:
         out: set[str] = set()
@@ -220,7 +237,8 @@ class ScoreCache:
             with open(path, "rb") as f:
                 st = os.fstat(f.fileno())
                 if st.st_ino != idx.inode or st.st_size < idx.offset:  # a new index (compact): read it from the start
-                    idx.parts, idx.where, idx.unchecked, idx.inode, idx.offset = {}, {}, set(), st.st_ino, 0
+                    idx.parts, idx.where, idx.unchecked, idx.texts = {}, {}, set(), {}
+                    idx.inode, idx.offset = st.st_ino, 0
                 f.seek(idx.offset)
                 data = f.read()
         except FileNotFoundError:
@@ -233,11 +251,12 @@ class ScoreCache:
         for line in complete.splitlines():
             try:
                 rec = json.loads(line)
-                part, qids = rec["part"], rec["qids"]
+                part, qids, texts = rec["part"], rec["qids"], rec.get("texts")
             except (ValueError, KeyError, TypeError):
                 continue  # a damaged line: that part is read from its file below
             if isinstance(part, str) and isinstance(qids, list) and part in names and part not in idx.parts:
-                idx.add(part, [str(q) for q in qids], unique=rec.get("unique") is True)
+                texts = texts if isinstance(texts, list) and len(texts) == len(qids) else None
+                idx.add(part, [str(q) for q in qids], unique=rec.get("unique") is True, texts=texts)
         gone = idx.parts.keys() - names
         if gone:
             for part in gone:
@@ -275,10 +294,11 @@ class ScoreCache:
             raise InputError("cannot write to the cache (permission denied)", folder) from None
 
     # writing -------------------------------------------------------------------------------------------------
-    def commit(self, teacher: str, qids, docids, scores) -> int:
+    def commit(self, teacher: str, qids, docids, scores, texts: dict[str, str] | None = None) -> int:
         """Store the block's (qid, docid, score) rows whose (qid, docid) the cache does not hold yet, as one part file,
         under the teacher's lock; returns the number of rows written. Safe to call from many processes at once.
-        Also renews this process's claims on the teacher."""
+        Also renews this process's claims on the teacher. ``texts`` (qid -> the query's text) is what the scores were
+        made from: its hashes go into the index, and a query the cache holds with another text is an InputError."""
         qids, docids = [str(q) for q in qids], [str(d) for d in docids]
         values = np.asarray(scores, dtype=np.float32).reshape(-1)
         if not len(qids) == len(docids) == len(values):
@@ -291,6 +311,8 @@ class ScoreCache:
             first.setdefault(pair, i)  # a pair repeated in the block: its first score
         with self._locked(teacher) as folder:
             idx = self._refresh(teacher, write_back=True)
+            hashes = {q: text_hash(t) for q, t in (texts or {}).items()}
+            self._check(teacher, idx, hashes)
             held = [q for q in dict.fromkeys(qids) if q in idx.where]
             have = self._pairs(teacher, idx, held) if held else set()
             rows = [i for pair, i in first.items() if pair not in have]
@@ -302,10 +324,25 @@ class ScoreCache:
                 with atomic_path(os.path.join(folder, part)) as tmp:
                     pq.write_table(table, tmp, row_group_size=100_000)
                 new = list(dict.fromkeys(table["qid"].to_pylist()))
-                idx.add(part, new)
-                self._append_index(folder, json.dumps({"part": part, "qids": new, "unique": True}) + "\n")
+                line = {"part": part, "qids": new, "unique": True}
+                if hashes:
+                    line["texts"] = [hashes.get(q) for q in new]
+                idx.add(part, new, texts=line.get("texts"))
+                self._append_index(folder, json.dumps(line) + "\n")
             self._claims.renew(folder)
         return len(rows)
+
+    def check_texts(self, teacher: str, queries: dict[str, str]) -> None:
+        """InputError if the cache holds scores of one of ``queries`` (qid -> text) made from another text under the
+        same id: the scores are not this query's."""
+        if os.path.isdir(self._dir(teacher)):
+            self._check(teacher, self._refresh(teacher), {q: text_hash(t) for q, t in queries.items()})
+
+    def _check(self, teacher: str, idx: _Index, hashes: dict[str, str]) -> None:
+        for q, h in hashes.items():
+            if idx.texts.get(q, h) != h:
+                raise InputError(f"query {q!r} is not the text teacher {teacher!r} scored under that id here; give "
+                                 "changed or new queries ids of their own, or use another cache", self.folder)
 
     def write(self, teacher: str, qids, docids, scores) -> int:
         """Same as ``commit`` (kept for older callers): appends the pairs the cache lacks; returns the rows written."""
@@ -491,8 +528,11 @@ class ScoreCache:
             with atomic_path(os.path.join(folder, merged)) as tmp:
                 pq.write_table(pa.Table.from_pandas(df, schema=SCHEMA, preserve_index=False), tmp, row_group_size=100_000)
             qids = df["qid"].unique().tolist()
+            line = {"part": merged, "qids": qids, "unique": True}
+            if idx.texts:
+                line["texts"] = [idx.texts.get(q) for q in qids]
             with atomic_path(os.path.join(folder, INDEX)) as tmp, open(tmp, "w") as f:
-                f.write(json.dumps({"part": merged, "qids": qids, "unique": True}) + "\n")
+                f.write(json.dumps(line) + "\n")
             for p in parts:
                 os.remove(os.path.join(folder, p))
             self._index.pop(teacher, None)

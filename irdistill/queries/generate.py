@@ -6,7 +6,7 @@ Layout under ``output_folder``::
     raw/<kind>-<hash>/_generator.json        the generator's settings, n, seed and the corpus fingerprint
     raw/<kind>-<hash>/part-<uuid>.jsonl      {"docid", "queries": [n strings]} per document, one part per chunk
     <kind>-<hash>/corpus.jsonl               a symlink to the corpus file (or a copy), so the folder is a BEIR folder
-    <kind>-<hash>/queries.jsonl              {"_id": "<docid>-q<i>", "text", "metadata": {"docid"}}
+    <kind>-<hash>/queries.jsonl              {"_id": "<kind>-<hash>:<docid>-q<i>", "text", "metadata": {"docid"}}
     <kind>-<hash>/qrels/<split>.tsv          query-id, corpus-id (its source passage), score 1
     <kind>-<hash>/meta.json                  the id's description, counts, what each filter dropped; written last
 
@@ -81,8 +81,10 @@ class GeneratedQueries:
         return load_files(self.corpus_path, self.queries_path, self.qrels_path, name=self.id, split=self.split)
 
 
-def query_id(docid: str, i: int) -> str:
-    return f"{docid}-q{i}"
+def query_id(folder_id: str, docid: str, i: int) -> str:
+    """``<folder id>:<docid>-q<i>``: unique to its folder, so two generators' queries over one corpus never share an
+    id (the score cache keys scores by corpus and query id)."""
+    return f"{folder_id}:{docid}-q{i}"
 
 
 def select_rows(corpus: Corpus, sample: int | Sequence[str] | None, seed: int) -> list[int]:
@@ -147,7 +149,7 @@ def generate_queries(corpus: Corpus, generator: QueryGenerator, n_per_doc: int =
     raw_desc = {"generator": generator.describe(), "n": n_per_doc, "seed": seed, "corpus": corpus.fingerprint()}
     raw_id = f"{generator.kind}-{digest(raw_desc)}"
     sample_desc = "all" if sample is None or len(rows) == len(corpus) else {"documents": len(rows), "ids": digest(docids)}
-    desc = {"raw": raw_desc, "sample": sample_desc, "filters": filters.describe(), "split": split}
+    desc = {"raw": raw_desc, "sample": sample_desc, "filters": filters.describe(), "split": split, "ids": "folder:docid-qi"}
     out_id = f"{generator.kind}-{digest(desc)}"
     folder = os.path.join(os.fspath(output_folder), out_id)
     result = GeneratedQueries(folder, out_id, split, {})
@@ -173,7 +175,7 @@ def generate_queries(corpus: Corpus, generator: QueryGenerator, n_per_doc: int =
             result.complete = False
             return result
 
-    candidates = [(query_id(d, i), d, " ".join(q.split())) for d in docids for i, q in enumerate(done.get(d, ()))]
+    candidates = [(query_id(out_id, d, i), d, " ".join(q.split())) for d in docids for i, q in enumerate(done.get(d, ()))]
     passages = dict(zip(docids, corpus.texts(docids))) if filters.max_copy is not None else {}
     kept, dropped = filters.apply(candidates, passages)
     if not kept:

@@ -97,7 +97,8 @@ class Teacher:
     def score(self, run: pd.DataFrame, dataset: Dataset, cache: ScoreCache, shard: tuple[int, int] = (0, 1),
               flush_pairs: int = 2048, progress: bool = True) -> ScoreStats:
         """Score every (qid, docid) of ``run`` into ``cache`` under ``cache_key(dataset)``, skipping queries already
-        scored. The teacher reads the documents' ``text_view`` (the corpus itself by default).
+        scored with the same text (a query id the cache holds with another text is an InputError). The teacher reads
+        the documents' ``text_view`` (the corpus itself by default).
 
         Queries are taken whole, in run order, in blocks of about ``flush_pairs`` pairs. Each block's queries are
         claimed in the cache first (so processes started on the same queries, or shards of a job, score each query
@@ -106,6 +107,7 @@ class Teacher:
         dataset.view(self.text_view)  # fail early on a missing view
         key = self.cache_key(dataset)
         cache.register(key, {**self.describe(), "collection": dataset.name, "documents": len(dataset.corpus)})
+        cache.check_texts(key, {q: dataset.queries[q] for q in run["qid"].unique() if q in dataset.queries})
         done = cache.scored_qids(key)
         stats = ScoreStats(key)
         todo = []
@@ -147,7 +149,7 @@ class Teacher:
         scores = self.score_lists(lists, [docids for _, docids in block])
         qids = [q for q, docids in block for _ in docids]
         docids = [d for _, ds in block for d in ds]
-        cache.commit(key, qids, docids, [s for arr in scores for s in arr])
+        cache.commit(key, qids, docids, [s for arr in scores for s in arr], {q: dataset.queries[q] for q, _ in block})
 
 
 def _blocks(todo: list[tuple[str, list[str]]], pairs: int):

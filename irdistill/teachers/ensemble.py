@@ -104,7 +104,7 @@ class EnsembleTeacher(Teacher):
         return [c if t is None else t.cache_key(dataset) for c, t in zip(self.cached, self.members)]
 
     def _score_members(self, run, dataset, cache, shard=(0, 1), progress=True) -> int:
-        _check_cached(cache, [c for c in self.cached if c], run)
+        _check_cached(cache, [c for c in self.cached if c], run, dataset)
         return sum(t.score(run, dataset, cache, shard, progress=progress).pairs for t in self.members if t is not None)
 
     def score(self, run, dataset, cache, shard=(0, 1), flush_pairs=2048, progress=True) -> ScoreStats:
@@ -126,17 +126,21 @@ class EnsembleTeacher(Teacher):
         eid = ensemble_id(ids, weights, self.norm) + "@" + dataset.corpus.fingerprint()[:12]
         cache.register(eid, {"kind": "ensemble", "members": ids, "weights": weights, "norm": self.norm,
                              "fit": self.fit, "collection": dataset.name})
-        done = cache.scored_qids(eid)
         mine = [q for q in run["qid"].unique() if in_shard(q, shard)]
+        texts = {q: dataset.queries[q] for q in mine if q in dataset.queries}
+        cache.check_texts(eid, texts)
+        done = cache.scored_qids(eid)
         qids = [q for q in mine if q not in done]
         if qids:
             fused = fuse(cache, ids, weights, self.norm, run[run["qid"].isin(qids)])
-            cache.commit(eid, fused["qid"], fused["docid"], fused["score"].to_numpy())
+            cache.commit(eid, fused["qid"], fused["docid"], fused["score"].to_numpy(), texts)
         return ScoreStats(eid, len(qids), scored, len(mine) - len(qids), mine)
 
 
-def _check_cached(cache: ScoreCache, ids: list[str], run: pd.DataFrame) -> None:
+def _check_cached(cache: ScoreCache, ids: list[str], run: pd.DataFrame, dataset) -> None:
+    texts = {q: dataset.queries[q] for q in run["qid"].unique() if q in dataset.queries}
     for tid in ids:
+        cache.check_texts(tid, texts)
         missing = set(run["qid"].unique()) - cache.scored_qids(tid)
         if missing:
             raise InputError(f"cached member {tid!r} has no scores for {len(missing)} queries of the run "

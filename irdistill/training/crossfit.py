@@ -57,5 +57,5 @@ def crossfit(train_config, run: pd.DataFrame | str, dataset=None, cache: ScoreCa
         qids = [q for q in run["qid"].unique() if in_shard(q, (i, folds)) and q not in done]
         if qids:
             df = cache.read(key, qids=qids)
-            cache.commit(cid, df["qid"], df["docid"], df["score"].to_numpy())
+            cache.commit(cid, df["qid"], df["docid"], df["score"].to_numpy(), {q: dataset.queries[q] for q in qids})
     return ScoreStats(cid, qids=run["qid"].unique().tolist())

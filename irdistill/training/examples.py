@@ -44,6 +44,8 @@ def build_examples(dataset: Dataset, cache: ScoreCache, cfg: ExampleConfig, bloc
     queries beside), so its size is bounded by the examples drawn, not by the pairs scored."""
     if cfg.strategy not in STRATEGIES:
         raise InputError(f"unknown sampling strategy {cfg.strategy!r} (choose from {', '.join(STRATEGIES)})")
+    for key in filter(None, (cfg.teacher, cfg.regularizer)):  # scores made from other texts under these ids
+        cache.check_texts(key, dataset.queries)
     rng = np.random.default_rng(cfg.seed)
     out, queries, referenced = [], 0, 0
     skipped = {"no scored positive": 0, "too few negatives": 0, "no regulariser score": 0}
