@@ -335,8 +335,7 @@ class ScoreCache:
     def check_texts(self, teacher: str, queries: dict[str, str]) -> None:
         """InputError if the cache holds scores of one of ``queries`` (qid -> text) made from another text under the
         same id: the scores are not this query's."""
-        if os.path.isdir(self._dir(teacher)):
-            self._check(teacher, self._refresh(teacher), {q: text_hash(t) for q, t in queries.items()})
+        self.scored_qids(teacher, queries)
 
     def _check(self, teacher: str, idx: _Index, hashes: dict[str, str]) -> None:
         for q, h in hashes.items():
@@ -457,11 +456,15 @@ class ScoreCache:
             block = wanted[i : i + queries]
             yield self.read(teacher, block, columns, bounds=(block[0], block[-1]))
 
-    def scored_qids(self, teacher: str) -> set[str]:
-        """The queries the cache holds scores of (from the index: no part is read unless the index lacks it)."""
+    def scored_qids(self, teacher: str, texts: dict[str, str] | None = None) -> set[str]:
+        """The queries the cache holds scores of (from the index: no part is read unless the index lacks it). With
+        ``texts`` (qid -> the query's text now), an InputError first if one of them was scored from another text."""
         if not os.path.isdir(self._dir(teacher)):
             return set()
-        return set(self._refresh(teacher).where)
+        idx = self._refresh(teacher)
+        if texts:
+            self._check(teacher, idx, {q: text_hash(t) for q, t in texts.items()})
+        return set(idx.where)
 
     def count_pairs(self, teacher: str) -> int:
         """The number of distinct (qid, docid) pairs stored for ``teacher`` (from the parts' metadata when every part was

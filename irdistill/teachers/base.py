@@ -107,8 +107,7 @@ class Teacher:
         dataset.view(self.text_view)  # fail early on a missing view
         key = self.cache_key(dataset)
         cache.register(key, {**self.describe(), "collection": dataset.name, "documents": len(dataset.corpus)})
-        cache.check_texts(key, {q: dataset.queries[q] for q in run["qid"].unique() if q in dataset.queries})
-        done = cache.scored_qids(key)
+        done = cache.scored_qids(key, {q: dataset.queries[q] for q in run["qid"].unique() if q in dataset.queries})
         stats = ScoreStats(key)
         todo = []
         for qid, group in run.groupby("qid", sort=False):

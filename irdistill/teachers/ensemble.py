@@ -128,8 +128,7 @@ class EnsembleTeacher(Teacher):
                              "fit": self.fit, "collection": dataset.name})
         mine = [q for q in run["qid"].unique() if in_shard(q, shard)]
         texts = {q: dataset.queries[q] for q in mine if q in dataset.queries}
-        cache.check_texts(eid, texts)
-        done = cache.scored_qids(eid)
+        done = cache.scored_qids(eid, texts)
         qids = [q for q in mine if q not in done]
         if qids:
             fused = fuse(cache, ids, weights, self.norm, run[run["qid"].isin(qids)])
@@ -140,8 +139,7 @@ class EnsembleTeacher(Teacher):
 def _check_cached(cache: ScoreCache, ids: list[str], run: pd.DataFrame, dataset) -> None:
     texts = {q: dataset.queries[q] for q in run["qid"].unique() if q in dataset.queries}
     for tid in ids:
-        cache.check_texts(tid, texts)
-        missing = set(run["qid"].unique()) - cache.scored_qids(tid)
+        missing = set(run["qid"].unique()) - cache.scored_qids(tid, texts)
         if missing:
             raise InputError(f"cached member {tid!r} has no scores for {len(missing)} queries of the run "
                              f"(e.g. {sorted(missing)[0]!r})", cache.folder)
