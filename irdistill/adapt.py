@@ -9,7 +9,11 @@ positives are the generated queries' source passages. Every step is cached under
 teacher scores by what produced them, candidates and the student by the hash of the settings, so a rerun generates,
 scores and trains nothing, and a killed run resumes.
 
-    irdistill adapt --dataset path/to/beir-folder --generator sentence --sample 5000 --output adapt/mycorpus
+The defaults (the packaged SmolLM2's queries; InfoNCE + listwise KL; WiSE-FT halfway back to the starting model)
+are the settings that did best on the labels of SciFact train and Cranfield, each of which may choose for the other
+(docs/results.md).
+
+    irdistill adapt --dataset path/to/beir-folder --sample 5000 --output adapt/mycorpus
 """
 
 from __future__ import annotations
@@ -37,11 +41,14 @@ from .training.students import get_student
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # BM25 and the student's starting model, z-scored per query; weights fit on SciFact train (nDCG@10 of its BM25 top 100)
 DEFAULT_WEIGHTS = (0.3, 0.7)
+# The packaged LLM's queries: the best generator on SciFact train, whose labels choose for other collections
+GENERATOR = "llm:smollm2-135m-instruct-gguf"
 # InfoNCE on the pseudo-qrels plus listwise KL to the teacher, over the teacher's top negatives that it scores below the
-# source passage (the SciFact recipe of experiments/scifact/recipe.py, chosen there on held-out train queries)
+# source passage (the SciFact recipe of experiments/scifact/recipe.py, chosen there on held-out train queries); the
+# model saved halfway back to the starting one (WiSE-FT), which gained on SciFact train and on Cranfield
 TRAINING = {"loss": [{"name": "infonce"}, {"name": "listwise-kl", "student_temperature": 0.05, "teacher_temperature": 0.3}],
             "examples": {"negatives": 7, "fn_margin": 0}, "max_seq_length": 128, "epochs": 1, "batch_size": 16,
-            "learning_rate": 5e-5, "seed": 42, "save_steps": 50, "precision": "auto"}
+            "learning_rate": 5e-5, "seed": 42, "save_steps": 50, "precision": "auto", "merge_alpha": 0.5}
 
 
 @dataclass
@@ -50,7 +57,7 @@ class AdaptConfig:
     output: str = "adapt"                         # every cached step goes under here
     model: str = MODEL                            # the student (bi-encoder or cross-encoder) starts from this model
     student: str = "bi-encoder"
-    generators: list = field(default_factory=lambda: ["sentence"])  # title, sentence, span or llm:MODEL; several mix
+    generators: list = field(default_factory=lambda: [GENERATOR])  # title, sentence, span or llm:MODEL; several mix
     per_passage: int = 1
     sample: int | None = 2000                     # passages to generate for (None: all)
     filters: list = field(default_factory=list)   # key=value, as generate-queries --filter
@@ -77,7 +84,8 @@ class AdaptConfig:
         flat = {k: v for k, v in self.training.items() if not k.startswith("examples.")}
         examples = {k.removeprefix("examples."): v for k, v in self.training.items() if k.startswith("examples.")}
         own = get_student(self.student).default_loss  # e.g. a cross-encoder's, at temperature 1
-        base = {**TRAINING, "loss": own} if own else TRAINING
+        # a student with losses of its own starts from a fresh head: halfway back to it is no model to keep
+        base = {**TRAINING, "loss": own, "merge_alpha": None} if own else TRAINING
         out = {**base, **flat, "student": self.student, "model": self.model}
         out["examples"] = {**TRAINING["examples"], **flat.get("examples", {}), **examples, "teacher": teacher}
         return out

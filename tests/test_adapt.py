@@ -24,7 +24,7 @@ def mtimes(folder):
 
 def test_adapt_runs_once_and_a_rerun_redoes_nothing(capsys, beir_dir, tiny_model_dir, tmp_path):
     out = tmp_path / "adapt"
-    argv = ["--dataset", beir_dir, "--model", tiny_model_dir, "--output", out, *FAST]
+    argv = ["--dataset", beir_dir, "--model", tiny_model_dir, "--generator", "sentence", "--output", out, *FAST]
     code, printed, err = adapt(capsys, *argv)
     assert code == 0, err
     result = json.loads((out / "adapt.json").read_text())
@@ -80,13 +80,14 @@ def test_bad_options_stop_before_anything_is_written(capsys, beir_dir, tiny_mode
     assert not out.exists()
 
 
-def test_a_cross_encoder_reads_its_logits_at_temperature_one_unless_told_otherwise(beir_dir):
+def test_a_cross_encoder_reads_its_logits_at_temperature_one_and_is_not_merged_back_to_its_fresh_head(beir_dir):
     from irdistill.adapt import TRAINING, AdaptConfig
     from irdistill.training.students.cross_encoder import CROSS_ENCODER_LOSS
 
-    assert AdaptConfig(beir_dir).recipe("t")["loss"] == TRAINING["loss"]  # a bi-encoder's cosine / 0.05
+    bi = AdaptConfig(beir_dir).recipe("t")
+    assert bi["loss"] == TRAINING["loss"] and bi["merge_alpha"] == 0.5  # a bi-encoder's cosine / 0.05, WiSE-FT
     ce = AdaptConfig(beir_dir, student="cross-encoder")
-    assert ce.recipe("t")["loss"] == CROSS_ENCODER_LOSS
+    assert ce.recipe("t")["loss"] == CROSS_ENCODER_LOSS and ce.recipe("t")["merge_alpha"] is None
     assert all(t == 1.0 for loss in CROSS_ENCODER_LOSS for k, t in loss.items() if k in ("temperature", "student_temperature"))
     own = [{"name": "margin-mse"}]
     assert AdaptConfig(beir_dir, student="cross-encoder", training={"loss": own}).recipe("t")["loss"] == own

@@ -6,8 +6,10 @@ generated queries, BM25 + dense candidates, the BM25 + MiniLM ensemble teacher, 
 No label of the collection adapted to is read before evaluation. The teacher's ensemble weights come from the other
 collection: for Cranfield the library's default (0.3, 0.7), fit on SciFact train; for SciFact the weights that fit
 Cranfield's judgments best (ranx grid search over BM25's top 100, as ``fit`` of an ensemble does). All other settings
-are the library's defaults (``irdistill/adapt.py``), fixed before any number here was seen; training runs in bf16
-autocast on this CPU (``--set precision=bf16``). Each row is ``irdistill adapt`` with:
+are the library's defaults (``irdistill/adapt.py``), fixed before any number here was seen, except two defaults chosen
+by these rows across collections: the LLM generator and WiSE-FT (the rows before ``llm-wise`` set ``merge_alpha`` to
+None, the recipe as it was). Training runs in bf16 autocast on this CPU (``--set precision=bf16``). Each row is
+``irdistill adapt`` with:
 
 - ``sentence``: one sentence of each passage as its query (the inverse cloze task), no model;
 - ``llm``: one query a passage from SmolLM2-135M-Instruct (GGUF, few-shot prompt with generic examples);
@@ -19,7 +21,9 @@ autocast on this CPU (``--set precision=bf16``). Each row is ``irdistill adapt``
 - ``llm-kl``: ``llm`` with the teacher's listwise KL alone, no InfoNCE on the pseudo-qrels (GPL trains on the
   teacher's margins only: a generated query's source passage is a noisy positive);
 - ``llm-infonce``: ``llm`` with InfoNCE on the pseudo-qrels alone, the teacher only picking the hard negatives (QGen,
-  GPL's baseline).
+  GPL's baseline);
+- ``llm-wise``, ``both-wise``: ``llm`` and ``both`` saved halfway back to the starting model (WiSE-FT, Wortsman et al.
+  2022, ``merge_alpha: 0.5``): a model fit to a few generated queries keeps what it knew.
 
 Finished rows are kept in experiments/adapt/results/<row>.json; ``--write`` puts the section into the file.
 """
@@ -41,13 +45,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TARGETS = {"scifact": shared_dataset("scifact"), "cranfield": shared_dataset("cranfield")}
 LLM = "llm:smollm2-135m-instruct-gguf"
 KL = next(loss for loss in TRAINING["loss"] if loss["name"] == "listwise-kl")  # the recipe's KL, without its InfoNCE
-KINDS = {"sentence": {"generators": ["sentence"]}, "llm": {"generators": [LLM]},
-         "both": {"generators": ["sentence", LLM]}, "cross-encoder": {"generators": [LLM], "student": "cross-encoder"},
-         "llm-3-epochs": {"generators": [LLM], "training": {"epochs": 3}},
-         "llm-kl": {"generators": [LLM], "training": {"loss": [KL]}},
-         "llm-infonce": {"generators": [LLM], "training": {"loss": [{"name": "infonce"}]}}}
+PLAIN = {"merge_alpha": None}  # no WiSE-FT: the recipe before it merged back by default
+KINDS = {"sentence": {"generators": ["sentence"], "training": PLAIN}, "llm": {"generators": [LLM], "training": PLAIN},
+         "both": {"generators": ["sentence", LLM], "training": PLAIN},
+         "cross-encoder": {"generators": [LLM], "student": "cross-encoder"},
+         "llm-3-epochs": {"generators": [LLM], "training": {**PLAIN, "epochs": 3}},
+         "llm-kl": {"generators": [LLM], "training": {**PLAIN, "loss": [KL]}},
+         "llm-infonce": {"generators": [LLM], "training": {**PLAIN, "loss": [{"name": "infonce"}]}},
+         "llm-wise": {"generators": [LLM], "training": {"merge_alpha": 0.5}},
+         "both-wise": {"generators": ["sentence", LLM], "training": {"merge_alpha": 0.5}}}
 LABELS = {"llm-3-epochs": "llm queries, 3 epochs", "llm-kl": "llm queries, KL only", "llm-infonce": "llm queries, InfoNCE only",
-          "cross-encoder": "cross-encoder student, llm queries"}
+          "cross-encoder": "cross-encoder student, llm queries", "llm-wise": "llm queries, WiSE-FT 0.5",
+          "both-wise": "both queries, WiSE-FT 0.5"}
 METRICS = "ndcg@10,recall@100,ndcg_burges@10"
 # three epochs: Cranfield only (a SciFact epoch takes about 20 minutes on this CPU; Cranfield's labels choose SciFact's settings)
 ROWS = {f"{t}-{k}": None for t in TARGETS for k in KINDS if f"{t}-{k}" != "scifact-llm-3-epochs"}
@@ -108,7 +117,14 @@ def describe(cfg: AdaptConfig) -> dict:
             "examples": list(made.queries().values())[:3]}
 
 
-CONFIGS = {r: config_hash(settings=asdict(settings(r)), training=settings(r).recipe("teacher")) for r in ROWS}
+def row_hash(cfg: AdaptConfig) -> str:
+    """The hash of a row's settings and recipe, an option set to None hashed as if it were not there (so the rows
+    measured before WiSE-FT was the default keep their hashes: they set merge_alpha to None)."""
+    unset = lambda d: {k: v for k, v in d.items() if v is not None}
+    return config_hash(settings={**asdict(cfg), "training": unset(cfg.training)}, training=unset(cfg.recipe("teacher")))
+
+
+CONFIGS = {r: row_hash(settings(r)) for r in ROWS}
 
 
 def render(done: list[dict], args) -> str:
