@@ -9,7 +9,7 @@ positives are the generated queries' source passages. Every step is cached under
 teacher scores by what produced them, candidates and the student by the hash of the settings, so a rerun generates,
 scores and trains nothing, and a killed run resumes.
 
-The defaults (the packaged SmolLM2's queries; InfoNCE + listwise KL; WiSE-FT halfway back to the starting model)
+The defaults (a sentence of each passage and the packaged SmolLM2's queries, mixed; InfoNCE + listwise KL; WiSE-FT halfway back to the starting model)
 are the settings that did best on the labels of SciFact train and Cranfield, each of which may choose for the other
 (docs/results.md).
 
@@ -41,8 +41,9 @@ from .training.students import get_student
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # BM25 and the student's starting model, z-scored per query; weights fit on SciFact train (nDCG@10 of its BM25 top 100)
 DEFAULT_WEIGHTS = (0.3, 0.7)
-# The packaged LLM's queries: the best generator on SciFact train, whose labels choose for other collections
-GENERATOR = "llm:smollm2-135m-instruct-gguf"
+# A sentence of each passage and the packaged LLM's queries, mixed: with WiSE-FT, the best generators on SciFact train
+# and on Cranfield, whose labels choose for other collections
+GENERATORS = ("sentence", "llm:smollm2-135m-instruct-gguf")
 # InfoNCE on the pseudo-qrels plus listwise KL to the teacher, over the teacher's top negatives that it scores below the
 # source passage (the SciFact recipe of experiments/scifact/recipe.py, chosen there on held-out train queries); the
 # model saved halfway back to the starting one (WiSE-FT), which gained on SciFact train and on Cranfield
@@ -57,7 +58,7 @@ class AdaptConfig:
     output: str = "adapt"                         # every cached step goes under here
     model: str = MODEL                            # the student (bi-encoder or cross-encoder) starts from this model
     student: str = "bi-encoder"
-    generators: list = field(default_factory=lambda: [GENERATOR])  # title, sentence, span or llm:MODEL; several mix
+    generators: list = field(default_factory=lambda: list(GENERATORS))  # title, sentence, span or llm:MODEL; several mix
     per_passage: int = 1
     sample: int | None = 2000                     # passages to generate for (None: all)
     filters: list = field(default_factory=list)   # key=value, as generate-queries --filter

@@ -239,11 +239,11 @@ def cmd_adapt(args):
     SciFact train) into <output>/cache, train the student on those scores, and, when the folder has
     qrels/<eval-split>.tsv, evaluate BM25, the teacher and the student before and after. Every step is cached
     under --output: a rerun generates, scores and trains nothing. Writes <output>/adapt.json."""
-    from .adapt import GENERATOR, AdaptConfig, adapt
+    from .adapt import GENERATORS, AdaptConfig, adapt
     from .queries import parse_options
     from .teachers.spec import parse_spec
 
-    cfg = AdaptConfig(args.dataset, args.output, args.model, args.student, args.generator or [GENERATOR],
+    cfg = AdaptConfig(args.dataset, args.output, args.model, args.student, args.generator or list(GENERATORS),
                       args.per_passage, args.sample, args.filter or [], args.option or [], args.depth,
                       parse_spec(args.teacher) if args.teacher else None, parse_options(args.set, "--set"),
                       args.eval_split, args.seed)
@@ -402,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, help="BEIR folder (corpus.jsonl; qrels/<eval-split>.tsv to evaluate)")
     p.add_argument("--output", required=True, help="folder for every cached step (queries, runs, cache, models)")
     p.add_argument("--generator", action="append", help="title, sentence, span or llm:MODEL (repeat to mix; "
-                                                        "default llm:smollm2-135m-instruct-gguf, the packaged LLM)")
+                                                        "default: sentence and llm:smollm2-135m-instruct-gguf)")
     p.add_argument("--per-passage", type=int, default=1, metavar="N", help="queries per passage (default 1)")
     p.add_argument("--sample", type=int, default=2000, metavar="N", help="passages to generate for (default 2000)")
     p.add_argument("--filter", action="append", metavar="KEY=VALUE", help="query filter, as generate-queries")

@@ -16,6 +16,7 @@ None, the recipe as it was). Training runs in bf16 autocast on this CPU (``--set
 - ``both``: the two sets together;
 - ``cross-encoder``: a cross-encoder (MiniLM's weights, a fresh one-logit head) distilled from the same teacher over
   the ``llm`` queries, with its losses at temperature 1 (``CROSS_ENCODER_LOSS``), re-ranking BM25's top 100;
+- ``cross-encoder-5-epochs``: the same for five epochs (at one, about 75 steps, its head has barely left chance);
 - ``llm-3-epochs``: ``llm`` trained for three epochs instead of one (the epochs of the supervised SciFact recipe):
   with about 1,200 queries one epoch is under 100 steps;
 - ``llm-kl``: ``llm`` with the teacher's listwise KL alone, no InfoNCE on the pseudo-qrels (GPL trains on the
@@ -49,13 +50,15 @@ PLAIN = {"merge_alpha": None}  # no WiSE-FT: the recipe before it merged back by
 KINDS = {"sentence": {"generators": ["sentence"], "training": PLAIN}, "llm": {"generators": [LLM], "training": PLAIN},
          "both": {"generators": ["sentence", LLM], "training": PLAIN},
          "cross-encoder": {"generators": [LLM], "student": "cross-encoder"},
+         "cross-encoder-5-epochs": {"generators": [LLM], "student": "cross-encoder", "training": {"epochs": 5}},
          "llm-3-epochs": {"generators": [LLM], "training": {**PLAIN, "epochs": 3}},
          "llm-kl": {"generators": [LLM], "training": {**PLAIN, "loss": [KL]}},
          "llm-infonce": {"generators": [LLM], "training": {**PLAIN, "loss": [{"name": "infonce"}]}},
          "llm-wise": {"generators": [LLM], "training": {"merge_alpha": 0.5}},
          "both-wise": {"generators": ["sentence", LLM], "training": {"merge_alpha": 0.5}}}
 LABELS = {"llm-3-epochs": "llm queries, 3 epochs", "llm-kl": "llm queries, KL only", "llm-infonce": "llm queries, InfoNCE only",
-          "cross-encoder": "cross-encoder student, llm queries", "llm-wise": "llm queries, WiSE-FT 0.5",
+          "cross-encoder": "cross-encoder student, llm queries",
+          "cross-encoder-5-epochs": "cross-encoder student, llm queries, 5 epochs", "llm-wise": "llm queries, WiSE-FT 0.5",
           "both-wise": "both queries, WiSE-FT 0.5"}
 METRICS = "ndcg@10,recall@100,ndcg_burges@10"
 # three epochs: Cranfield only (a SciFact epoch takes about 20 minutes on this CPU; Cranfield's labels choose SciFact's settings)
