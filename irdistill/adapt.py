@@ -9,9 +9,9 @@ positives are the generated queries' source passages. Every step is cached under
 teacher scores by what produced them, candidates and the student by the hash of the settings, so a rerun generates,
 scores and trains nothing, and a killed run resumes.
 
-The defaults (a sentence of each passage and the packaged SmolLM2's queries, mixed; InfoNCE + listwise KL; WiSE-FT halfway back to the starting model)
-are the settings that did best on the labels of SciFact train and Cranfield, each of which may choose for the other
-(docs/results.md).
+The defaults (a sentence of each passage and the packaged SmolLM2's queries, mixed; InfoNCE + listwise KL; WiSE-FT
+halfway back to the starting model) are the settings that did best on the labels of SciFact train and Cranfield, each
+of which may choose for the other (docs/results.md).
 
     irdistill adapt --dataset path/to/beir-folder --sample 5000 --output adapt/mycorpus
 """

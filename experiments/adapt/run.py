@@ -7,9 +7,9 @@ No label of the collection adapted to is read before evaluation. The teacher's e
 collection: for Cranfield the library's default (0.3, 0.7), fit on SciFact train; for SciFact the weights that fit
 Cranfield's judgments best (ranx grid search over BM25's top 100, as ``fit`` of an ensemble does). All other settings
 are the library's defaults (``irdistill/adapt.py``), fixed before any number here was seen, except two defaults chosen
-by these rows across collections: the two generators mixed and WiSE-FT (the rows before ``llm-wise`` set ``merge_alpha`` to
-None, the recipe as it was). Training runs in bf16 autocast on this CPU (``--set precision=bf16``). Each row is
-``irdistill adapt`` with:
+by these rows across collections: the two generators mixed and WiSE-FT (the rows before ``llm-wise`` set
+``merge_alpha`` to None, the recipe as it was). Training runs in bf16 autocast on this CPU (``--set precision=bf16``).
+Each row is ``irdistill adapt`` with:
 
 - ``sentence``: one sentence of each passage as its query (the inverse cloze task), no model;
 - ``llm``: one query a passage from SmolLM2-135M-Instruct (GGUF, few-shot prompt with generic examples);
