@@ -84,9 +84,7 @@ class AdaptConfig:
         """The training settings: TRAINING with ``training`` over it, the examples drawn from ``teacher``'s scores."""
         flat = {k: v for k, v in self.training.items() if not k.startswith("examples.")}
         examples = {k.removeprefix("examples."): v for k, v in self.training.items() if k.startswith("examples.")}
-        own = get_student(self.student).default_loss  # e.g. a cross-encoder's, at temperature 1
-        # a student with losses of its own starts from a fresh head: halfway back to it is no model to keep
-        base = {**TRAINING, "loss": own, "merge_alpha": None} if own else TRAINING
+        base = {**TRAINING, **get_student(self.student).recipe_defaults}  # e.g. a cross-encoder's loss at temperature 1
         out = {**base, **flat, "student": self.student, "model": self.model}
         out["examples"] = {**TRAINING["examples"], **flat.get("examples", {}), **examples, "teacher": teacher}
         return out

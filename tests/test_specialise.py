@@ -150,6 +150,23 @@ def test_merge_alpha_0_after_training_gives_back_the_start(cached, tiny_model_di
             torch.testing.assert_close(mid[k], (base[k] + ft[k]) / 2)
 
 
+def test_merge_alpha_keeps_a_fresh_head_as_trained(cached, tiny_model_dir, tmp_path):  # noqa: F811
+    """A cross-encoder on a bi-encoder's weights starts with a random head: WiSE-FT merges back only what the start
+    checkpoint had, so with alpha 0 the body is the bi-encoder's again and the head is the trained one."""
+    folder, ds, cache, tid = cached
+    torch.manual_seed(0)  # the same random head in both runs
+    back = train(config(folder, cache, tid, tmp_path / "back", "cross-encoder", tiny_model_dir, merge_alpha=0.0,
+                        max_steps=2), progress=False)
+    torch.manual_seed(0)
+    full = train(config(folder, cache, tid, tmp_path / "full", "cross-encoder", tiny_model_dir, max_steps=2),
+                 progress=False)
+    start, merged, trained = (weights(p, "CrossEncoder") for p in (tiny_model_dir, back, full))
+    head = {k for k in merged if ".classifier." in k}
+    assert head and all(torch.equal(merged[k], trained[k]) for k in head)
+    assert all(torch.equal(merged[k], start[k]) for k in merged.keys() - head if merged[k].is_floating_point())
+    assert any(not torch.equal(trained[k], start[k]) for k in trained.keys() - head)  # it did train
+
+
 LORA = {"r": 2, "alpha": 4, "dropout": 0.0, "target_modules": ["query", "value"]}
 
 

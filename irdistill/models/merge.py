@@ -54,13 +54,31 @@ def interpolate(base: dict, models: list[dict], alpha: float) -> dict:
     return out
 
 
-def interpolate_model(model, base_state: dict, alpha: float):
-    """Move ``model``'s weights to ``(1 - alpha) * base_state + alpha * model`` in place (WiSE-FT after training)."""
+def fresh_parameters(model) -> set[str]:
+    """The names (as in ``model.state_dict()``) of the parameters that loading did not read from the checkpoint but
+    initialised at random, such as a cross-encoder's new head on a bi-encoder's weights. Transformers marks every tensor
+    it loads (``_is_hf_initialized``); parameters of modules that are not transformers models count as loaded."""
+    from transformers import PreTrainedModel
+
+    fresh = set()
+    for prefix, module in model.named_modules():
+        if isinstance(module, PreTrainedModel):
+            for name, p in module.named_parameters():
+                if not getattr(p, "_is_hf_initialized", False):
+                    fresh.add(f"{prefix}.{name}" if prefix else name)
+    return fresh
+
+
+def interpolate_model(model, base_state: dict, alpha: float, keep: set[str] = frozenset()):
+    """Move ``model``'s weights to ``(1 - alpha) * base_state + alpha * model`` in place (WiSE-FT after training),
+    except the parameters named in ``keep`` (``fresh_parameters`` at the start), which stay as trained: halfway back
+    to a random initialisation is no model to keep."""
     state = model.state_dict()
     problem = state_mismatch(base_state, state)
     if problem:
         raise InputError(f"cannot interpolate with the starting model: {problem}")
-    model.load_state_dict(interpolate(base_state, [state], alpha))
+    merged = interpolate(base_state, [state], alpha)
+    model.load_state_dict({k: state[k] if k in keep else v for k, v in merged.items()})
     return model
 
 

@@ -9,7 +9,7 @@ lives in ``students/``.
 
 Two options guard what the student knew before training: ``lora`` trains a low-rank adapter only, merged into the
 weights on save (``lora.py``); ``merge_alpha: a`` saves ``(1 - a) * start + a * trained`` (WiSE-FT,
-``models/merge.py``).
+``models/merge.py``), except for parameters the start checkpoint did not have (a fresh head), which stay as trained.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ..data.io import atomic_path
 from ..data.shards import in_shard, parse_shard
 from ..errors import InputError
 from ..models import locate
-from ..models.merge import interpolate_model
+from ..models.merge import fresh_parameters, interpolate_model
 from ..progress import library_bars, shown
 from . import card
 from .config import TrainConfig, trackers
@@ -128,6 +128,7 @@ def _train(cfg: TrainConfig, callbacks, progress: bool) -> str:
     model = student.load(path, cfg)
     card.prepare(model, cfg, teacher, name)
     start = {k: v.detach().clone() for k, v in model.state_dict().items()} if cfg.merge_alpha is not None else None
+    fresh = fresh_parameters(model) if start is not None else set()  # a new head: kept as trained, not merged back
     if cfg.lora:
         add_lora(model, cfg.lora)
         callbacks = [*callbacks, checkpoint_callback(model)]
@@ -155,7 +156,7 @@ def _train(cfg: TrainConfig, callbacks, progress: bool) -> str:
         if cfg.lora:
             merge_lora(model)
         if start is not None:
-            interpolate_model(model, start, cfg.merge_alpha)
+            interpolate_model(model, start, cfg.merge_alpha, fresh)
         model.max_seq_length = base_length  # saved with the base model's length: training may read shorter passages
         model.save(final + ".tmp")
         with atomic_path(os.path.join(final + ".tmp", "irdistill.json")) as tmp, open(tmp, "w") as f:

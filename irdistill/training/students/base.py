@@ -50,7 +50,7 @@ class Student:
     objective_class: ClassVar[type] = None
     retriever: ClassVar[str | None] = None
     teacher: ClassVar[str | None] = None
-    default_loss: ClassVar[list | None] = None  # the loss a recipe (``irdistill adapt``) gives this kind, if its own
+    recipe_defaults: ClassVar[dict] = {}  # settings a recipe (``irdistill adapt``) gives this kind over its TRAINING
 
     def _st(self, suffix: str = ""):
         import sentence_transformers

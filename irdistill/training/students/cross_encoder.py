@@ -35,7 +35,8 @@ class CrossEncoderStudent(Student):
     model_class = "CrossEncoder"
     objective_class = CrossEncoderObjective
     teacher = "cross-encoder"
-    default_loss = CROSS_ENCODER_LOSS
+    # no WiSE-FT: on a bi-encoder's weights its start is no working re-ranker, so no zero-shot model to keep half of
+    recipe_defaults = {"loss": CROSS_ENCODER_LOSS, "merge_alpha": None}
 
     def load(self, path, cfg):
         return self._st()(path, num_labels=1, trust_remote_code=cfg.trust_remote_code)
