@@ -18,11 +18,12 @@ class CrossEncoderTeacher(Teacher):
 
     ``predict`` of sentence-transformers already sorts each batch by length. On a GPU the model runs in bfloat16
     unless ``dtype`` says otherwise; ``backend="onnx"`` or ``"openvino"`` uses those runtimes (with optimum installed).
+    ``max_length`` defaults to the model's own (what it was saved with, e.g. the length a student trained at).
     ``quantize="int8"`` applies torch's dynamic int8 quantisation to the linear layers (CPU)."""
 
     kind = "cross-encoder"
 
-    def __init__(self, model: str, max_length: int | None = 512, batch_size: int = 32, device: str | None = None,
+    def __init__(self, model: str, max_length: int | None = None, batch_size: int = 32, device: str | None = None,
                  dtype: str | None = None, backend: str = "torch", revision: str | None = None,
                  trust_remote_code: bool = False, quantize: str | None = None, cross_encoder=None):
         import torch
@@ -33,9 +34,11 @@ class CrossEncoderTeacher(Teacher):
         self.dtype = dtype or _default_dtype(self.device)
         path = locate(model)
         kwargs = {"torch_dtype": getattr(torch, self.dtype)} if backend == "torch" else {}
-        self.model = cross_encoder or CrossEncoder(path, device=self.device, max_length=max_length, backend=backend,
-                                                   revision=revision, trust_remote_code=trust_remote_code,
-                                                   model_kwargs=kwargs)
+        self.model = cross_encoder or CrossEncoder(path, device=self.device, backend=backend, revision=revision,
+                                                   trust_remote_code=trust_remote_code, model_kwargs=kwargs)
+        if max_length is not None:
+            self.model.max_seq_length = max_length
+        self.max_length = self.model.max_seq_length  # in the cache key: the length that produced the scores
         self.version = fingerprint(path) or revision or getattr(self.model.config, "_commit_hash", None)
         self.quantize = quantize
         if quantize == "int8":

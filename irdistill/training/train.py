@@ -157,7 +157,8 @@ def _train(cfg: TrainConfig, callbacks, progress: bool) -> str:
             merge_lora(model)
         if start is not None:
             interpolate_model(model, start, cfg.merge_alpha, fresh)
-        model.max_seq_length = base_length  # saved with the base model's length: training may read shorter passages
+        if not student.pairs:  # an encoder keeps the base model's length: training may read shorter passages
+            model.max_seq_length = base_length
         model.save(final + ".tmp")
         with atomic_path(os.path.join(final + ".tmp", "irdistill.json")) as tmp, open(tmp, "w") as f:
             json.dump({**asdict(cfg), "training_examples": len(train_ds)}, f, indent=1, default=str)
