@@ -9,7 +9,7 @@ import torch
 from irdistill.cache import ScoreCache
 from irdistill.data import load_dataset, run_from_dict
 from irdistill.errors import InputError
-from irdistill.teachers import score_run
+from irdistill.teachers import build_teacher, score_run
 from irdistill.training import ExampleConfig, TrainConfig, as_hf_dataset, build_examples, train
 from test_cache import Overlap
 
@@ -106,8 +106,6 @@ def test_cross_encoder_student_trains_from_labels(cached, tmp_path):
     student = CrossEncoder(final, device="cpu")
     assert student.max_seq_length == 32  # the length it trained at: at others a cross-encoder's scores drift
     assert student.predict([("w1 w2", "w1 w2 w3"), ("w1", "w9")]).shape == (2,)
-    from irdistill.teachers import build_teacher
-
     teacher = build_teacher({"kind": "cross-encoder", "model": final, "device": "cpu"})
     assert teacher.model.max_seq_length == 32 and teacher.config()["max_length"] == 32  # re-ranks as it trained
     longer = build_teacher({"kind": "cross-encoder", "model": final, "device": "cpu", "max_length": 64})

@@ -29,7 +29,7 @@ class CrossEncoderTeacher(Teacher):
         import torch
         from sentence_transformers import CrossEncoder
 
-        self.name, self.max_length, self.batch_size, self.backend = model, max_length, batch_size, backend
+        self.name, self.batch_size, self.backend = model, batch_size, backend
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = dtype or _default_dtype(self.device)
         path = locate(model)

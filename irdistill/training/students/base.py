@@ -50,7 +50,6 @@ class Student:
     objective_class: ClassVar[type] = None
     retriever: ClassVar[str | None] = None
     teacher: ClassVar[str | None] = None
-    pairs: ClassVar[bool] = False    # reads query and passage as one sequence: saved with the length it trained at
     recipe_defaults: ClassVar[dict] = {}  # settings a recipe (``irdistill adapt``) gives this kind over its TRAINING
 
     def _st(self, suffix: str = ""):

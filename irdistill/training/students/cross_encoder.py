@@ -35,7 +35,6 @@ class CrossEncoderStudent(Student):
     model_class = "CrossEncoder"
     objective_class = CrossEncoderObjective
     teacher = "cross-encoder"
-    pairs = True  # at lengths it never trained on its scores drift: Cranfield 0.146 at 512 tokens, 0.332 at its 128
     # no WiSE-FT: on a bi-encoder's weights its start is no working re-ranker, so no zero-shot model to keep half of
     recipe_defaults = {"loss": CROSS_ENCODER_LOSS, "merge_alpha": None}
 
