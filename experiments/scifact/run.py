@@ -95,8 +95,8 @@ def run_row(row: str) -> dict:
     if kind == "dense":
         return {"system": f"MiniLM student, {LABELS[row]}", "model": final,
                 **evaluate_model(test_sets(), "dense", final, METRICS)}
-    # bf16 on the CPU: 2.7x faster, top-10 overlap 0.995 with fp32 (docs/benchmarks.md); the model's own length, the
-    # one it trained at (it read 256 tokens until 2026-12-01, after training at 128, and scored 0.360 on SciFact)
+    # bf16 on the CPU: 2.7x faster, top-10 overlap 0.995 with fp32 (docs/benchmarks.md); no max_length: the model's
+    # own, the one it trained at (docs/results.md)
     reranker = {"kind": "cross-encoder", "model": final, "dtype": "bfloat16"}
     return {"system": "cross-encoder (MiniLM) trained on train labels, re-ranks BM25 top 100", "model": final,
             **rerank_test_sets(reranker)}
