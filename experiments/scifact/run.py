@@ -57,12 +57,17 @@ LABELS = {"infonce": "InfoNCE (BM25 negatives)", "margin-mse": "InfoNCE + 0.05 M
           "InfoNCE + listwise KL", "cprd": "InfoNCE + 0.1 CPRD (k=4)", "pld": "InfoNCE + PLD"}
 LABELS.update({f"{r}-stacked": f"{LABELS[r]}, stacked teacher" for r in ("margin-mse", "listwise-kl", "cprd")})
 LABELS.update({f"{r}-3ep": f"{LABELS[r]}, 3 epochs" for r in ("infonce", "margin-mse", "listwise-kl", "cprd", "pld")})
-CONFIGS = {r: config_hash(row=ROWS[r], student=STUDENT if ROWS[r][1] else None) for r in ROWS}
+# bf16 on the CPU: 2.7x faster, top-10 overlap 0.995 with fp32 (docs/benchmarks.md); no max_length: the model's own,
+# the one it trained at (docs/results.md)
+RERANKER = {"kind": "cross-encoder", "dtype": "bfloat16"}
+TRAINED = {r: config_hash(row=ROWS[r], student=STUDENT if ROWS[r][1] else None) for r in ROWS}  # names the model folder
+# a re-ranking row also hashes how it re-ranks: a change there evaluates the row again, with the model it has
+CONFIGS = {r: config_hash(trained=TRAINED[r], reranker=RERANKER) if ROWS[r][0] == "rerank" else TRAINED[r] for r in ROWS}
 
 
 def student(row: str, ids: dict) -> str:
     """The trained model of a student row (trained once; resumed if interrupted)."""
-    return train(TrainConfig.from_dict(student_row(row, ROWS[row][1], ids, CONFIGS[row])))
+    return train(TrainConfig.from_dict(student_row(row, ROWS[row][1], ids, TRAINED[row])))
 
 
 def teachers_on_train_quality(ids: dict) -> dict:
@@ -95,11 +100,8 @@ def run_row(row: str) -> dict:
     if kind == "dense":
         return {"system": f"MiniLM student, {LABELS[row]}", "model": final,
                 **evaluate_model(test_sets(), "dense", final, METRICS)}
-    # bf16 on the CPU: 2.7x faster, top-10 overlap 0.995 with fp32 (docs/benchmarks.md); no max_length: the model's
-    # own, the one it trained at (docs/results.md)
-    reranker = {"kind": "cross-encoder", "model": final, "dtype": "bfloat16"}
     return {"system": "cross-encoder (MiniLM) trained on train labels, re-ranks BM25 top 100", "model": final,
-            **rerank_test_sets(reranker)}
+            **rerank_test_sets({**RERANKER, "model": final})}
 
 
 # Paired t-tests: each distillation row against InfoNCE (same epochs) and zero-shot. The stacked-teacher rows are not
