@@ -69,12 +69,15 @@ def test_bad_training_options(capsys, beir_dir, tmp_path, text, line, words):
     assert not (tmp_path / "model").exists()
 
 
-def test_negative_negatives_names_its_line(capsys, beir_dir, tmp_path):
+@pytest.mark.parametrize("text,words", [("negatives: -2", "examples.negatives must be at least 1"),
+                                        ("remove_query: 1.5", "examples.remove_query is a probability, at most 1"),
+                                        ("remove_query: -0.1", "examples.remove_query must be at least 0")])
+def test_bad_examples_option_names_its_line(capsys, beir_dir, tmp_path, text, words):
     cfg = tmp_path / "train.yaml"
     cfg.write_text(f"output: {tmp_path / 'model'}\ndataset: {beir_dir}\ncache: c\nexamples:\n  teacher: t\n"
-                   "  negatives: -2\n")
+                   f"  {text}\n")
     code, err = run_cli(capsys, "train", "--config", cfg)
-    assert_one_line(code, err, f"{cfg}:6:", "examples.negatives must be at least 1")
+    assert_one_line(code, err, f"{cfg}:6:", words)
 
 
 @pytest.mark.parametrize("text,words", [("- a\n- b\n", "not a list"), ("", "needs examples"),

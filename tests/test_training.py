@@ -61,6 +61,27 @@ def test_texts_are_joined_at_batch_time(cached):
     assert row["document_1"] == ds.corpus.texts([ex[0]["document_ids"][0]])[0]
 
 
+def test_remove_query_cuts_a_copied_query_out_of_its_documents(tmp_path):
+    """The inverse cloze task's remedy: a query copied from a document is cut out of it, about as often as asked,
+    the same pairs in every epoch; a query that is not copied leaves the texts alone."""
+    from conftest import write_beir
+
+    sentence = "the wing stalls early in a slipstream"
+    docs = {f"d{i}": ("", f"intro {i} . {sentence} . more words {i}") for i in range(200)}
+    queries = {"copied": sentence, "asked": "why do wings stall"}
+    folder = write_beir(tmp_path / "data", docs, queries, {"train": [("copied", "d0", 1), ("asked", "d0", 1)]})
+    ds = load_dataset(folder, "train")
+    ex = [{"query_id": q, "document_ids": [f"d{i}" for i in range(200)], "scores": [0.0] * 200} for q in queries]
+    hf = as_hf_dataset(ex, ds, remove_query=0.9, seed=3)
+    texts = lambda rows, r: [rows[f"document_{i + 1}"][r] for i in range(200)]
+    copied = texts(hf[:2], 0)
+    cut = [t for t in copied if sentence not in t]
+    assert 160 <= len(cut) <= 199 and cut[0].startswith("intro") and cut[0].count(".") == 2
+    assert texts(hf[:1], 0) == copied  # the same pairs cut when read again
+    assert texts(hf[:2], 1) == [ds.corpus.texts([f"d{i}"])[0] for i in range(200)]
+    assert as_hf_dataset(ex, ds)[0]["document_1"] == ds.corpus.texts(["d0"])[0]  # off by default
+
+
 def config(folder, cache, tid, output, student, model, **kw):
     return TrainConfig.from_dict({"output": str(output), "dataset": folder, "cache": cache, "student": student,
                                   "model": model, "examples": {"teacher": tid, "negatives": 3}, "batch_size": 4,

@@ -16,7 +16,7 @@ from .lora import check_lora
 RANGES = {"epochs": (0, False), "max_steps": (-1, True), "batch_size": (1, True), "learning_rate": (0, False),
           "warmup_ratio": (0, True), "grad_accum": (1, True), "dev_fraction": (0, True), "save_steps": (1, True),
           "save_total_limit": (1, True), "logging_steps": (1, True), "eval_steps": (1, True),
-          "max_seq_length": (1, True), "negatives": (1, True), "temperature": (0, False)}
+          "max_seq_length": (1, True), "negatives": (1, True), "temperature": (0, False), "remove_query": (0, True)}
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 # report_to -> the module the Hugging Face trainer's integration needs
 TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
@@ -184,6 +184,8 @@ def _check(name: str, value, tp) -> None:
             raise InputError(f"option {name} must be {'at least' if low[1] else 'above'} {low[0]}, not {value!r}")
     if name == "dev_fraction" and value >= 1:
         raise InputError(f"option dev_fraction must be below 1, not {value!r}")
+    if name == "examples.remove_query" and value > 1:
+        raise InputError(f"option {name} is a probability, at most 1, not {value!r}")
 
 
 def _line(path, message: str) -> int | None:

@@ -4,12 +4,15 @@ The examples hold ids and scores only; texts are looked up when a batch is read 
 that reads them from the corpus by id), so a dataset of millions of examples stays small, and the cache is read a
 block of queries at a time. With a ``regularizer`` (a second teacher in the cache, e.g. the student's own starting
 model as a bi-encoder teacher), each example carries that teacher's scores of the same documents too, for the
-``regularizer`` loss.
+``regularizer`` loss. With ``remove_query``, a query copied from a document (the inverse cloze task's sentence) is
+cut out of that document's text at batch time, most of the time, as Lee et al. (2019) do: otherwise the student
+learns to match the copied words.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +36,7 @@ class ExampleConfig:
     seed: int = 0
     text_view: str | None = None    # the student reads this text view of the documents (default: the corpus)
     regularizer: str | None = None  # a second teacher id in the cache: its scores of the same documents as well
+    remove_query: float = 0.0       # cut a query's text out of a document that holds it verbatim, with this probability
 
 
 def build_examples(dataset: Dataset, cache: ScoreCache, cfg: ExampleConfig, block: int = 10_000) -> list[dict]:
@@ -114,10 +118,12 @@ def _sample(neg: np.ndarray, t: np.ndarray, cfg: ExampleConfig, rng) -> np.ndarr
     return rng.choice(neg, cfg.negatives, replace=False, p=p / p.sum())
 
 
-def as_hf_dataset(examples: list[dict], dataset: Dataset, text_view: str | None = None):
+def as_hf_dataset(examples: list[dict], dataset: Dataset, text_view: str | None = None, remove_query: float = 0.0,
+                  seed: int = 0):
     """A ``datasets.Dataset`` of ids and scores whose rows read as ``query, document_1 .. document_N, scores``
     (documents from ``text_view``, the corpus by default). Texts are looked up in the corpus when a batch is read
-    (``ResolveTexts``), so no copy of the documents' texts is made; unknown ids fail here, before training."""
+    (``ResolveTexts``), so no copy of the documents' texts is made; unknown ids fail here, before training.
+    ``remove_query``: as ``ExampleConfig``'s, each (query, document) pair drawn once from ``seed``."""
     import datasets
     import pyarrow as pa
 
@@ -128,26 +134,45 @@ def as_hf_dataset(examples: list[dict], dataset: Dataset, text_view: str | None 
         raise KeyError(f"unknown document id {flat[int(np.argmin(rows))].as_py()!r} in {corpus.source}")
     queries = {q: dataset.queries[q] for q in sorted({e["query_id"] for e in examples})}
     ds = datasets.Dataset.from_list(examples)
-    ds.set_transform(ResolveTexts(queries, corpus))
+    ds.set_transform(ResolveTexts(queries, corpus, remove_query, seed))
     return ds
 
 
 class ResolveTexts:
     """The batched transform of ``as_hf_dataset``: ``query_id`` to ``query``, ``document_ids`` to ``document_1`` ..
     ``document_N`` (texts from the corpus, by id), ``scores`` kept; the columns sentence-transformers' ``resolve_ids``
-    makes, without its copy of every text. Picklable (a corpus kept in a store pickles as its folder)."""
+    makes, without its copy of every text. Picklable (a corpus kept in a store pickles as its folder).
 
-    def __init__(self, queries: dict[str, str], corpus):
-        self.queries, self.corpus = queries, corpus
+    >>> class Corpus:
+    ...     def texts(self, ids): return {"d1": "Intro. Cats purr when content. Dogs bark.", "d2": "Cats."}.values()
+    >>> resolve = ResolveTexts({"q": "Cats purr when content."}, Corpus(), remove_query=1.0)
+    >>> resolve({"query_id": ["q"], "document_ids": [["d1", "d2"]]})
+    {'query': ['Cats purr when content.'], 'document_1': ['Intro. Dogs bark.'], 'document_2': ['Cats.']}
+    """
+
+    def __init__(self, queries: dict[str, str], corpus, remove_query: float = 0.0, seed: int = 0):
+        self.queries, self.corpus, self.remove_query, self.seed = queries, corpus, remove_query, seed
 
     def __call__(self, batch: dict) -> dict:
         lists = batch["document_ids"]
         width = len(lists[0]) if lists else 0
         if any(len(row) != width for row in lists):
             raise ValueError(f"examples hold differing numbers of documents ({sorted({len(r) for r in lists})})")
-        texts = self.corpus.texts([d for row in lists for d in row]) if width else []
+        ids = [d for row in lists for d in row]
+        texts = list(self.corpus.texts(ids)) if width else []
         out = {"query": [self.queries[q] for q in batch["query_id"]]}
+        if self.remove_query > 0:
+            texts = [self.uncopied(out["query"][i // width], batch["query_id"][i // width], d, text)
+                     for i, (d, text) in enumerate(zip(ids, texts))]
         out.update({f"document_{i + 1}": texts[i::width] for i in range(width)})
         if "scores" in batch:
             out["scores"] = batch["scores"]
         return out
+
+    def uncopied(self, query: str, qid: str, docid: str, text: str) -> str:
+        """``text`` without ``query`` where it holds it verbatim (spaces aside), with probability ``remove_query``."""
+        query, flat = " ".join(query.split()), " ".join(text.split())
+        drawn = lambda: random.Random(f"{self.seed}\0{qid}\0{docid}").random() < self.remove_query
+        if not query or query not in flat or not drawn():
+            return text
+        return " ".join(flat.replace(query, " ", 1).split())

@@ -122,7 +122,7 @@ def _train(cfg: TrainConfig, callbacks, progress: bool) -> str:
     data, cache = load_dataset(cfg.dataset, cfg.split), ScoreCache(cfg.cache)
     dev = held_out_queries(data, cfg.dev_fraction, cfg.seed)
     examples = training_examples(cfg, data, cache, dev)
-    train_ds = as_hf_dataset(examples, data, cfg.examples.text_view)
+    train_ds = as_hf_dataset(examples, data, cfg.examples.text_view, cfg.examples.remove_query, cfg.seed)
     teacher, name = cache.describe(cfg.examples.teacher), card.dataset_label(data)
     report, tracker_callbacks = tracking(cfg)
     model = student.load(path, cfg)
