@@ -143,8 +143,9 @@ class ResolveTexts:
     ``document_N`` (texts from the corpus, by id), ``scores`` kept; the columns sentence-transformers' ``resolve_ids``
     makes, without its copy of every text. Picklable (a corpus kept in a store pickles as its folder).
 
+    >>> docs = {"d1": "Intro. Cats purr when content. Dogs bark.", "d2": "Cats."}
     >>> class Corpus:
-    ...     def texts(self, ids): return {"d1": "Intro. Cats purr when content. Dogs bark.", "d2": "Cats."}.values()
+    ...     def texts(self, ids): return [docs[d] for d in ids]
     >>> resolve = ResolveTexts({"q": "Cats purr when content."}, Corpus(), remove_query=1.0)
     >>> resolve({"query_id": ["q"], "document_ids": [["d1", "d2"]]})
     {'query': ['Cats purr when content.'], 'document_1': ['Intro. Dogs bark.'], 'document_2': ['Cats.']}
@@ -159,7 +160,7 @@ class ResolveTexts:
         if any(len(row) != width for row in lists):
             raise ValueError(f"examples hold differing numbers of documents ({sorted({len(r) for r in lists})})")
         ids = [d for row in lists for d in row]
-        texts = list(self.corpus.texts(ids)) if width else []
+        texts = self.corpus.texts(ids) if width else []
         out = {"query": [self.queries[q] for q in batch["query_id"]]}
         if self.remove_query > 0:
             texts = [self.uncopied(out["query"][i // width], batch["query_id"][i // width], d, text)
