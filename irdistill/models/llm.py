@@ -45,7 +45,7 @@ class TransformersLM:
         self.tokenizer.padding_side = self.tokenizer.truncation_side = "left"  # the answer comes right after the prompt
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=getattr(torch, self.dtype),
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, self.dtype),
                                                           trust_remote_code=trust_remote_code, **kw).to(self.device).eval()
         self.version = fingerprint(os.path.join(path, gguf_file) if gguf_file else path)
 

@@ -33,7 +33,7 @@ class CrossEncoderTeacher(Teacher):
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = dtype or _default_dtype(self.device)
         path = locate(model)
-        kwargs = {"torch_dtype": getattr(torch, self.dtype)} if backend == "torch" else {}
+        kwargs = {"dtype": getattr(torch, self.dtype)} if backend == "torch" else {}
         self.model = cross_encoder or CrossEncoder(path, device=self.device, backend=backend, revision=revision,
                                                    trust_remote_code=trust_remote_code, model_kwargs=kwargs)
         if max_length is not None:
