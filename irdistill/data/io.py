@@ -258,6 +258,60 @@ def _tmp_name(folder: str, base: str) -> str:
     return os.path.join(folder, f"{TMP}{uuid.uuid4().hex[:12]}-{base[:120]}")
 
 
+# what an output may be written over -------------------------------------------------------------------------------
+_KINDS = ((stat.S_ISREG, "file"), (stat.S_ISDIR, "folder"), (stat.S_ISLNK, "link"), (stat.S_ISCHR, "character device"),
+          (stat.S_ISBLK, "block device"), (stat.S_ISFIFO, "fifo"), (stat.S_ISSOCK, "socket"))
+
+
+def _what(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "special file")
+
+
+def check_output(path, kind: str = "file", option: str = "--output"):
+    """``path`` (None passes through) if a ``kind`` (``"file"`` or ``"folder"``) may be written there, else InputError
+    naming ``option``: a file never over a folder, device, fifo or socket (a link to a file is fine), a folder never
+    over a non-folder, and the nearest existing folder on the way must be writable. Call it before any work starts."""
+    if path is None:
+        return None
+    path = os.fspath(path)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = None  # missing, or a dangling link (replaced like a file)
+    if mode is not None and not (stat.S_ISDIR if kind == "folder" else stat.S_ISREG)(mode):
+        raise InputError(f"{option} names a {_what(mode)}, not a {kind}", path)
+    near = os.path.abspath(path) if kind == "folder" and mode is not None else os.path.dirname(os.path.abspath(path))
+    while not os.path.lexists(near):
+        near = os.path.dirname(near)
+    if not os.path.isdir(near):
+        raise InputError(f"{option}: {near} is not a folder", path)
+    if not os.access(near, os.W_OK | os.X_OK):
+        raise InputError(f"{option}: cannot write in {near} (permission denied)", path)
+    return path
+
+
+def _refuse_over(path: str, folder: bool) -> None:
+    """InputError if ``path`` holds what a writer must not replace: anything but a file or a link (the link is
+    replaced, never followed) for ``atomic_path``; anything but a folder or a link to one for ``atomic_dir``."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if folder:
+        ok = stat.S_ISDIR(mode) or (stat.S_ISLNK(mode) and os.path.isdir(path))
+    else:
+        ok = stat.S_ISREG(mode) or stat.S_ISLNK(mode)
+    if not ok:
+        raise InputError(f"will not replace a {_what(mode)} with a {'folder' if folder else 'file'}", path)
+
+
+def _make_folder(folder: str) -> None:
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot create this folder ({e.strerror or e})", folder) from None
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds.
@@ -266,7 +320,8 @@ def atomic_path(path):
     run's ``clean_stale`` (done once per folder and process) knows a leftover of a killed writer from a live one."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    _refuse_over(path, folder=False)
+    _make_folder(folder)
     _clean_once(folder)
     while True:
         tmp = _tmp_name(folder, os.path.basename(path))
@@ -278,6 +333,7 @@ def atomic_path(path):
     try:
         _try_lock(fd)
         yield tmp
+        _refuse_over(path, folder=False)  # again: it may have appeared while the block ran
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -293,7 +349,8 @@ def atomic_dir(path):
     folder there is removed). Follows the umask; a killed build's folder is removed by the next ``clean_stale``."""
     path = os.path.abspath(os.fspath(path))
     folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
+    _refuse_over(path, folder=True)
+    _make_folder(folder)
     _clean_once(folder)
     while True:
         work = _tmp_name(folder, os.path.basename(path))
@@ -308,11 +365,12 @@ def atomic_dir(path):
         _try_lock(fd)
         yield work
         os.remove(lock)
+        _refuse_over(path, folder=True)
         if os.path.lexists(path):
             old = _tmp_name(folder, "old-" + os.path.basename(path))
             os.rename(path, old)
             os.rename(work, path)
-            shutil.rmtree(old, ignore_errors=True) if os.path.isdir(old) else os.remove(old)
+            shutil.rmtree(old, ignore_errors=True) if stat.S_ISDIR(os.lstat(old).st_mode) else os.remove(old)
         else:
             os.rename(work, path)
     except BaseException:
