@@ -8,7 +8,8 @@ import json
 import os
 import sys
 
-from .errors import InputError
+from .data.io import check_output
+from .errors import InputError, safe_name
 
 DEFAULT_METRICS = "ndcg@10,recall@100,mrr@10"
 
@@ -78,6 +79,7 @@ def cmd_index(args):
     embeddings) or SPLADE (Lucene impact)."""
     from .index import open_index
 
+    check_output(args.index, "folder", "--index")
     ds = _dataset(args)
     idx = open_index(ds, **_retrieval(args), **_scale_out(args))
     print(f"index: {os.path.abspath(idx.path)} ({len(ds.corpus)} documents)")
@@ -90,6 +92,7 @@ def cmd_search(args):
     from .data import read_queries, write_run
     from .index import load_index
 
+    check_output(args.output)
     if bool(args.query) == bool(args.queries):
         raise InputError("give either --query TEXT or --queries FILE")
     _positive("-k", args.k)
@@ -113,6 +116,8 @@ def cmd_evaluate(args):
     from .evaluation import evaluate_retrieval, evaluate_suite, format_suite, format_table
     from .evaluation.suite import expand
 
+    check_output(args.output, "folder")
+    check_output(args.index, "folder", "--index")
     _positive("-k", args.k)
     datasets = expand(args.dataset, args.suite, args.split)
     if len(datasets) > 1:
@@ -145,6 +150,8 @@ def cmd_candidates(args):
     from .data import write_run
     from .index.base import candidates
 
+    check_output(args.output)
+    check_output(args.index, "folder", "--index")
     _positive("-k", args.k)
     _positive("--sample-queries", args.sample_queries)
     run = candidates(_dataset(args), k=args.k, positives=args.add_positives, queries=args.sample_queries,
@@ -162,6 +169,7 @@ def cmd_score(args):
     from .data import parse_shard, write_run
     from .teachers import score_run
 
+    check_output(args.output)
     _positive("--flush", args.flush)
     ds, cache = _dataset(args), ScoreCache(args.cache)
     stats = score_run(args.teacher, args.run, ds, cache, parse_shard(args.shard), args.flush, options=args.option)
@@ -180,6 +188,8 @@ def cmd_cache(args):
     from .cache import ScoreCache, export_margin_mse, import_margin_mse
     from .data import write_run
 
+    if args.action.startswith("export-") and not check_output(args.output):
+        raise InputError(f"cache {args.action} needs --output FILE")
     cache = ScoreCache(args.cache)
     if args.action == "list":
         for tid, desc in cache.teachers().items():
@@ -221,6 +231,8 @@ def cmd_generate_queries(args):
     nothing."""
     from .queries import generate_from_specs
 
+    check_output(args.output, "folder")
+    safe_name(args.split, "--split")  # it names the qrels file written
     res = generate_from_specs(args.dataset, args.generator, args.per_passage, args.sample, args.filter, args.option,
                               args.output, args.seed, args.split, args.shard)
     if not res.complete:
@@ -243,6 +255,7 @@ def cmd_adapt(args):
     from .queries import parse_options
     from .teachers.spec import parse_spec
 
+    check_output(args.output, "folder")
     cfg = AdaptConfig(args.dataset, args.output, args.model, args.student, args.generator or list(GENERATORS),
                       args.per_passage, args.sample, args.filter or [], args.option or [], args.depth,
                       parse_spec(args.teacher) if args.teacher else None, parse_options(args.set, "--set"),
@@ -266,6 +279,7 @@ def cmd_train(args):
     cfg = TrainConfig.from_file(args.config, args.set or ())
     if args.output:
         cfg.output = args.output
+    check_output(cfg.output, "folder", "--output" if args.output else f"output of {args.config}")
     if not args.crossfit:
         print(f"model: {train(cfg)}")
         return
@@ -283,6 +297,7 @@ def cmd_merge(args):
     (tokenizer, configs) with the merged weights."""
     from .models.merge import merge_models
 
+    check_output(args.output, "folder")
     print(f"model: {merge_models(args.base, args.model, args.alpha, args.output)}")
 
 
@@ -294,6 +309,7 @@ def cmd_report(args):
     curves (--training)."""
     from .evaluation.report_page import load_runs, write_report
 
+    check_output(args.output, "folder")
     path = write_report(args.output, _dataset(args).qrels, load_runs(args.runs), args.baseline, args.metrics, args.cache,
                         args.teacher or (), args.training or ())
     print(f"report: {path}")
@@ -307,6 +323,7 @@ def cmd_card(args):
     and an 'Evaluation (irdistill)' table. A trained student's card already says what it was distilled from."""
     from .training.card import add_results
 
+    check_output(os.path.join(args.model, "README.md"), option="--model")
     path, n = add_results(args.model, args.results)
     print(f"card: {path} ({n} result{'s' * (n != 1)} added)")
 

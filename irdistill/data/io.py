@@ -270,17 +270,20 @@ def _what(mode: int) -> str:
 def check_output(path, kind: str = "file", option: str = "--output"):
     """``path`` (None passes through) if a ``kind`` (``"file"`` or ``"folder"``) may be written there, else InputError
     naming ``option``: a file never over a folder, device, fifo or socket (a link to a file is fine), a folder never
-    over a non-folder, and the nearest existing folder on the way must be writable. Call it before any work starts."""
+    over a non-folder; a new output's nearest existing folder (a file's folder) must be writable, while an existing
+    folder may be read-only (an index that is only reused). Call it before any work starts."""
     if path is None:
         return None
     path = os.fspath(path)
     try:
         mode = os.stat(path).st_mode
-    except OSError:
-        mode = None  # missing, or a dangling link (replaced like a file)
+    except OSError:  # missing, or a dangling link: a file replaces it, a folder does not
+        mode = None if kind == "file" or not os.path.lexists(path) else stat.S_IFLNK
     if mode is not None and not (stat.S_ISDIR if kind == "folder" else stat.S_ISREG)(mode):
         raise InputError(f"{option} names a {_what(mode)}, not a {kind}", path)
-    near = os.path.abspath(path) if kind == "folder" and mode is not None else os.path.dirname(os.path.abspath(path))
+    if kind == "folder" and mode is not None:
+        return path
+    near = os.path.dirname(os.path.abspath(path))
     while not os.path.lexists(near):
         near = os.path.dirname(near)
     if not os.path.isdir(near):

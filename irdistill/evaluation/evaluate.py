@@ -8,7 +8,7 @@ import os
 import pandas as pd
 
 from ..data.dataset import Dataset
-from ..data.io import atomic_path
+from ..data.io import atomic_path, check_output
 from ..data.runs import read_run, write_run
 from ..index.base import index_class, retrieve
 from .metrics import evaluate_run, parse_metrics
@@ -22,13 +22,10 @@ def evaluate_retrieval(dataset: Dataset, retriever: str = "bm25", model: str | N
     ``run.parquet`` (retrieved runs only) and ``metrics.json`` to ``output`` (default ``runs/<name>``).
     Returns ``{"run": name, "metrics": {...}, "output": folder}``."""
     metrics = parse_metrics(metrics)  # fail on a bad metric before any work
-    if run:
-        found, name = read_run(run), os.path.splitext(os.path.basename(run))[0]
-    else:
-        found = retrieve(dataset, retriever, model, kind, k, index, rebuild, batch_size, progress)
-        name = index_class(retriever).run_name(dataset, model, kind)
+    name = os.path.splitext(os.path.basename(run))[0] if run else index_class(retriever).run_name(dataset, model, kind)
+    out = check_output(output or os.path.join("runs", name), "folder")  # and a wrong output folder
+    found = read_run(run) if run else retrieve(dataset, retriever, model, kind, k, index, rebuild, batch_size, progress)
     scores = evaluate_run(dataset.qrels, found, metrics)
-    out = output or os.path.join("runs", name)
     save_evaluation(out, name, dataset, scores, None if run else found)
     return {"run": name, "metrics": scores, "output": out}
 
