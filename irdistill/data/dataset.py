@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import InputError, require_file
+from ..errors import InputError, require_file, safe_name
 from . import store
 from .corpus import Corpus
 from .io import check_id, check_text, read_jsonl, read_lines, read_tsv
@@ -149,11 +149,11 @@ def load_files(corpus, queries, qrels=None, name: str | None = None, split: str 
 def load_beir(folder, split: str = "test", corpus_file: str = "corpus.jsonl") -> Dataset:
     """A BEIR folder: ``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``."""
     folder = os.fspath(folder)
-    qrels = os.path.join(folder, "qrels", f"{split}.tsv")
+    qrels = os.path.join(folder, "qrels", f"{safe_name(split, '--split')}.tsv")  # it also names runs/<name>
     if not os.path.exists(qrels):
         have = sorted(f[:-4] for f in os.listdir(os.path.join(folder, "qrels"))) if os.path.isdir(os.path.join(folder, "qrels")) else []
         raise InputError(f"no split {split!r} (have: {', '.join(have) or 'none'})", qrels)
-    name = os.path.basename(os.path.normpath(folder))
+    name = os.path.basename(os.path.abspath(folder))  # the real name of "." or ".."
     ds = load_files(os.path.join(folder, corpus_file), os.path.join(folder, "queries.jsonl"), qrels, name, split)
     for path in sorted(glob.glob(os.path.join(folder, "corpus.*.jsonl"))):  # corpus.en.jsonl: view "en"
         ds.add_view(os.path.basename(path)[len("corpus."):-len(".jsonl")], Corpus.from_jsonl(path))
@@ -162,7 +162,7 @@ def load_beir(folder, split: str = "test", corpus_file: str = "corpus.jsonl") ->
 
 def load_msmarco(folder, split: str = "dev.small") -> Dataset:
     """An MS MARCO passage folder: ``collection.tsv``, ``queries.<split>.tsv``, ``qrels.<split>.tsv`` (TREC format)."""
-    folder = os.fspath(folder)
+    folder, split = os.fspath(folder), safe_name(split, "--split")
     q, r = os.path.join(folder, f"queries.{split}.tsv"), os.path.join(folder, f"qrels.{split}.tsv")
     return load_files(os.path.join(folder, "collection.tsv"), q, r if os.path.exists(r) else None, "msmarco-passage", split)
 

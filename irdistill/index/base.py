@@ -50,12 +50,19 @@ def index_class(name: str) -> type["Index"]:
     return INDEXES[name]
 
 
+def safe_part(text: str) -> str:
+    """``text`` as one folder name that stays in its folder: other characters than ``A-Z a-z 0-9 . _ -`` (``/``
+    too) become ``_``, and a name of dots only (``..``) becomes ``_``."""
+    text = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
+    return text if text.strip(".") else "_"
+
+
 def slug(name: str) -> str:
     """A folder name for a model: hub names keep their text; local folders get their name plus a hash of the path."""
     if os.path.exists(name):
         path = os.path.abspath(name).rstrip("/")
         name = f"{os.path.basename(path)}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
+    return safe_part(name)
 
 
 def read_docids(folder) -> list[str]:
@@ -157,7 +164,7 @@ class Index:
     def folder(cls, dataset: Dataset, model: str | None = None, kind: str | None = None, root: str = DEFAULT_ROOT) -> str:
         """Where the index of ``dataset`` lives by default: ``<root>/<collection>[/<model>]/<leaf(kind)>``."""
         model_part = [slug(model)] if model and cls.loader else []
-        return os.path.join(root, dataset.name, *model_part, cls.leaf(kind))
+        return os.path.join(root, safe_part(dataset.name), *model_part, cls.leaf(kind))
 
     @classmethod
     def leaf(cls, kind: str | None) -> str:
@@ -168,7 +175,7 @@ class Index:
     def run_name(cls, dataset: Dataset, model: str | None = None, kind: str | None = None) -> str:
         """A name for a run of this index on ``dataset`` (runs/<name>/ in the CLI)."""
         model = slug(model) if model and cls.loader else ""
-        return "-".join(p for p in [dataset.name, dataset.split or "", cls.name, model] if p)
+        return safe_part("-".join(p for p in [dataset.name, dataset.split or "", cls.name, model] if p))
 
 
 def _stable(key: dict) -> dict:
