@@ -4,6 +4,7 @@ HTTP endpoint (vLLM, llama.cpp's server, TGI). Both speak chat messages and give
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import re
@@ -211,14 +212,22 @@ class OpenAIEndpoint:
         return {"backend": "openai", "model": self.model, "base_url": self.base_url, "request": self.request}
 
     def _chat(self, messages: list[dict], **params) -> dict:
+        """The answer to one request, checked to be one (``_problem``); a redirect is refused, not followed."""
         body = json.dumps({"model": self.model, "messages": messages, "temperature": 0, **self.request, **params}).encode()
         url = self.base_url + ("/chat/completions" if self.base_url.endswith("/v1") else "/v1/chat/completions")
         req = urllib.request.Request(url, body, self.headers)  # credentials travel in the header, never the URL
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return json.load(resp)
-        except (urllib.error.URLError, OSError, ValueError) as e:
+            with _OPENER.open(req, timeout=self.timeout) as resp:
+                answer = json.load(resp)
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError, RecursionError) as e:
+            if isinstance(e, urllib.error.HTTPError) and 300 <= e.code < 400:
+                raise InputError(f"LLM endpoint {url} redirects ({e.code}) to {_public(e.headers.get('Location') or '?')}:"
+                                 " give the URL it moved to as endpoint (redirects are not followed)") from None
             raise InputError(f"LLM endpoint {url} failed: {_public(str(e))}") from None
+        problem = _problem(answer, params.get("n", 1), bool(params.get("logprobs")))
+        if problem:
+            raise InputError(f"LLM endpoint {url} gave no answer to the request: {problem}")
+        return answer
 
     def label_logprobs(self, chats: list[list[dict]], labels: list[str], batch_size: int = 8) -> np.ndarray:
         """From the top log-probabilities of the first answer token; a label not among them gets the lowest one shown
@@ -268,6 +277,44 @@ class OpenAIEndpoint:
             with ThreadPoolExecutor(batch_size) as pool:
                 results = list(pool.map(one, chats))
         return [t for outs in results for t in outs]
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Follow no redirect: urllib would send the credentials on to the new host, and turn the POST into a GET
+    without the prompt, whose answer would be taken as the answer to it."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # urllib then raises HTTPError with the 3xx code
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x)
+
+
+def _problem(answer, n: int, logprobs: bool) -> str | None:
+    """Why ``answer`` is not a chat completion of ``n`` choices (each with its message, or its first token's top
+    log-probabilities when ``logprobs`` were asked for); None if it is one."""
+    if not isinstance(answer, dict):
+        return "not a JSON object"
+    choices = answer.get("choices")
+    if not isinstance(choices, list) or not 1 <= len(choices) <= n or not all(isinstance(c, dict) for c in choices):
+        return f"expected 'choices', a list of {'1' if n == 1 else f'1 to {n}'} objects"
+    for c in choices:
+        if logprobs:
+            content = c["logprobs"].get("content") if isinstance(c.get("logprobs"), dict) else None
+            if not isinstance(content, list):
+                return "no logprobs (does the server return them?)"
+            first = content[0] if content else {"top_logprobs": []}  # no token: the answer ended at once
+            top = first.get("top_logprobs") if isinstance(first, dict) else None
+            if not isinstance(top, list) or not all(isinstance(t, dict) and isinstance(t.get("token"), str) and
+                                                    _number(t.get("logprob")) for t in top):
+                return "malformed top_logprobs"
+        elif not isinstance(c.get("message"), dict) or not isinstance(c["message"].get("content"), (str, type(None))):
+            return "a choice without a message"
+    return None
 
 
 def _public(text: str) -> str:
