@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 
@@ -36,3 +37,68 @@ def safe_name(name, what: str = "name", source: str | os.PathLike | None = None)
         raise InputError(f"{what} {name!r} is not a safe name: use 1-200 of the characters A-Z a-z 0-9 . _ @ + -, "
                          "starting with a letter or digit, and no '..'", source)
     return name
+
+
+# numbers, choices and environment variables: one checker each, for config values, argparse ``type=`` and os.environ
+SEED_RANGE = {"low": 0, "high": 2**32 - 1}  # what numpy, random and torch all take as a seed
+_INT = re.compile(r"\s*[+-]?[0-9]+\s*", re.ASCII)
+
+
+def number(value, name: str = "", kind: type = int, low=None, high=None, above=None, below=None):
+    """``value`` (a number, or its text from a command line or environment variable) as ``kind`` (int or float):
+    finite, with ``low <= value <= high`` and ``above < value < below`` where given; else InputError
+    ``<name> must be ...``."""
+    if isinstance(value, str) and (kind is float or _INT.fullmatch(value)):
+        try:
+            value = kind(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+        _fail(name, f"must be {'a whole number' if kind is int else 'a number'}, not {_show(value)}")
+    if kind is float:
+        try:
+            value = float(value)
+        except OverflowError:  # an int beyond float's range
+            value = math.inf
+        if not math.isfinite(value):
+            _fail(name, f"must be a finite number, not {_show(value)}")
+    for bound, ok, words in ((low, lambda b: value >= b, "at least"), (high, lambda b: value <= b, "at most"),
+                             (above, lambda b: value > b, "above"), (below, lambda b: value < b, "below")):
+        if bound is not None and not ok(bound):
+            _fail(name, f"must be {words} {bound}, not {_show(value)}")
+    return value
+
+
+def choice(value, name: str, choices):
+    """``value`` if it is one of ``choices`` (strings), else InputError ``<name> must be one of ...``."""
+    if not isinstance(value, str) or value not in choices:
+        _fail(name, f"must be one of {', '.join(choices)}, not {_show(value)}")
+    return value
+
+
+def env_int(variable: str, default: int, low: int = 0) -> int:
+    """The environment variable ``variable`` as an int of at least ``low`` (``default`` when unset)."""
+    return number(os.environ.get(variable, default), f"environment variable {variable}", int, low=low)
+
+
+def arg_type(check, *args, **kwargs):
+    """``check`` (e.g. ``number``) as an argparse ``type=``; argparse names the option in the error:
+    ``type=arg_type(number, int, low=1)``."""
+    import argparse
+
+    def parse(text: str):
+        try:
+            return check(text, "", *args, **kwargs)
+        except InputError as e:
+            raise argparse.ArgumentTypeError(e.message) from None
+
+    return parse
+
+
+def _fail(name: str, words: str):
+    raise InputError(f"{name} {words}" if name else words)
+
+
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
