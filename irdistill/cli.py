@@ -9,7 +9,7 @@ import os
 import re
 import sys
 
-from .errors import SEED_RANGE, InputError, arg_type, number
+from .errors import SEED_RANGE, InputError, arg_type, number, safe_name
 
 DEFAULT_METRICS = "ndcg@10,recall@100,mrr@10"
 COUNT = arg_type(number, int, low=1)  # argparse types: checked before any verb runs
@@ -134,7 +134,9 @@ def cmd_compare(args):
     Metrics of several runs side by side; superscripts mark significant wins (ranx)."""
     from .data import load_qrels
     from .evaluation import compare_run_files
+    from .evaluation.metrics import parse_metrics
 
+    parse_metrics(args.metrics)  # before any file is read
     if not (args.qrels or args.dataset):
         raise InputError("give --qrels FILE or --dataset")
     qrels = load_qrels(args.qrels) if args.qrels else _dataset(args).qrels
@@ -186,12 +188,14 @@ def cmd_cache(args):
     from .cache import ScoreCache, export_margin_mse, import_margin_mse
     from .data import write_run
 
-    if args.action != "import-margin-mse" and not os.path.isdir(args.cache):
-        raise InputError("no such cache folder" if not os.path.exists(args.cache) else "not a folder", args.cache)
     needs = ["teacher"] * (args.action not in ("list", "verify")) + CACHE_NEEDS.get(args.action, [])
     missing = [n for n in needs if not getattr(args, n)]
     if missing:
         raise InputError(f"cache {args.action} needs --{missing[0]}")
+    if args.teacher:
+        safe_name(args.teacher, "teacher id")
+    if args.action != "import-margin-mse" and not os.path.isdir(args.cache):
+        raise InputError("no such cache folder" if not os.path.exists(args.cache) else "not a folder", args.cache)
     cache = ScoreCache(args.cache)
     if args.action == "list":
         for tid, desc in cache.teachers().items():
