@@ -54,31 +54,90 @@ def number(value, name: str = "", kind: type = int, low=None, high=None, above=N
         except ValueError:
             pass
     if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
-        _fail(name, f"must be {'a whole number' if kind is int else 'a number'}, not {_show(value)}")
+        _fail(name, f"must be {'a whole number' if kind is int else 'a number'}, not {brief(value)}")
     if kind is float:
         try:
             value = float(value)
         except OverflowError:  # an int beyond float's range
             value = math.inf
         if not math.isfinite(value):
-            _fail(name, f"must be a finite number, not {_show(value)}")
+            _fail(name, f"must be a finite number, not {brief(value)}")
     for bound, ok, words in ((low, lambda b: value >= b, "at least"), (high, lambda b: value <= b, "at most"),
                              (above, lambda b: value > b, "above"), (below, lambda b: value < b, "below")):
         if bound is not None and not ok(bound):
-            _fail(name, f"must be {words} {bound}, not {_show(value)}")
+            _fail(name, f"must be {words} {bound}, not {brief(value)}")
     return value
 
 
 def choice(value, name: str, choices):
     """``value`` if it is one of ``choices`` (strings), else InputError ``<name> must be one of ...``."""
     if not isinstance(value, str) or value not in choices:
-        _fail(name, f"must be one of {', '.join(choices)}, not {_show(value)}")
+        _fail(name, f"must be one of {', '.join(choices)}, not {brief(value)}")
     return value
 
 
 def env_int(variable: str, default: int, low: int = 0) -> int:
     """The environment variable ``variable`` as an int of at least ``low`` (``default`` when unset)."""
     return number(os.environ.get(variable, default), f"environment variable {variable}", int, low=low)
+
+
+def typed(value, annotation, name: str):
+    """``value`` if it is of the type ``annotation`` (``float`` admits ints, ``X | None`` None, ``object`` anything;
+    a bool is no number), else InputError ``<name> must be int or null, not ...``."""
+    allowed = _allowed(annotation)
+    if isinstance(value, bool) and bool not in allowed or not isinstance(value, allowed):
+        names = " or ".join(sorted({"null" if t is type(None) else t.__name__ for t in allowed}))
+        _fail(name, f"must be {names}, not {brief(value)}")
+    return value
+
+
+def _allowed(annotation) -> tuple:
+    import types
+    import typing
+
+    if annotation is object:
+        return (object,)
+    union = isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union
+    out = []
+    for a in typing.get_args(annotation) if union else (annotation,):
+        out += [int, float] if a is float else [typing.get_origin(a) or a]
+    return tuple(out)
+
+
+def key_value(pair, flag: str) -> tuple[str, object]:
+    """``"key=value"`` from the option ``flag`` (``--set``, ``--option``, ...) as ``(key, value read as YAML)``."""
+    import yaml
+
+    key, eq, value = str(pair).partition("=")
+    if not eq or not key.strip():
+        raise InputError(f"{flag} takes key=value, not {brief(pair)}")
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except (yaml.YAMLError, RecursionError, ValueError):
+        raise InputError(f"{flag} {key.strip()}: the value is not YAML ({brief(value)})") from None
+
+
+def read_config(path, what: str = "YAML"):
+    """The content of a YAML file (JSON for ``.json``); a missing, unreadable or malformed one is an InputError
+    naming it (and the line)."""
+    import json
+
+    import yaml
+
+    path = require_file(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f) if path.endswith(".json") else yaml.safe_load(f)
+    except json.JSONDecodeError as e:
+        raise InputError(f"malformed {what} ({e.msg})", path, e.lineno) from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise InputError(f"malformed {what} ({getattr(e, 'problem', None) or e})", path,
+                         mark.line + 1 if mark else None) from None
+    except UnicodeDecodeError:
+        raise InputError("not UTF-8 text", path) from None
+    except (RecursionError, ValueError):  # nested too deep, a number too long
+        raise InputError(f"malformed {what} (nested too deep, or a number too long)", path) from None
 
 
 def arg_type(check, *args, **kwargs):
@@ -99,6 +158,7 @@ def _fail(name: str, words: str):
     raise InputError(f"{name} {words}" if name else words)
 
 
-def _show(value) -> str:
+def brief(value) -> str:
+    """``repr(value)``, cut to 60 characters: a value quoted in a message."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
