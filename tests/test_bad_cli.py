@@ -70,7 +70,7 @@ def test_bad_training_options(capsys, beir_dir, tmp_path, text, line, words):
 
 
 @pytest.mark.parametrize("text,words", [("negatives: -2", "examples.negatives must be at least 1"),
-                                        ("remove_query: 1.5", "examples.remove_query is a probability, at most 1"),
+                                        ("remove_query: 1.5", "examples.remove_query must be at most 1"),
                                         ("remove_query: -0.1", "examples.remove_query must be at least 0")])
 def test_bad_examples_option_names_its_line(capsys, beir_dir, tmp_path, text, words):
     cfg = tmp_path / "train.yaml"
