@@ -100,8 +100,39 @@ def _allowed(annotation) -> tuple:
     union = isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union
     out = []
     for a in typing.get_args(annotation) if union else (annotation,):
-        out += [int, float] if a is float else [typing.get_origin(a) or a]
-    return tuple(out)
+        a = typing.get_origin(a) or a
+        out += [int, float] if a is float else [tuple, list] if a is tuple else [a]  # YAML's sequences are lists
+    return tuple(t for t in out if isinstance(t, type)) or (object,)  # a Literal, a TypeVar: unchecked
+
+
+def keyword_types(*functions, skip=()) -> dict:
+    """Keyword -> annotation (``object`` where there is none) of the parameters of ``functions``, but ``skip``; with
+    a ``**kwargs`` among them, any keyword (a defaultdict)."""
+    import collections
+    import inspect
+    import typing
+
+    out, anything = {}, False
+    for fn in functions:
+        try:
+            hints = typing.get_type_hints(fn)
+        except Exception:  # annotated with names its module cannot resolve at run time
+            hints = {}
+        for p in inspect.signature(fn).parameters.values():
+            anything |= p.kind == p.VAR_KEYWORD
+            if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name not in ("self", *skip):
+                out.setdefault(p.name, hints.get(p.name, object))
+    return collections.defaultdict(lambda: object, out) if anything else out
+
+
+def check_options(options: dict, types: dict, ranges: dict, flag: str = "option") -> None:
+    """Each of ``options`` that ``types`` knows (``keyword_types``) of its type and in its range (``ranges``: key ->
+    ``number``'s bounds); errors name it ``<flag> <key>``."""
+    for key, value in options.items():
+        if key in types:
+            typed(value, types[key], f"{flag} {key}")
+        if key in ranges and isinstance(value, (int, float)) and not isinstance(value, bool):
+            number(value, f"{flag} {key}", int if isinstance(value, int) else float, **ranges[key])
 
 
 def key_value(pair, flag: str) -> tuple[str, object]:

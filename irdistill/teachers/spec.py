@@ -3,11 +3,7 @@
 
 from __future__ import annotations
 
-import collections
-import inspect
-import typing
-
-from ..errors import InputError, brief, key_value, number, read_config, typed
+from ..errors import InputError, brief, check_options, key_value, keyword_types, read_config
 from ..index.bm25 import BM25Index
 from .base import TEACHERS, Teacher
 
@@ -56,17 +52,16 @@ def check_spec(spec: dict, given=()) -> dict:
     kind = spec.get("kind")
     if not isinstance(kind, str) or kind not in TEACHERS:
         raise InputError(f"unknown teacher kind {brief(kind)} (choose from {', '.join(TEACHERS)})")
-    cls, hints = TEACHERS[kind], _options(TEACHERS[kind])
-    for key, value in spec.items():
+    cls, types = TEACHERS[kind], _options(TEACHERS[kind])
+    for key in spec:
         if not isinstance(key, str):
             raise InputError(f"teacher option names are text, not {brief(key)}")
-        name = f"{'--option' if key in given else 'option'} {key}"
-        if key not in hints and not isinstance(hints, collections.defaultdict):
-            known = ", ".join(sorted(set(hints) - {"kind"}))
-            raise InputError(f"{name}: teacher {kind} has no such option (known: {known})")
-        typed(value, hints[key], name)
-        if key in RANGES and value is not None:
-            number(value, name, int if isinstance(value, int) else float, **RANGES[key])
+        if key not in types:
+            known = ", ".join(sorted(set(types) - {"kind"}))
+            raise InputError(f"{'--option' if key in given else 'option'} {key}: teacher {kind} has no such option "
+                             f"(known: {known})")
+    check_options({k: v for k, v in spec.items() if k not in given}, types, RANGES)
+    check_options({k: v for k, v in spec.items() if k in given}, types, RANGES, "--option")
     if hasattr(cls, "check_spec"):
         cls.check_spec(spec)
     return spec
@@ -75,23 +70,21 @@ def check_spec(spec: dict, given=()) -> dict:
 def _options(cls) -> dict:
     """Option -> type of a teacher kind: its constructor's keywords (an LLM's backend's too), ``kind`` and
     ``text_view``."""
-    from ..models.llm import OpenAIEndpoint, TransformersLM, make_backend
-    from .llm.spec import BACKEND_KEYS, LLMSpec
+    from .llm.spec import LLMSpec
 
-    out = {"kind": str, "text_view": str | None}
-    backend = [make_backend, TransformersLM.__init__, OpenAIEndpoint.__init__] if issubclass(cls, LLMSpec) else []
-    for fn in backend:
-        out.update({k: t for k, t in typing.get_type_hints(fn).items() if k in BACKEND_KEYS})
-    try:
-        hints = typing.get_type_hints(cls.__init__)
-    except Exception:  # a kind registered elsewhere, annotated with names this module cannot resolve
-        hints = {}
-    for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
-        if p.kind == p.VAR_KEYWORD:
-            return collections.defaultdict(lambda: object, out)  # takes any option
-        if p.kind != p.VAR_POSITIONAL and p.name not in ("dataset", "backend"):
-            out[p.name] = hints.get(p.name, UNANNOTATED.get(p.name, object))
+    out = keyword_types(cls.__init__, skip=("dataset", "backend"))  # a defaultdict if it takes **kwargs
+    out.update({k: UNANNOTATED[k] for k in UNANNOTATED.keys() & out.keys() if out[k] is object})
+    out.update({**(backend_types() if issubclass(cls, LLMSpec) else {}), "kind": str, "text_view": str | None})
     return out
+
+
+def backend_types() -> dict:
+    """Option -> type of the options an LLM teacher or generator hands its backend (``make_backend``)."""
+    from ..models.llm import OpenAIEndpoint, TransformersLM, make_backend
+    from .llm.spec import BACKEND_KEYS
+
+    types = keyword_types(make_backend, TransformersLM.__init__, OpenAIEndpoint.__init__)
+    return {k: types[k] for k in BACKEND_KEYS}
 
 
 def build_teacher(spec, dataset=None, options=()) -> Teacher:
