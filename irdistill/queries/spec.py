@@ -68,6 +68,8 @@ def make_filters(options: dict, dataset: Dataset, progress: bool = True) -> Filt
     from ..index import index_class, open_index
 
     opts = dict(options)
+    check_options(opts, {**dict.fromkeys(("consistency", "consistency_model", "consistency_index"), str),
+                         "consistency_k": int}, {"consistency_k": {"low": 1}}, "--filter")
     retriever, model = opts.pop("consistency", None), opts.pop("consistency_model", None)
     k, folder = opts.pop("consistency_k", 1), opts.pop("consistency_index", None)
     if str(opts.get("dedup")).lower() in ("none", "off", "false"):
@@ -75,7 +77,6 @@ def make_filters(options: dict, dataset: Dataset, progress: bool = True) -> Filt
     filters = construct(Filters, opts, "--filter")
     if retriever is None:
         return filters
-    number(k, "--filter consistency_k", int, low=1)
     if index_class(str(retriever)).loader and not model:
         raise InputError(f"--filter consistency={retriever} needs consistency_model=MODEL")
     opened = functools.cache(lambda: open_index(dataset, str(retriever), model, index=folder, progress=progress))
