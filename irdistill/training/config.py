@@ -100,11 +100,11 @@ class TrainConfig:
             unknown = sorted(set(d["extra"]) - known)
             if unknown:
                 raise InputError(f"option extra: {unknown[0]!r} is not one of the trainer's TrainingArguments")
+        _check_loss(d.get("loss", "margin-mse"))
         try:
             loss = make_loss(d.get("loss", "margin-mse"))
         except (ValueError, TypeError, KeyError) as e:
             raise InputError(f"loss: {e}") from None
-        _check_loss(d.get("loss", "margin-mse"))
         if loss.reads_reference and not d["examples"].get("regularizer"):
             raise InputError("option loss: the regularizer loss needs examples: {regularizer: <teacher id>}")
         if d.get("lora") is not None:
@@ -174,11 +174,15 @@ def _check(name: str, value, tp) -> None:
 
 
 def _check_loss(spec) -> None:
-    """The options of each loss (``make_loss`` has checked the names): the types its constructor declares."""
+    """A loss is a name, ``{name: ..., options}`` or a list of the latter; the options of a known name have the
+    types its constructor declares (``make_loss`` says which names are known)."""
     from .losses import LOSSES
 
     for part in spec if isinstance(spec, list) else [spec]:
-        if not isinstance(part, dict):
+        if not (isinstance(part, str) and part is spec or isinstance(part, dict) and isinstance(part.get("name"), str)):
+            raise InputError(f"option loss: a loss is a name or {{name: <loss>, <options>}}, and a list holds the "
+                             f"latter, not {brief(part)}")
+        if isinstance(part, str) or part["name"] not in LOSSES:
             continue
         hints = typing.get_type_hints(LOSSES[part["name"]].__init__)
         for key, value in part.items():
