@@ -184,14 +184,18 @@ def load_ir_datasets(dataset_id: str, docs_only: bool = False):
 @contextlib.contextmanager
 def _offline_hint(dataset_id: str):
     """A download that fails (no network) as one line saying what to do instead; ir_datasets' own messages (its
-    retries and warnings) are held back meanwhile, and shown once the dataset has loaded."""
+    retries and warnings) are held back meanwhile, and shown once the dataset has loaded, and its bars show only
+    after 2 s (a download that fails at once draws none)."""
+    import functools
     import logging
 
     import ir_datasets
     import requests
+    from tqdm import std
 
-    held, logger = [], logging.getLogger("ir_datasets")  # the logger of all its modules
+    held, logger, init = [], logging.getLogger("ir_datasets"), std.tqdm.__init__  # the logger of all its modules
     logger.addFilter(held.append)  # a filter that returns None: nothing passes
+    std.tqdm.__init__ = functools.partialmethod(init, delay=2)
     try:
         yield
     except requests.exceptions.RequestException as e:  # ir_datasets downloads what its cache lacks
@@ -200,6 +204,7 @@ def _offline_hint(dataset_id: str):
                          "with network access, or give a BEIR folder") from None
     finally:
         logger.removeFilter(held.append)
+        std.tqdm.__init__ = init
     for record in held:
         logger.handle(record)
 
