@@ -98,7 +98,6 @@ class EnsembleTeacher(Teacher):
     def check_spec(spec: dict) -> None:
         """Members (specs, each checked, or ``{cached: id}``), weights (numbers, one a member) or ``fit``, and
         ``norm``, before any member loads."""
-        from ..evaluation.metrics import parse_metrics
         from .spec import parse_spec
 
         members, weights, fit = spec.get("members"), spec.get("weights"), spec.get("fit")
@@ -123,8 +122,6 @@ class EnsembleTeacher(Teacher):
                                 or not set(fit) <= {"split", "run", "metric"}):
             raise InputError(f"an ensemble's fit is {{split: <training split>, run: <candidates>, metric: <metric>}}, "
                              f"not {brief(fit)}")
-        if fit is not None and "metric" in fit:
-            parse_metrics([fit["metric"]])
         _ranx_norm(spec.get("norm", "zscore"))
 
     def member_keys(self, dataset) -> list[str]:
