@@ -6,7 +6,7 @@ import typing
 from dataclasses import MISSING, dataclass, field, fields
 
 from ..data.shards import parse_shard
-from ..errors import SEED_RANGE, InputError, brief, choice, key_value, number, read_config, typed
+from ..errors import SEED_RANGE, InputError, brief, choice, key_value, keyword_types, number, read_config, typed
 from .examples import STRATEGIES, ExampleConfig
 from .lora import check_lora
 
@@ -184,12 +184,12 @@ def _check_loss(spec) -> None:
                              f"latter, not {brief(part)}")
         if isinstance(part, str) or part["name"] not in LOSSES:
             continue
-        hints = typing.get_type_hints(LOSSES[part["name"]].__init__)
+        types = keyword_types(LOSSES[part["name"]].__init__)
         for key, value in part.items():
             if key == "weight":
                 number(value, "option loss weight", float)
             elif key != "name":
-                _check(f"loss.{key}", value, hints.get(key, object))
+                _check(f"loss.{key}", value, types.get(key, object))
 
 
 def _plain(value, name: str = "") -> None:
