@@ -28,7 +28,7 @@ from .cache.scores import ScoreCache
 from .data.dataset import Dataset, load_dataset, load_qrels
 from .data.io import atomic_path
 from .data.runs import rank_run, read_run, write_run
-from .errors import InputError
+from .errors import InputError, number
 from .evaluation.metrics import evaluate_run
 from .experiment import config_hash
 from .index.base import candidates, retrieve, slug
@@ -74,8 +74,8 @@ class AdaptConfig:
         if not os.path.isfile(os.path.join(self.dataset, "corpus.jsonl")):
             raise InputError("adapt needs a BEIR folder (no corpus.jsonl here)", self.dataset)
         for name, value in (("--per-passage", self.per_passage), ("--sample", self.sample), ("--depth", self.depth)):
-            if value is not None and value < 1:
-                raise InputError(f"{name} must be at least 1, not {value}")
+            if value is not None:
+                number(value, name, int, low=1)
         if not self.generators:
             raise InputError("--generator: give at least one (title, sentence, span or llm:MODEL)")
         TrainConfig.from_dict({**self.recipe("teacher"), "dataset": self.dataset, "output": self.output, "cache": self.output})

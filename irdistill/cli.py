@@ -6,12 +6,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 
 from .data.io import check_output
-from .errors import InputError, safe_name
+from .errors import SEED_RANGE, InputError, arg_type, number, safe_name
 
 DEFAULT_METRICS = "ndcg@10,recall@100,mrr@10"
+COUNT = arg_type(number, int, low=1)  # argparse types: checked before any verb runs
+SEED = arg_type(number, int, **SEED_RANGE)
 
 
 def _add_dataset(p, required=True, many=False):
@@ -34,15 +37,15 @@ def _add_retriever(p):
                                                    for n, c in INDEXES.items() if c.kinds))
     p.add_argument("--index", help="index folder (default: indexes/<dataset>/...)")
     p.add_argument("--rebuild", action="store_true", help="build the index (and its encoding) again even if it exists")
-    p.add_argument("--batch-size", type=int, help="encoding batch size (default: " + ", ".join(
+    p.add_argument("--batch-size", type=COUNT, help="encoding batch size (default: " + ", ".join(
         f"{n} {c.batch_size}" for n, c in INDEXES.items() if c.loader) + ")")
 
 
 def _add_scale_out(p):
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--workers", type=COUNT, default=1,
                    help="processes that encode the corpus (dense, colbert, splade): one a GPU when there are GPUs, "
                         "else CPU processes sharing the cores (default 1)")
-    p.add_argument("--shards", type=int, help="dense: split the FAISS index into this many shards, searched in "
+    p.add_argument("--shards", type=COUNT, help="dense: split the FAISS index into this many shards, searched in "
                                               "parallel threads (same results; with GPUs, on all GPUs anyway)")
 
 
@@ -68,8 +71,8 @@ def _dataset(args):
 
 
 def _positive(name: str, value: int | None) -> None:
-    if value is not None and value < 1:
-        raise InputError(f"{name} must be at least 1, not {value}")
+    if value is not None:
+        number(value, name, int, low=1)
 
 
 def cmd_index(args):
@@ -136,7 +139,9 @@ def cmd_compare(args):
     Metrics of several runs side by side; superscripts mark significant wins (ranx)."""
     from .data import load_qrels
     from .evaluation import compare_run_files
+    from .evaluation.metrics import parse_metrics
 
+    parse_metrics(args.metrics)  # before any file is read
     if not (args.qrels or args.dataset):
         raise InputError("give --qrels FILE or --dataset")
     qrels = load_qrels(args.qrels) if args.qrels else _dataset(args).qrels
@@ -179,6 +184,9 @@ def cmd_score(args):
         print(f"run: {args.output}")
 
 
+CACHE_NEEDS = {"export-trec": ["output"], "export-margin-mse": ["output", "dataset"], "import-margin-mse": ["input"]}
+
+
 def cmd_cache(args):
     """List, verify, export, import or compact the score cache.
 
@@ -188,8 +196,15 @@ def cmd_cache(args):
     from .cache import ScoreCache, export_margin_mse, import_margin_mse
     from .data import write_run
 
-    if args.action.startswith("export-") and not check_output(args.output):
-        raise InputError(f"cache {args.action} needs --output FILE")
+    needs = ["teacher"] * (args.action not in ("list", "verify")) + CACHE_NEEDS.get(args.action, [])
+    missing = [n for n in needs if not getattr(args, n)]
+    if missing:
+        raise InputError(f"cache {args.action} needs --{missing[0]}")
+    if args.teacher:
+        safe_name(args.teacher, "teacher id")
+    if args.action != "import-margin-mse" and not os.path.isdir(args.cache):
+        raise InputError("no such cache folder" if not os.path.exists(args.cache) else "not a folder", args.cache)
+    check_output(args.output)
     cache = ScoreCache(args.cache)
     if args.action == "list":
         for tid, desc in cache.teachers().items():
@@ -207,8 +222,6 @@ def cmd_cache(args):
             raise InputError("the cache has problems (see above): `cache compact` removes duplicate pairs; remove "
                              "unreadable parts and score again", args.cache)
         return
-    if not args.teacher:
-        raise InputError(f"cache {args.action} needs --teacher ID")
     if args.action == "export-trec":
         cache.describe(args.teacher)
         write_run(cache.run(args.teacher), args.output, tag=args.teacher)
@@ -328,10 +341,20 @@ def cmd_card(args):
     print(f"card: {path} ({n} result{'s' * (n != 1)} added)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Command-line errors (a bad number, a missing option) are InputErrors: ``main`` prints them on one line."""
+
+    def error(self, message):
+        m = re.fullmatch(r"argument (\S+): (.*)", message, re.S)  # "argument -k/--k: must be at least 1, not 0"
+        if m:
+            message = f"{m[1]} {m[2]}" if m[2].startswith("must ") else f"{m[1]}: {m[2]}"
+        raise InputError(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="irdistill", description="Knowledge distillation for retrieval and ranking.")
+    parser = _Parser(prog="irdistill", description="Knowledge distillation for retrieval and ranking.")
     sub = parser.add_subparsers(dest="command", required=True)
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars (they show only on a terminal)")
 
     def verb(func):
@@ -354,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--query", help="one query string")
     p.add_argument("--queries", help="queries file (BEIR queries.jsonl or qid<TAB>text)")
     p.add_argument("--model", help="query encoder for an index with a model (default: the one it was built with)")
-    p.add_argument("-k", "--k", type=int, default=10, help="hits per query")
+    p.add_argument("-k", "--k", type=COUNT, default=10, help="hits per query")
     p.add_argument("--output", help="write the run here (.trec or .parquet) instead of printing it")
 
     p = verb(cmd_evaluate)
@@ -362,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", choices=["beir"], help="add the public BEIR test sets (ir_datasets ids)")
     _add_retriever(p)
     p.add_argument("--metrics", default=DEFAULT_METRICS, help=f"comma-separated ranx metrics (default {DEFAULT_METRICS})")
-    p.add_argument("-k", "--k", type=int, default=1000, help="retrieval depth")
+    p.add_argument("-k", "--k", type=COUNT, default=1000, help="retrieval depth")
     p.add_argument("--run", help="evaluate this run file instead of retrieving")
     p.add_argument("--output", help="output folder")
 
@@ -370,11 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset(p)
     _add_retriever(p)
     _add_scale_out(p)
-    p.add_argument("-k", "--k", type=int, default=100, help="candidates per query")
+    p.add_argument("-k", "--k", type=COUNT, default=100, help="candidates per query")
     p.add_argument("--output", required=True, help="run file (.parquet or .trec)")
     p.add_argument("--add-positives", action="store_true",
                    help="append judged-relevant documents the retriever missed (training candidates)")
-    p.add_argument("--sample-queries", type=int, metavar="N", help="only a seeded sample of N queries of the split")
+    p.add_argument("--sample-queries", type=COUNT, metavar="N", help="only a seeded sample of N queries of the split")
 
     p = verb(cmd_score)
     p.add_argument("--teacher", required=True,
@@ -385,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cache(p)
     p.add_argument("--output", help="also write the teacher's scores of this run as a run file")
     p.add_argument("--shard", help="i/n: score only this slice of the queries (default: RANK/WORLD_SIZE of torchrun)")
-    p.add_argument("--flush", type=int, default=2048, help="pairs per part file")
+    p.add_argument("--flush", type=COUNT, default=2048, help="pairs per part file")
 
     p = verb(cmd_cache)
     p.add_argument("action", choices=["list", "verify", "export-trec", "export-margin-mse", "import-margin-mse",
@@ -394,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", help="the teacher's cache key (<teacher id>@<collection>, see `cache list`)")
     p.add_argument("--output", help="file to write (export)")
     p.add_argument("--input", help="file to read (import)")
-    p.add_argument("--max-negatives", type=int, help="negatives per query in a Margin-MSE export")
+    p.add_argument("--max-negatives", type=COUNT, help="negatives per query in a Margin-MSE export")
     _add_dataset(p, required=False)
 
     p = verb(cmd_generate_queries)
@@ -404,14 +427,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--option", action="append", metavar="KEY=VALUE",
                    help="generator option (repeatable), e.g. min_words=4, or for llm: endpoint=URL, template=zero-shot, "
                         "temperature=0.7, examples=DATASET (few-shot pairs from its train split), batch_size=16")
-    p.add_argument("--per-passage", type=int, default=1, metavar="N", help="queries per passage (default 1)")
-    p.add_argument("--sample", type=int, metavar="N", help="only a seeded sample of N passages")
+    p.add_argument("--per-passage", type=COUNT, default=1, metavar="N", help="queries per passage (default 1)")
+    p.add_argument("--sample", type=COUNT, metavar="N", help="only a seeded sample of N passages")
     p.add_argument("--filter", action="append", metavar="KEY=VALUE",
                    help="filter setting (repeatable): min_words=2, max_words=32, max_copy=0.8, dedup=set|doc|none, "
                         "consistency=RETRIEVER (keep a query whose passage it ranks in the top consistency_k, "
                         "default 1; consistency_model=M, consistency_index=DIR)")
     p.add_argument("--output", required=True, help="folder for the generated datasets and their cache")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sample and of sampled queries (default 0)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the sample and of sampled queries (default 0)")
     p.add_argument("--split", default="train", help="name of the split the pseudo-qrels are written as (default train)")
     p.add_argument("--shard", help="i/n: generate only this share of the passages (n processes at once)")
 
@@ -420,25 +443,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="folder for every cached step (queries, runs, cache, models)")
     p.add_argument("--generator", action="append", help="title, sentence, span or llm:MODEL (repeat to mix; "
                                                         "default: sentence and llm:smollm2-135m-instruct-gguf)")
-    p.add_argument("--per-passage", type=int, default=1, metavar="N", help="queries per passage (default 1)")
-    p.add_argument("--sample", type=int, default=2000, metavar="N", help="passages to generate for (default 2000)")
+    p.add_argument("--per-passage", type=COUNT, default=1, metavar="N", help="queries per passage (default 1)")
+    p.add_argument("--sample", type=COUNT, default=2000, metavar="N", help="passages to generate for (default 2000)")
     p.add_argument("--filter", action="append", metavar="KEY=VALUE", help="query filter, as generate-queries")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="generator option, as generate-queries")
     p.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2", help="the starting model")
     p.add_argument("--student", default="bi-encoder", help="bi-encoder or cross-encoder (default bi-encoder)")
-    p.add_argument("--depth", type=int, default=30, help="candidates per query from BM25 and from the model each")
+    p.add_argument("--depth", type=COUNT, default=30, help="candidates per query from BM25 and from the model each")
     p.add_argument("--teacher", help="a teacher spec (kind:model or YAML/JSON file) instead of the default ensemble")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="training option over the recipe's (repeatable), e.g. epochs=2 or learning_rate=3e-5")
     p.add_argument("--eval-split", default="test", help="judged split to evaluate on, if the folder has one")
-    p.add_argument("--seed", type=int, default=0, help="seed of the passage sample and the generator")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the passage sample and the generator")
 
     p = verb(cmd_train)
     p.add_argument("--config", required=True, help="YAML file")
     p.add_argument("--output", help="override the config's output folder")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override an option of the config (repeatable), e.g. examples.teacher=ID or epochs=3")
-    p.add_argument("--crossfit", type=int, metavar="K",
+    p.add_argument("--crossfit", type=arg_type(number, int, low=2), metavar="K",
                    help="cross-fit a teacher instead: K models, each trained without one fold of the queries, score "
                         "that fold's candidates in --run into the cache (out-of-fold scores, one teacher id)")
     p.add_argument("--run", help="the candidates to score with --crossfit (.parquet or .trec)")
@@ -446,7 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb(cmd_merge)
     p.add_argument("--base", required=True, help="the starting model (hub name or folder), e.g. the zero-shot model")
     p.add_argument("--model", required=True, action="append", help="a fine-tuned model (repeat it for a soup)")
-    p.add_argument("--alpha", required=True, type=float, help="weight of the fine-tuned model(s), from 0 to 1")
+    p.add_argument("--alpha", required=True, type=arg_type(number, float, low=0, high=1),
+                   help="weight of the fine-tuned model(s), from 0 to 1")
     p.add_argument("--output", required=True, help="folder to write")
 
     p = verb(cmd_card)
@@ -459,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qrels", help="qrels file (BEIR TSV or TREC) instead of --dataset")
     p.add_argument("--metrics", default=DEFAULT_METRICS)
     p.add_argument("--test", default="student", choices=["student", "fisher", "tukey"], help="paired test")
-    p.add_argument("--max-p", type=float, default=0.05, help="significance level")
+    p.add_argument("--max-p", type=arg_type(number, float, above=0, below=1), default=0.05, help="significance level")
 
     p = verb(cmd_report)
     p.add_argument("runs", nargs="+", metavar="RUN", help="run files (.trec or .parquet)")
@@ -474,11 +498,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     from .progress import quiet, terminal_only
 
-    quiet() if args.quiet else terminal_only()
     try:
+        args = build_parser().parse_args(argv)
+        quiet() if args.quiet else terminal_only()
         args.func(args)
     except InputError as e:
         print(f"irdistill: error: {e}", file=sys.stderr)

@@ -4,6 +4,7 @@ import json
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -91,6 +92,7 @@ def test_lucene_impact_search_equals_quantised_dot_products(tiny_splade, beir_di
     assert index.meta["doc_terms"] == pytest.approx(np.mean([len(d) for d in docs]))
     assert all(isinstance(w, int) and w > 0 for d in docs for w in d.values())
     run = index.search(ds.queries, k=6)
+    pd.testing.assert_frame_equal(index.search(ds.queries, k=10**12), run)  # k beyond a Java int: all there are
     assert index.last_query_terms == pytest.approx(np.mean([len(q) for q in queries]))
     ids = ds.corpus.ids.to_pylist()
     for qid, qv in zip(ds.queries, queries):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
@@ -176,6 +177,41 @@ def load_ir_datasets(dataset_id: str, docs_only: bool = False):
         ds = ir_datasets.load(dataset_id)
     except KeyError:
         raise InputError(f"unknown dataset {dataset_id!r}: not a folder, nor an ir_datasets id") from None
+    with _offline_hint(dataset_id):
+        return _load_ir_dataset(ds, dataset_id, docs_only)
+
+
+@contextlib.contextmanager
+def _offline_hint(dataset_id: str):
+    """A download that fails (no network) as one line saying what to do instead; ir_datasets' own messages (its
+    retries and warnings) are held back meanwhile, and shown once the dataset has loaded, and its bars show only
+    after 2 s (a download that fails at once draws none)."""
+    import functools
+    import logging
+
+    import ir_datasets
+    import requests
+    from tqdm import std
+
+    held, logger, init = [], logging.getLogger("ir_datasets"), std.tqdm.__init__  # the logger of all its modules
+    logger.addFilter(held.append)  # a filter that returns None: nothing passes
+    std.tqdm.__init__ = functools.partialmethod(init, delay=2)
+    try:
+        yield
+    except requests.exceptions.RequestException as e:  # ir_datasets downloads what its cache lacks
+        raise InputError(f"{dataset_id!r} is not in the local ir_datasets cache ({ir_datasets.util.home_path()}, "
+                         f"$IR_DATASETS_HOME) and cannot be downloaded ({type(e).__name__}): download it on a machine "
+                         "with network access, or give a BEIR folder") from None
+    finally:
+        logger.removeFilter(held.append)
+        std.tqdm.__init__ = init
+    for record in held:
+        logger.handle(record)
+
+
+def _load_ir_dataset(ds, dataset_id: str, docs_only: bool):
+    import ir_datasets
+
     source = f"ir_datasets:{dataset_id}"
     if not ds.has_docs():
         raise InputError("this dataset id has no documents", source)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import zlib
 
-from ..errors import InputError
+from ..errors import InputError, env_int
 
 
 def parse_shard(spec: str | None) -> tuple[int, int]:
@@ -22,7 +21,16 @@ def parse_shard(spec: str | None) -> tuple[int, int]:
         if not 0 <= i < n:
             raise InputError(f"--shard {spec}: need 0 <= i < n")
         return i, n
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    rank, world = env_int("RANK", 0), env_int("WORLD_SIZE", 1, low=1)
+    local_rank()  # checked with its siblings, whether this process reads it or not
+    if rank >= world:
+        raise InputError(f"environment variable RANK={rank} must be below WORLD_SIZE={world}")
+    return rank, world
+
+
+def local_rank() -> int:
+    """torchrun's LOCAL_RANK (this process's place on its machine), else 0."""
+    return env_int("LOCAL_RANK", 0)
 
 
 def in_shard(qid: str, shard: tuple[int, int]) -> bool:

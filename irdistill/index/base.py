@@ -81,10 +81,17 @@ def read_meta(path, kind: str | None = None) -> dict:
     meta = os.path.join(os.fspath(path), "meta.json")
     if not os.path.exists(meta):
         raise InputError(f"not {'a ' + kind if kind else 'an irdistill'} index (no meta.json)", path)
-    with open(meta) as f:
-        out = json.load(f)
-    if kind is not None and out.get("kind") != kind:
-        raise InputError(f"not a {kind} index (kind {out.get('kind')!r})", path)
+    try:
+        with open(meta, encoding="utf-8") as f:
+            out = json.load(f)
+    except json.JSONDecodeError as e:
+        raise InputError(f"not JSON ({e.msg})", meta, e.lineno) from None
+    except (OSError, ValueError, RecursionError) as e:  # a folder, unreadable, not UTF-8, nested too deep
+        raise InputError(f"cannot read the index's meta.json ({type(e).__name__})", meta) from None
+    if not isinstance(out, dict) or not isinstance(out.get("kind"), str):
+        raise InputError("not an index's meta.json: a JSON object with a 'kind'", meta)
+    if kind is not None and out["kind"] != kind:
+        raise InputError(f"not a {kind} index (kind {out['kind']!r})", path)
     return out
 
 
@@ -217,10 +224,23 @@ def open_index(dataset: Dataset, retriever: str = "bm25", model: str | None = No
 
 def load_index(path, model: str | None = None) -> Index:
     """Open a saved index folder of any kind; ``model`` replaces the query encoder it was built with."""
-    index = index_class(read_meta(path).get("kind"))(path)
+    index = saved_kind(path)(path)
     if model:
         index.encoder = index.load_model(model)
     return index
+
+
+def saved_kind(path) -> type[Index]:
+    """The index class of a saved index folder, from its ``meta.json`` (which must name a known kind, and the model
+    of a kind that has one)."""
+    meta = read_meta(path)
+    where = os.path.join(os.fspath(path), "meta.json")
+    if meta["kind"] not in INDEXES:
+        raise InputError(f"unknown index kind {meta['kind']!r} (choose from {', '.join(INDEXES)})", where)
+    cls = INDEXES[meta["kind"]]
+    if cls.loader and not isinstance(meta.get("model"), str):
+        raise InputError(f"a {cls.name} index's meta.json names its model", where)
+    return cls
 
 
 def retrieve(dataset: Dataset, retriever: str = "bm25", model: str | None = None, kind: str | None = None,

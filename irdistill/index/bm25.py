@@ -72,6 +72,8 @@ class BM25Index(Index):
 
     def search(self, queries: dict[str, str], k: int = 1000, batch_size=None, progress=False,
                threads: int | None = None) -> pd.DataFrame:
+        k = top_k(self.searcher, k)
+        allow_clauses(max(map(len, queries.values()), default=0))
         hits = {}
         for qids in chunks(list(queries), 1024, progress, desc="searching (bm25)", unit="query"):
             hits.update(self.searcher.batch_search([queries[q] for q in qids], qids, k=k,
@@ -80,3 +82,17 @@ class BM25Index(Index):
         rows = [(q, h.docid, h.score) for q in qids for h in hits.get(q, [])]
         df = pd.DataFrame(rows, columns=["qid", "docid", "score"]).astype({"score": "float32"})
         return rank_run(df)
+
+
+def top_k(searcher, k: int) -> int:
+    """``k`` hits at most the index's documents: Lucene takes a Java int, and never returns more anyway."""
+    return max(1, min(k, searcher.num_docs))
+
+
+def allow_clauses(terms: int) -> None:
+    """Let Lucene queries have ``terms`` clauses (one a query term; 1024 by default): a long query is valid input."""
+    from jnius import autoclass
+
+    lucene = autoclass("org.apache.lucene.search.IndexSearcher")
+    if terms > lucene.getMaxClauseCount():
+        lucene.setMaxClauseCount(terms)

@@ -16,7 +16,7 @@ import numpy as np
 from ..progress import bar as progress_bar
 from ..data.corpus import Corpus
 from ..data.io import atomic_path
-from ..data.shards import parse_shard
+from ..data.shards import local_rank, parse_shard
 from ..models import fingerprint
 
 
@@ -33,7 +33,7 @@ def local_device() -> str | None:
 
     if parse_shard(None)[1] == 1 or not torch.cuda.is_available():
         return None
-    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}"
+    return f"cuda:{local_rank() % torch.cuda.device_count()}"
 
 
 def use_local_gpu() -> None:
@@ -52,7 +52,7 @@ def worker_devices(workers: int) -> list[str]:
 
     if not torch.cuda.is_available():
         return ["cpu"] * workers
-    first = int(os.environ.get("LOCAL_RANK", 0)) * workers
+    first = local_rank() * workers
     return [f"cuda:{(first + i) % torch.cuda.device_count()}" for i in range(workers)]
 
 

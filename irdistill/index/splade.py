@@ -22,6 +22,7 @@ from ..data.io import atomic_path
 from ..data.runs import rank_run
 from ..models import load_splade
 from .base import Index, building, register_index
+from .bm25 import allow_clauses, top_k
 from .encode import encode_in_chunks, on_first_rank
 from .java import start_jvm
 
@@ -150,14 +151,10 @@ class SpladeIndex(Index):
 
     def search_weights(self, weights: dict[str, dict[str, int]], k: int = 1000, threads: int | None = None) -> pd.DataFrame:
         """Top ``k`` of each query given as ``{qid: {term: integer weight}}``, as a run DataFrame."""
-        qids = list(weights)
-        searcher = self.searcher
-        from jnius import autoclass
-
-        lucene = autoclass("org.apache.lucene.search.IndexSearcher")  # one clause per query term (default 1024)
-        lucene.setMaxClauseCount(max(lucene.getMaxClauseCount(), *(len(w) for w in weights.values()), 1))
+        qids, searcher = list(weights), self.searcher
+        allow_clauses(max(map(len, weights.values()), default=0))
         searcher.query_encoder = _Weights({q: weights[q] for q in qids})
-        hits = searcher.batch_search(qids, qids, k=k, threads=threads or os.cpu_count() or 1)
+        hits = searcher.batch_search(qids, qids, k=top_k(searcher, k), threads=threads or os.cpu_count() or 1)
         rows = [(q, h.docid, h.score) for q in qids for h in hits.get(q, [])]
         return rank_run(pd.DataFrame(rows, columns=["qid", "docid", "score"]).astype({"score": "float32"}))
 

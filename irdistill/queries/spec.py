@@ -9,7 +9,8 @@ import os
 from ..data.corpus import Corpus
 from ..data.dataset import Dataset, load_ir_datasets
 from ..data.shards import parse_shard
-from ..errors import InputError
+from ..errors import InputError, check_options, key_value, keyword_types, number
+from ..teachers.spec import backend_types
 from .base import QueryGenerator, construct
 from .filters import ConsistencyFilter, Filters
 from .generate import GeneratedQueries, generate_queries
@@ -17,18 +18,17 @@ from .llm import LLMQueries
 from .model_free import SentenceQueries, SpanQueries, TitleQueries
 
 GENERATORS = {"title": TitleQueries, "sentence": SentenceQueries, "span": SpanQueries, "llm": LLMQueries}
+# generator option -> its range (the constructors' annotations give the types)
+RANGES = {"min_words": {"low": 1}, "max_words": {"low": 1}, "temperature": {"low": 0}, "top_p": {"above": 0, "high": 1},
+          "max_tokens": {"low": 1}, "batch_size": {"low": 1}, "examples_k": {"low": 1}, "top_logprobs": {"low": 1}}
 
 
 def parse_options(pairs, flag: str) -> dict:
     """``key=value`` strings as a dict (values read as YAML, ``-`` in keys read as ``_``)."""
-    import yaml
-
     out = {}
     for pair in pairs or ():
-        key, eq, value = pair.partition("=")
-        if not eq or not key.strip():
-            raise InputError(f"{flag} takes key=value, not {pair!r}")
-        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        key, value = key_value(pair, flag)
+        out[key.replace("-", "_")] = value
     return out
 
 
@@ -53,6 +53,10 @@ def make_generator(spec: str, options: dict) -> QueryGenerator:
     kind, _, model = str(spec).partition(":")
     if kind not in GENERATORS:
         raise InputError(f"unknown generator {kind!r} (choose from title, sentence, span, llm:MODEL)")
+    types = keyword_types(GENERATORS[kind].__init__, skip=("backend",))
+    if kind == "llm":  # from_options hands these to the backend, or draws the examples from a dataset
+        types.update({**backend_types(), "examples": str, "examples_split": str, "examples_k": int})
+    check_options(options, types, RANGES, "--option")
     return GENERATORS[kind].from_options(model, options)
 
 
@@ -64,6 +68,8 @@ def make_filters(options: dict, dataset: Dataset, progress: bool = True) -> Filt
     from ..index import index_class, open_index
 
     opts = dict(options)
+    check_options(opts, {**dict.fromkeys(("consistency", "consistency_model", "consistency_index"), str),
+                         "consistency_k": int}, {"consistency_k": {"low": 1}}, "--filter")
     retriever, model = opts.pop("consistency", None), opts.pop("consistency_model", None)
     k, folder = opts.pop("consistency_k", 1), opts.pop("consistency_index", None)
     if str(opts.get("dedup")).lower() in ("none", "off", "false"):
@@ -71,8 +77,6 @@ def make_filters(options: dict, dataset: Dataset, progress: bool = True) -> Filt
     filters = construct(Filters, opts, "--filter")
     if retriever is None:
         return filters
-    if not isinstance(k, int) or k < 1:
-        raise InputError(f"--filter consistency_k must be a whole number of at least 1, not {k!r}")
     if index_class(str(retriever)).loader and not model:
         raise InputError(f"--filter consistency={retriever} needs consistency_model=MODEL")
     opened = functools.cache(lambda: open_index(dataset, str(retriever), model, index=folder, progress=progress))
@@ -88,8 +92,8 @@ def generate_from_specs(source, generator: str, per_passage: int = 1, sample: in
     (``make_generator``; ``options``: its ``key=value`` settings) and ``filters`` (``key=value``, ``make_filters``).
     ``shard``: ``"i/n"``, this process' share of the passages (see ``generate_queries``)."""
     for flag, value in (("--per-passage", per_passage), ("--sample", sample)):
-        if value is not None and value < 1:
-            raise InputError(f"{flag} must be at least 1, not {value}")
+        if value is not None:
+            number(value, flag, int, low=1)
     gen_options, filter_options = parse_options(options, "--option"), parse_options(filters, "--filter")
     part = parse_shard(shard) if shard else None
     dataset = load_corpus(source)

@@ -15,7 +15,7 @@ import pandas as pd
 from ..cache.scores import ScoreCache
 from ..data.runs import rank_run, read_run, run_to_dict
 from ..data.shards import in_shard
-from ..errors import InputError
+from ..errors import InputError, brief, choice, number
 from .base import ScoreStats, Teacher, register_teacher
 
 log = logging.getLogger(__name__)
@@ -23,9 +23,7 @@ NORMS = {"zscore": "zmuv", "minmax": "min-max", "rank": "rank", "max": "max", "s
 
 
 def _ranx_norm(norm: str):
-    if norm not in NORMS:
-        raise InputError(f"unknown normalisation {norm!r} (choose from {', '.join(NORMS)})")
-    return NORMS[norm]
+    return NORMS[choice(norm, "the ensemble's norm", NORMS)]
 
 
 def _runs(cache: ScoreCache, members: list[str], pairs: pd.DataFrame) -> list:
@@ -85,11 +83,7 @@ class EnsembleTeacher(Teacher):
 
     def __init__(self, members: list, norm: str = "zscore", weights: list[float] | None = None, fit: dict | None = None,
                  dataset=None):
-        if len(members) < 2:
-            raise InputError("an ensemble needs at least two members")
-        if weights is None and (not fit or "split" not in fit or "run" not in fit):
-            raise InputError("an ensemble needs weights, or fit: {split: <training split>, run: <its candidates>}")
-        _ranx_norm(norm)
+        self.check_spec({"members": members, "norm": norm, "weights": weights, "fit": fit})
         from .spec import build_teacher
 
         self.specs, self.norm, self.weights, self.fit, self.dataset = members, norm, weights, fit, dataset
@@ -99,6 +93,36 @@ class EnsembleTeacher(Teacher):
     @classmethod
     def from_spec(cls, spec, dataset=None, text_view=None):
         return super().from_spec({**spec, "dataset": dataset}, dataset, text_view)
+
+    @staticmethod
+    def check_spec(spec: dict) -> None:
+        """Members (specs, each checked, or ``{cached: id}``), weights (numbers, one a member) or ``fit``, and
+        ``norm``, before any member loads."""
+        from .spec import parse_spec
+
+        members, weights, fit = spec.get("members"), spec.get("weights"), spec.get("fit")
+        if not isinstance(members, list) or len(members) < 2:
+            raise InputError(f"an ensemble needs a list of at least two members, not {brief(members)}")
+        for m in members:
+            if isinstance(m, dict) and "cached" in m:
+                if set(m) != {"cached"} or not isinstance(m["cached"], str):
+                    raise InputError(f"a cached member is {{cached: <cache key>}}, not {brief(m)}")
+            elif isinstance(m, (dict, str)):
+                parse_spec(m)
+            else:
+                raise InputError(f"an ensemble member is a teacher spec (a mapping or kind:model), not {brief(m)}")
+        if weights is not None:
+            if not isinstance(weights, list) or len(weights) != len(members):
+                raise InputError(f"an ensemble's weights are a list of one number a member, not {brief(weights)}")
+            for w in weights:
+                number(w, "an ensemble weight", float)
+        elif not isinstance(fit, dict) or not all(isinstance(fit.get(k), str) for k in ("split", "run")):
+            raise InputError("an ensemble needs weights, or fit: {split: <training split>, run: <its candidates>}")
+        if fit is not None and (not isinstance(fit, dict) or not all(isinstance(v, str) for v in fit.values())
+                                or not set(fit) <= {"split", "run", "metric"}):
+            raise InputError(f"an ensemble's fit is {{split: <training split>, run: <candidates>, metric: <metric>}}, "
+                             f"not {brief(fit)}")
+        _ranx_norm(spec.get("norm", "zscore"))
 
     def member_keys(self, dataset) -> list[str]:
         return [c if t is None else t.cache_key(dataset) for c, t in zip(self.cached, self.members)]

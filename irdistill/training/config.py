@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import os
-import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields
 
-from ..errors import InputError
-from ..models.merge import check_alpha
-from .examples import ExampleConfig
+from ..data.shards import parse_shard
+from ..errors import SEED_RANGE, InputError, brief, choice, key_value, keyword_types, number, read_config, typed
+from .examples import STRATEGIES, ExampleConfig
 from .lora import check_lora
 
-# field -> (lowest allowed, whether the lowest is allowed itself); fields not listed take any value of their type
-RANGES = {"epochs": (0, False), "max_steps": (-1, True), "batch_size": (1, True), "learning_rate": (0, False),
-          "warmup_ratio": (0, True), "grad_accum": (1, True), "dev_fraction": (0, True), "save_steps": (1, True),
-          "save_total_limit": (1, True), "logging_steps": (1, True), "eval_steps": (1, True),
-          "max_seq_length": (1, True), "negatives": (1, True), "temperature": (0, False), "remove_query": (0, True)}
+# option (of the config, examples, or a loss) -> its range; every int is at most INT_MAX, every float finite
+RANGES = {"epochs": {"above": 0}, "max_steps": {"low": -1}, "batch_size": {"low": 1}, "learning_rate": {"above": 0},
+          "warmup_ratio": {"low": 0, "below": 1}, "grad_accum": {"low": 1}, "dev_fraction": {"low": 0, "below": 1},
+          "save_steps": {"low": 1}, "save_total_limit": {"low": 1}, "logging_steps": {"low": 1},
+          "eval_steps": {"low": 1}, "max_seq_length": {"low": 1}, "negatives": {"low": 1}, "seed": SEED_RANGE,
+          "remove_query": {"low": 0, "high": 1}, "merge_alpha": {"low": 0, "high": 1}, "k": {"low": 1},
+          **{t: {"above": 0} for t in ("temperature", "student_temperature", "teacher_temperature",
+                                        "infonce_temperature", "sigma")}}
+INT_MAX = 2**31 - 1
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+ENUMS = {"precision": PRECISIONS, "strategy": STRATEGIES, "positives": ("labels", "teacher")}
 # report_to -> the module the Hugging Face trainer's integration needs
 TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
 
@@ -64,6 +67,7 @@ class TrainConfig:
 
         if not isinstance(d, dict):
             raise InputError(f"a training config is a mapping of options, not a {type(d).__name__}")
+        _plain(d)
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise InputError(f"unknown training option(s): {', '.join(sorted(unknown))}")
@@ -81,10 +85,22 @@ class TrainConfig:
                 _check(name, value, _type(cls, name))
         for name, value in d["examples"].items():
             _check(f"examples.{name}", value, _type(ExampleConfig, name))
-        if d.get("precision", "auto") not in PRECISIONS:
-            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, not {d['precision']!r}")
+        if d.get("fold") is not None:
+            try:
+                parse_shard(d["fold"])
+            except InputError:
+                raise InputError(f"option fold must look like 0/4 (fold 0 of 4), not {brief(d['fold'])}") from None
+        for key, value in (d.get("flops") or {}).items():
+            choice(key, "option flops: a key", ("query", "document"))
+            number(value, f"option flops.{key}", float, low=0)
         trackers(d.get("report_to", "none"))
-        get_student(d.get("student", "bi-encoder"))
+        student = get_student(d.get("student", "bi-encoder"))
+        if d.get("extra"):
+            known = {f.name for f in fields(student.arguments)}
+            unknown = sorted(set(d["extra"]) - known)
+            if unknown:
+                raise InputError(f"option extra: {unknown[0]!r} is not one of the trainer's TrainingArguments")
+        _check_loss(d.get("loss", "margin-mse"))
         try:
             loss = make_loss(d.get("loss", "margin-mse"))
         except (ValueError, TypeError, KeyError) as e:
@@ -93,41 +109,25 @@ class TrainConfig:
             raise InputError("option loss: the regularizer loss needs examples: {regularizer: <teacher id>}")
         if d.get("lora") is not None:
             check_lora(d["lora"])
-        if d.get("merge_alpha") is not None:
-            try:
-                check_alpha(d["merge_alpha"])
-            except InputError as e:
-                raise InputError(f"option merge_alpha: {e.message}") from None
         return cls(**{**d, "examples": ExampleConfig(**d["examples"])})
 
     @classmethod
     def from_file(cls, path, overrides=()) -> "TrainConfig":
         """A YAML config; each override ``key=value`` (``examples.teacher=ID``; the value read as YAML) replaces an
         option first, and is named as ``--set key=value`` when it is wrong."""
-        import yaml
-
-        if not os.path.isfile(path):
-            raise InputError("no such file" if not os.path.exists(path) else "not a file", path)
-        with open(path, encoding="utf-8") as f:
-            try:
-                d = yaml.safe_load(f)
-            except yaml.YAMLError as e:
-                mark = getattr(e, "problem_mark", None)
-                raise InputError(f"malformed YAML ({getattr(e, 'problem', e)})", path, mark.line + 1 if mark else None) from None
-            except UnicodeDecodeError:
-                raise InputError("not UTF-8 text", path) from None
+        d = read_config(path)
         d = d if d is not None else {}
         for item in overrides:
-            key, eq, value = item.partition("=")
-            if not eq or not key or not isinstance(d, dict):
-                raise InputError(f"--set takes key=value, not {item!r}")
+            key, value = key_value(item, "--set")
+            if not isinstance(d, dict):
+                break  # from_dict says what the file holds instead
             *parents, last = key.split(".")
             node = d
             for p in parents:
                 node = node.setdefault(p, {})
                 if not isinstance(node, dict):
                     raise InputError(f"--set {item}: {p} is not a mapping")
-            node[last] = yaml.safe_load(value)
+            node[last] = value
         try:
             return cls.from_dict(d)
         except InputError as e:
@@ -162,30 +162,48 @@ def _type(cls, name: str):
     return hints[name]
 
 
-def _allowed(tp) -> tuple:
-    """The Python types a field's annotation admits (``float`` admits ints; ``object`` anything)."""
-    if tp is object:
-        return (object,)
-    args = typing.get_args(tp) if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union else (tp,)
-    out = []
-    for a in args:
-        out += [int, float] if a is float else [type(None)] if a is type(None) else [typing.get_origin(a) or a]
-    return tuple(out)
-
-
 def _check(name: str, value, tp) -> None:
-    allowed = _allowed(tp)
-    if isinstance(value, bool) and bool not in allowed or not isinstance(value, allowed):
-        names = " or ".join(sorted({"null" if t is type(None) else t.__name__ for t in allowed}))
-        raise InputError(f"option {name} must be {names}, not {value!r}")
-    low = RANGES.get(name.rsplit(".", 1)[-1])
-    if low and isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value < low[0] or (value == low[0] and not low[1]):
-            raise InputError(f"option {name} must be {'at least' if low[1] else 'above'} {low[0]}, not {value!r}")
-    if name == "dev_fraction" and value >= 1:
-        raise InputError(f"option dev_fraction must be below 1, not {value!r}")
-    if name == "examples.remove_query" and value > 1:
-        raise InputError(f"option {name} is a probability, at most 1, not {value!r}")
+    """The type, range (``RANGES``, by the last part of the name) or choices (``ENUMS``) of one option."""
+    typed(value, tp, f"option {name}")
+    last = name.rsplit(".", 1)[-1]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        kind = int if isinstance(value, int) else float
+        number(value, f"option {name}", kind, **{**({"high": INT_MAX} if kind is int else {}), **RANGES.get(last, {})})
+    if last in ENUMS:
+        choice(value, f"option {name}", ENUMS[last])
+
+
+def _check_loss(spec) -> None:
+    """A loss is a name, ``{name: ..., options}`` or a list of the latter; the options of a known name have the
+    types its constructor declares (``make_loss`` says which names are known)."""
+    from .losses import LOSSES
+
+    for part in spec if isinstance(spec, list) else [spec]:
+        if not (isinstance(part, str) and part is spec or isinstance(part, dict) and isinstance(part.get("name"), str)):
+            raise InputError(f"option loss: a loss is a name or {{name: <loss>, <options>}}, and a list holds the "
+                             f"latter, not {brief(part)}")
+        if isinstance(part, str) or part["name"] not in LOSSES:
+            continue
+        types = keyword_types(LOSSES[part["name"]].__init__)
+        for key, value in part.items():
+            if key == "weight":
+                number(value, "option loss weight", float)
+            elif key != "name":
+                _check(f"loss.{key}", value, types.get(key, object))
+
+
+def _plain(value, name: str = "") -> None:
+    """Every mapping key of the config is text, every number finite (``null: 1``, ``learning_rate: .nan``)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise InputError(f"option names are text, not {brief(k)}" + (f" (in {name})" if name else ""))
+            _plain(v, f"{name}.{k}" if name else k)
+    elif isinstance(value, list):
+        for v in value:
+            _plain(v, name)
+    elif isinstance(value, float):
+        number(value, f"option {name}", float)
 
 
 def _line(path, message: str) -> int | None:

@@ -46,12 +46,13 @@ def _device_arguments(precision: str) -> dict:
     AMX), and several CPU processes (torchrun without GPUs) train together over gloo."""
     import torch
 
+    world = parse_shard(None)[1]  # torchrun's RANK and WORLD_SIZE, checked on every device
     if precision == "auto":
         precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
     out = {"bf16": precision == "bf16", "fp16": precision == "fp16"}
     if not torch.cuda.is_available():
         out["use_cpu"] = True
-        if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        if world > 1:
             out["ddp_backend"] = "gloo"
     return out
 
