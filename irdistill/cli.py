@@ -202,9 +202,9 @@ def cmd_cache(args):
         raise InputError(f"cache {args.action} needs --{missing[0]}")
     if args.teacher:
         safe_name(args.teacher, "teacher id")
+    check_output(args.output)
     if args.action != "import-margin-mse" and not os.path.isdir(args.cache):
         raise InputError("no such cache folder" if not os.path.exists(args.cache) else "not a folder", args.cache)
-    check_output(args.output)
     cache = ScoreCache(args.cache)
     if args.action == "list":
         for tid, desc in cache.teachers().items():
