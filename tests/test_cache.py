@@ -372,7 +372,8 @@ def test_missing_reads_only_the_queries_asked_about(tmp_path, monkeypatch):
     key = score_run(Overlap(), top10[top10["rank"] <= 5], ds, cache, flush_pairs=10, progress=False).key
     read = []
     real = ScoreCache._table
-    monkeypatch.setattr(ScoreCache, "_table", lambda self, t, parts, *a: read.append(len(parts)) or real(self, t, parts, *a))
+    monkeypatch.setattr(ScoreCache, "_table",
+                        lambda self, t, parts, *a: read.append(len(parts)) or real(self, t, parts, *a))
     q3 = top10[top10["qid"] == "q3"]
     assert cache.missing(key, q3[["qid", "docid"]]).docid.tolist() == q3[q3["rank"] > 5].docid.tolist()
     assert read == [1]  # the one part that holds q3

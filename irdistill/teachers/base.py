@@ -129,8 +129,8 @@ class Teacher:
                         mine = cache.claim(key, pd.unique(block["qid"]), held=True)
                         work = cache.missing(key, block[block["qid"].isin(mine)])
                         if len(work):
-                            self._score_block(key, [(q, d.tolist()) for q, d in work.groupby("qid", sort=False)["docid"]],
-                                              dataset, cache)
+                            lists = [(q, d.tolist()) for q, d in work.groupby("qid", sort=False)["docid"]]
+                            self._score_block(key, lists, dataset, cache)
                             stats.queries += work["qid"].nunique()
                             stats.pairs += len(work)
                         cache.release(key)
