@@ -262,7 +262,8 @@ def cmd_train(args):
     """Train a student from cached teacher scores (YAML config).
 
     Train a student (bi-encoder, cross-encoder, ColBERT, SPLADE) from a YAML config (see README); resumes from
-    the newest checkpoint in the output folder; the model goes to <output>/final."""
+    the newest checkpoint in the output folder when it holds the same run (<output>/training.json: the config and
+    its inputs' fingerprints), and refuses a folder holding another; the model goes to <output>/final."""
     from .training import TrainConfig, crossfit, train
 
     cfg = TrainConfig.from_file(args.config, args.set or ())
