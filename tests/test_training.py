@@ -260,10 +260,11 @@ def test_an_output_folder_is_reused_only_for_the_run_that_made_it(cached, tiny_m
     folder, ds, cache, tid = cached
     model = str(shutil.copytree(tiny_model_dir, tmp_path / "model"))
     out = tmp_path / "out"
-    cfg = lambda **kw: config(folder, cache, tid, out, "bi-encoder", model, **{"max_steps": 2, **kw})
+    cfg = lambda start=model, **kw: config(folder, cache, tid, out, "bi-encoder", start, **{"max_steps": 2, **kw})
     final = train(cfg(), progress=False)
     record = json.loads((out / "training.json").read_text())
-    assert record["inputs"] == {**ds.fingerprint(), "model": record["inputs"]["model"]} and record["inputs"]["model"]
+    assert record["inputs"] == {**ds.fingerprint(), "weights": record["inputs"]["weights"]}
+    assert len(record["inputs"]["weights"]) == 16
     assert "output" not in record["config"] and record["config"]["learning_rate"] == 1e-3
 
     def refused(match, **kw):
@@ -275,6 +276,7 @@ def test_an_output_folder_is_reused_only_for_the_run_that_made_it(cached, tiny_m
     refused(r"\(learning_rate 0.001 -> 0.002\)", learning_rate=2e-3)
     refused(r"\(loss margin-mse -> infonce\)", loss="infonce")
     refused(r"\(examples.negatives 3 -> 2\)", examples={"teacher": tid, "negatives": 2})
+    refused(rf"\(model {model} -> {tiny_model_dir}\)", start=tiny_model_dir)  # the same weights, named otherwise
     with monkeypatch.context() as m:  # nothing loads: the folder's final is returned as it is
         m.setattr(sys.modules["irdistill.training.train"], "get_student", lambda name: pytest.fail("trained again"))
         assert train(cfg(), progress=False) == final
@@ -291,7 +293,7 @@ def test_an_output_folder_is_reused_only_for_the_run_that_made_it(cached, tiny_m
     name = next(n for n in tensors if n.endswith("word_embeddings.weight"))
     tensors[name][0, 0] += 1.0
     save_file(tensors, weights, metadata={"format": "pt"})
-    refused(rf"\(model {record['inputs']['model']} -> [0-9a-f]{{16}}\)")
+    refused(rf"\(weights {record['inputs']['weights']} -> [0-9a-f]{{16}}\)")
 
 
 def test_checkpoints_resume_only_for_their_run_and_older_folders_are_judged_by_their_final(cached, tiny_model_dir,

@@ -71,8 +71,8 @@ def last_checkpoint(output: str, needs: str | None = None) -> str | None:
 
 
 RECORD = "training.json"
-# where a run goes and how often it logs, reports or saves: not what it learns
-UNRECORDED = ("output", "dataset", "split", "cache", "model", "report_to", "run_name", "logging_steps", "save_steps",
+# where a run goes (its data and cache by content instead) and how often it logs, reports or saves: not what it learns
+UNRECORDED = ("output", "dataset", "split", "cache", "report_to", "run_name", "logging_steps", "save_steps",
               "save_total_limit", "eval_steps")
 
 
@@ -89,11 +89,11 @@ def _config_record(config: dict) -> dict:
 
 
 def run_record(cfg: TrainConfig, data: Dataset) -> dict:
-    """What produces a run in ``cfg.output``: the config (names of its data, model and cache aside) and its inputs
-    by content: the split (``Dataset.fingerprint``, and the text view the student reads), the starting model's
-    weights (``models.fingerprint``; None while a hub model is not downloaded). The teacher's scores are keyed by
-    ``examples.teacher``, a cache key that holds the teacher's and the corpus's fingerprints."""
-    inputs = {**data.fingerprint(), "model": fingerprint(cfg.model)}
+    """What produces a run in ``cfg.output``: the config (the paths of its data and cache aside) and its inputs by
+    content: the split (``Dataset.fingerprint``, and the text view the student reads), the starting model's weights
+    (``models.fingerprint``; None while a hub model is not downloaded, when only its name is compared). The teacher's
+    scores are keyed by ``examples.teacher``, a cache key that holds the teacher's and the corpus's fingerprints."""
+    inputs = {**data.fingerprint(), "weights": fingerprint(cfg.model)}
     if cfg.examples.text_view:
         inputs["view"] = data.view(cfg.examples.text_view).fingerprint()
     return {"config": _config_record(_json(asdict(cfg))), "inputs": inputs}
@@ -106,26 +106,34 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def _read_record(path: str) -> dict | None:
+    try:
+        with open(path) as f:
+            held = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        held = None
+    if not isinstance(held, dict):
+        raise InputError("unreadable record of a training run; remove the folder or use another --output", path)
+    return held
+
+
 def _held_run(output: str, record: dict) -> bool:
     """Whether ``output`` holds checkpoints or a final model of the run ``record`` describes (False: nothing to
     reuse); InputError if they are another run's, or nothing says whose."""
     if not (os.path.exists(os.path.join(output, "final", "config.json")) or last_checkpoint(output)):
         return False
-    try:
-        with open(os.path.join(output, RECORD)) as f:
-            held = json.load(f)
-    except FileNotFoundError:
-        try:
-            with open(os.path.join(output, "final", "irdistill.json")) as f:
-                held = {"config": _config_record(json.load(f))}  # an older irdistill's final: its config only
-        except FileNotFoundError:
+    held = _read_record(os.path.join(output, RECORD))
+    if held is None:
+        old = _read_record(os.path.join(output, "final", "irdistill.json"))  # an older irdistill's final: its config
+        if old is None:
             raise InputError("holds checkpoints or a model but no record of the run that made them (an older "
-                             "irdistill); use another --output or remove it", output) from None
-    except ValueError:
-        raise InputError(f"unreadable {RECORD}; use another --output or remove it", output) from None
+                             "irdistill); use another --output or remove it", output)
+        held = {"config": _config_record(old)}
     now, then = _flat(record), _flat(held)
-    if now.get("inputs.model") is None:  # a hub model not downloaded: its weights are unknown here
-        then.pop("inputs.model", None)
+    if now.get("inputs.weights") is None:  # a hub model not downloaded: its weights are unknown here
+        then.pop("inputs.weights", None)
     sections = {k.split(".", 1)[0] for k in then}  # an older final's record has no inputs
     show = lambda v: "none" if v is None else v if isinstance(v, (str, int, float)) else json.dumps(v)
     diff = [f"{k.split('.', 1)[1]} {show(then.get(k))} -> {show(now.get(k))}" for k in then.keys() | now.keys()
@@ -228,7 +236,7 @@ def _train(cfg: TrainConfig, callbacks, progress: bool) -> str:
     if trainer.is_world_process_zero():  # before the first checkpoint; the model is downloaded by now
         os.makedirs(cfg.output, exist_ok=True)
         with atomic_path(os.path.join(cfg.output, RECORD)) as tmp, open(tmp, "w") as f:
-            json.dump({**record, "inputs": {**record["inputs"], "model": fingerprint(cfg.model)}}, f, indent=1)
+            json.dump({**record, "inputs": {**record["inputs"], "weights": fingerprint(cfg.model)}}, f, indent=1)
     trainer.train(resume_from_checkpoint=last_checkpoint(cfg.output, ADAPTER_FILE if cfg.lora else None))
     if trainer.is_world_process_zero():
         write_loss_curve(trainer.state.log_history, cfg.output)
