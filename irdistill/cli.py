@@ -169,18 +169,20 @@ def cmd_score(args):
     """Score a run's candidates with a teacher into the Parquet cache.
 
     Score every (query, candidate) of --run with --teacher into --cache; pairs already cached for this teacher
-    are skipped, so a killed job resumes where it stopped."""
+    are skipped (a query scored before gets only its new candidates), so a killed job resumes where it stopped."""
     from .cache import ScoreCache
-    from .data import parse_shard, write_run
+    from .data import parse_shard, read_run, write_run
+    from .data.runs import check_run_ids
     from .teachers import score_run
 
     check_output(args.output)
     _positive("--flush", args.flush)
-    ds, cache = _dataset(args), ScoreCache(args.cache)
-    stats = score_run(args.teacher, args.run, ds, cache, parse_shard(args.shard), args.flush, options=args.option)
+    ds, cache, run = _dataset(args), ScoreCache(args.cache), read_run(args.run)
+    check_run_ids(run, ds, args.run)
+    stats = score_run(args.teacher, run, ds, cache, parse_shard(args.shard), args.flush, options=args.option)
     print(f"teacher {stats.key}: scored {stats.pairs} pairs; cache: {args.cache}")
-    if args.output:
-        write_run(cache.run(stats.key, stats.qids), args.output)
+    if args.output:  # this shard's pairs of the run, no more (the cache may hold other candidates of its queries)
+        write_run(cache.run(stats.key, pairs=run[run["qid"].isin(stats.qids)]), args.output)
         print(f"run: {args.output}")
 
 
@@ -286,7 +288,8 @@ def cmd_train(args):
     """Train a student from cached teacher scores (YAML config).
 
     Train a student (bi-encoder, cross-encoder, ColBERT, SPLADE) from a YAML config (see README); resumes from
-    the newest checkpoint in the output folder; the model goes to <output>/final."""
+    the newest checkpoint in the output folder when it holds the same run (<output>/training.json: the config and
+    its inputs' fingerprints), and refuses a folder holding another; the model goes to <output>/final."""
     from .training import TrainConfig, crossfit, train
 
     cfg = TrainConfig.from_file(args.config, args.set or ())

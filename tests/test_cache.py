@@ -321,3 +321,141 @@ def test_bi_encoder_memo_smaller_than_the_corpus_scores_like_no_memo(tiny_model_
         q = ["which animal purrs"] * len(batch)
         np.testing.assert_allclose(small.score_pairs(q, batch), big.score_pairs(q, batch), atol=1e-6)
         assert len(small._memo) <= 2
+
+
+# resuming by pair, not by query (issue 32) --------------------------------------------------------------------------
+class Seen(Overlap):
+    """The overlap teacher, keeping the (query text, docid) pairs it was asked to score."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def score_lists(self, lists, docids=None):
+        self.seen += [(q, d) for (q, _), ds in zip(lists, docids) for d in ds]
+        return super().score_lists(lists, docids)
+
+
+def pairs_of(ds, run):
+    return sorted((ds.queries[q], d) for q, d in zip(run["qid"], run["docid"]))
+
+
+def overlap(ds, df):
+    return [len(set(ds.queries[q].split()) & set(ds.corpus.texts([d])[0].split())) for q, d in zip(df.qid, df.docid)]
+
+
+def test_a_deeper_run_scores_only_the_new_pairs_of_queries_scored_before(tmp_path):
+    ds, top5 = toy(k=5)
+    _, top10 = toy(k=10)
+    cache, t = ScoreCache(tmp_path / "cache"), Seen()
+    first = score_run(t, top5, ds, cache, flush_pairs=30, progress=False)
+    assert (first.queries, first.pairs, first.skipped_queries) == (20, 100, 0)
+    t.seen = []
+    deeper = score_run(t, top10, ds, cache, flush_pairs=30, progress=False)  # ranks 6 to 10 of every query
+    assert (deeper.queries, deeper.pairs, deeper.skipped_queries) == (20, 100, 0)
+    assert sorted(t.seen) == pairs_of(ds, top10[top10["rank"] > 5])
+    df = cache.read(first.key)
+    assert len(df) == 200 and not df.duplicated(["qid", "docid"]).any() and df.score.tolist() == overlap(ds, df)
+
+    t.seen = []  # one more candidate of one query: that pair alone
+    extra = pd.DataFrame({"qid": ["q3"], "docid": ["d59"], "score": [-99.0]})
+    wider = pd.concat([top10, extra], ignore_index=True)
+    again = score_run(t, wider, ds, cache, progress=False)
+    assert (again.queries, again.pairs, again.skipped_queries, t.seen) == (1, 1, 19, [(ds.queries["q3"], "d59")])
+    assert score_run(t, wider, ds, cache, progress=False).skipped_queries == 20 and len(t.seen) == 1
+    assert score_run(t, top5, ds, cache, progress=False).pairs == 0  # a shallower run: all held
+
+
+def test_missing_reads_only_the_queries_asked_about(tmp_path, monkeypatch):
+    ds, top10 = toy(k=10)
+    cache = ScoreCache(tmp_path / "cache")
+    key = score_run(Overlap(), top10[top10["rank"] <= 5], ds, cache, flush_pairs=10, progress=False).key
+    read = []
+    real = ScoreCache._table
+    monkeypatch.setattr(ScoreCache, "_table",
+                        lambda self, t, parts, *a: read.append(len(parts)) or real(self, t, parts, *a))
+    q3 = top10[top10["qid"] == "q3"]
+    assert cache.missing(key, q3[["qid", "docid"]]).docid.tolist() == q3[q3["rank"] > 5].docid.tolist()
+    assert read == [1]  # the one part that holds q3
+    new = pd.DataFrame({"qid": ["q99", "q99"], "docid": ["d1", "d2"]})
+    assert cache.missing(key, new).equals(new) and read == [1]  # a query the index does not name: nothing read
+    blocks = cache.missing(key, top10[["qid", "docid"]], queries=3)
+    assert blocks.equals(top10.loc[top10["rank"] > 5, ["qid", "docid"]])
+
+
+def test_a_query_another_process_is_scoring_is_waited_for_not_left_out(tmp_path):
+    """Two caches in one process stand for two processes: the scorer does the rest, then waits for the other's
+    claimed query instead of returning without it."""
+    import threading
+
+    ds, run = toy(nq=4)
+    other, t = ScoreCache(tmp_path / "cache"), Overlap()
+    key = t.cache_key(ds)
+    assert other.claim(key, ["q0"]) == ["q0"]
+    done = {}
+    scorer = threading.Thread(target=lambda: done.update(stats=score_run(t, run, ds, ScoreCache(tmp_path / "cache"),
+                                                                         progress=False)))
+    scorer.start()
+    deadline = time.time() + 60
+    while other.scored_qids(key) != {"q1", "q2", "q3"} and time.time() < deadline:
+        time.sleep(0.05)
+    assert other.scored_qids(key) == {"q1", "q2", "q3"} and scorer.is_alive()  # q0 is the other's: not scored here
+    q0 = run[run["qid"] == "q0"]
+    other.commit(key, q0["qid"], q0["docid"], overlap(ds, q0), {"q0": ds.queries["q0"]})
+    other.release(key)
+    scorer.join(60)
+    assert not scorer.is_alive() and (done["stats"].queries, done["stats"].pairs, t.calls) == (3, 30, 30)
+    assert len(other.read(key)) == 40
+
+
+def test_claims_last_one_block_and_a_held_query_can_be_claimed_for_its_missing_pairs(tmp_path):
+    a, b = ScoreCache(tmp_path / "cache"), ScoreCache(tmp_path / "cache")
+    a.commit("t", ["q1"], ["d1"], [1.0])
+    assert a.claim("t", ["q1", "q2"]) == ["q2"] and b.claim("t", ["q1", "q2"], held=True) == ["q1"]
+    b.release("t")
+    a.release("t")
+    assert b.claim("t", ["q2"]) == ["q2"] and a.claim("t", ["q1", "q2"], held=True) == ["q1"]  # a new claim file
+    b.release("t")
+    assert a.claim("t", ["q2"]) == ["q2"]
+
+
+def test_ensembles_fuse_a_query_once_over_its_candidates_and_need_every_pair_of_cached_members(tmp_path):
+    ds, top10 = toy(k=10)
+    top5 = top10[top10["rank"] <= 5]
+    cache = ScoreCache(tmp_path / "cache")
+    deep = score_run(Overlap(), top10, ds, cache, progress=False).key
+    cache.commit("partial", top5["qid"], top5["docid"], overlap(ds, top5))  # e.g. cross-fitted scores of a top 5
+    spec = lambda *keys: {"kind": "ensemble", "norm": "zscore", "weights": [0.5, 0.5],
+                          "members": [{"cached": k} for k in keys]}
+    with pytest.raises(InputError, match=r"has no scores for 20 queries of the run in full \(100 pairs missing"):
+        score_run(spec(deep, "partial"), top10, ds, cache, progress=False)
+    fused = score_run(spec(deep, deep), top5, ds, cache, progress=False)
+    assert fused.queries == 20 and len(cache.read(fused.key)) == 100
+    assert score_run(spec(deep, deep), top5, ds, cache, progress=False).skipped_queries == 20
+    with pytest.raises(InputError, match="fused query 'q0' over 5 candidates here, not over the run's 10"):
+        score_run(spec(deep, deep), top10, ds, cache, progress=False)
+
+
+def test_cli_output_is_exactly_the_runs_pairs(tmp_path, tiny_model_dir, capsys):
+    from conftest import write_beir
+
+    from irdistill.cli import main
+    from irdistill.data import read_run
+
+    folder = write_beir(tmp_path / "data")
+    ranked = {q: {d: -i for i, d in enumerate(["d1", "d2", "d3", "d4"])} for q in ("q1", "q2", "q3")}
+    for k in (2, 3):
+        write_run(run_from_dict({q: dict(list(ds.items())[:k]) for q, ds in ranked.items()}), tmp_path / f"top{k}.trec")
+
+    def score(k):
+        out = tmp_path / f"out{k}-{time.monotonic_ns()}.parquet"
+        assert main(["score", "--teacher", f"bi-encoder:{tiny_model_dir}", "--run", str(tmp_path / f"top{k}.trec"),
+                     "--dataset", folder, "--cache", str(tmp_path / "cache"), "--output", str(out), "-q"]) == 0
+        return capsys.readouterr().out, read_run(out)
+
+    printed, out = score(2)
+    assert "scored 6 pairs" in printed and len(out) == 6
+    printed, out = score(3)  # ranks 3 of each query: scored now, and written with ranks 1 and 2
+    assert "scored 3 pairs" in printed and len(out) == 9 and set(out.docid) == {"d1", "d2", "d3"}
+    printed, out = score(2)  # the cache holds three of each query; the run names two
+    assert "scored 0 pairs" in printed and len(out) == 6 and set(out.docid) == {"d1", "d2"}

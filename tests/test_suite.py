@@ -80,3 +80,34 @@ def test_scifact_and_cranfield_in_one_command(tmp_path):
     scifact, cranfield, mean = (line.split() for line in table[2:])
     assert abs(float(scifact[2]) - 0.6789) < 0.02 and scifact[-1] == "0.6789"  # ours beside pyserini's
     assert float(mean[2]) == pytest.approx((float(scifact[2]) + float(cranfield[2])) / 2, abs=1e-4)
+
+
+def test_stored_rows_are_keyed_by_content_not_paths(tmp_path, monkeypatch):
+    """Issue 32: one input changed at a time; exactly the dataset it belongs to is evaluated again."""
+    import irdistill.evaluation.evaluate as evaluate
+
+    monkeypatch.chdir(tmp_path)
+    one, two = write_beir(tmp_path / "one"), write_beir(tmp_path / "two")
+    suite = lambda: evaluate_suite(expand([one, two]), "bm25", metrics="ndcg@10", output="runs", progress=False)
+    first = suite()
+    ran = []
+    real = evaluate.evaluate_retrieval
+    monkeypatch.setattr(evaluate, "evaluate_retrieval", lambda ds, *a, **kw: ran.append(ds.name) or real(ds, *a, **kw))
+    assert suite() == first and ran == []  # unchanged: read back
+
+    path = os.path.join(two, "corpus.jsonl")  # d1, the only document q1 matches, loses its words
+    lines = open(path).read().splitlines()
+    doc = json.loads(lines[0])
+    doc["text"] = "nothing in common"
+    lines[0] = json.dumps(doc)
+    open(path, "w").write("\n".join(lines) + "\n")
+    edited = suite()
+    assert ran == ["two"] and edited[0] == first[0] and edited[1]["ndcg@10"] < first[1]["ndcg@10"]
+
+    qrels = os.path.join(one, "qrels", "test.tsv")  # replaced: q1's relevant document is now d2
+    open(qrels, "w").write("query-id\tcorpus-id\tscore\nq1\td2\t1\nq2\td4\t2\nq2\td3\t1\nq3\td6\t1\n")
+    ran.clear()
+    judged = suite()
+    assert ran == ["one"] and judged[0]["ndcg@10"] < first[0]["ndcg@10"] and judged[1] == edited[1]
+    ran.clear()
+    assert suite() == judged and ran == []

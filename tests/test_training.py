@@ -1,6 +1,7 @@
 """Training from cached teacher scores with tiny students (built from a config): examples, students, resume."""
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -245,3 +246,86 @@ def test_cli_cross_fits_a_teacher(cached, tiny_model_dir, tmp_path, capsys):
     out = capsys.readouterr().out
     last = out.strip().splitlines()[-1]
     assert last.startswith("teacher crossfit-") and "out-of-fold scores of 24 queries" in last
+
+
+# a folder holds one run (issue 32) ----------------------------------------------------------------------------------
+def test_an_output_folder_is_reused_only_for_the_run_that_made_it(cached, tiny_model_dir, tmp_path, monkeypatch):
+    """Change one input at a time: the learning rate, the loss, the qrels, the starting model's weights each refuse
+    the folder; logging options and nothing changed reuse it, without loading anything."""
+    import json
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    folder, ds, cache, tid = cached
+    model = str(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+    out = tmp_path / "out"
+    cfg = lambda start=model, **kw: config(folder, cache, tid, out, "bi-encoder", start, **{"max_steps": 2, **kw})
+    final = train(cfg(), progress=False)
+    record = json.loads((out / "training.json").read_text())
+    assert record["inputs"] == {**ds.fingerprint(), "weights": record["inputs"]["weights"]}
+    assert len(record["inputs"]["weights"]) == 16
+    assert "output" not in record["config"] and record["config"]["learning_rate"] == 1e-3
+
+    def refused(match, **kw):
+        with pytest.raises(InputError, match=match) as err:
+            train(cfg(**kw), progress=False)
+        assert str(err.value).startswith(f"{out}: holds a run of another config (")
+        assert str(err.value).endswith("); use another --output or remove it")
+
+    refused(r"\(learning_rate 0.001 -> 0.002\)", learning_rate=2e-3)
+    refused(r"\(loss margin-mse -> infonce\)", loss="infonce")
+    refused(r"\(examples.negatives 3 -> 2\)", examples={"teacher": tid, "negatives": 2})
+    refused(rf"\(model {model} -> {tiny_model_dir}\)", start=tiny_model_dir)  # the same weights, named otherwise
+    with monkeypatch.context() as m:  # nothing loads: the folder's final is returned as it is
+        m.setattr(sys.modules["irdistill.training.train"], "get_student", lambda name: pytest.fail("trained again"))
+        assert train(cfg(), progress=False) == final
+        assert train(cfg(logging_steps=5, run_name="x", save_steps=1, report_to="none"), progress=False) == final
+
+    qrels = os.path.join(folder, "qrels", "train.tsv")
+    original = open(qrels).read()
+    open(qrels, "w").write(original.replace("q0\td0\t1", "q0\td1\t1"))
+    refused(rf"\(qrels {record['inputs']['qrels']} -> [0-9a-f]{{16}}\)")
+    open(qrels, "w").write(original)
+
+    weights = os.path.join(model, "model.safetensors")
+    tensors = load_file(weights)
+    name = next(n for n in tensors if n.endswith("word_embeddings.weight"))
+    tensors[name][0, 0] += 1.0
+    save_file(tensors, weights, metadata={"format": "pt"})
+    refused(rf"\(weights {record['inputs']['weights']} -> [0-9a-f]{{16}}\)")
+
+
+def test_checkpoints_resume_only_for_their_run_and_older_folders_are_judged_by_their_final(cached, tiny_model_dir,
+                                                                                           tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    folder, ds, cache, tid = cached
+    out = tmp_path / "out"
+    cfg = lambda **kw: config(folder, cache, tid, out, "bi-encoder", tiny_model_dir, **{"max_steps": 2, **kw})
+    final = train(cfg(), progress=False)
+    shutil.rmtree(final)  # as if killed after its last checkpoint
+    with pytest.raises(InputError, match=r"holds a run of another config \(learning_rate 0.001 -> 0.002\)"):
+        train(cfg(learning_rate=2e-3), progress=False)
+    assert not os.path.exists(final)
+    assert train(cfg(), progress=False) == final and os.path.exists(os.path.join(final, "config.json"))
+
+    os.remove(out / "training.json")  # a folder an older irdistill wrote: final/irdistill.json is its record
+    with monkeypatch.context() as m:
+        m.setattr(sys.modules["irdistill.training.train"], "get_student", lambda name: pytest.fail("trained again"))
+        assert train(cfg(), progress=False) == final and not os.path.exists(out / "training.json")
+    with pytest.raises(InputError, match=r"another config \(learning_rate 0.001 -> 0.002\)"):
+        train(cfg(learning_rate=2e-3), progress=False)
+    old = json.loads(open(os.path.join(final, "irdistill.json")).read())
+    del old["merge_alpha"]  # an option older versions did not have counts as its default
+    open(os.path.join(final, "irdistill.json"), "w").write(json.dumps(old))
+    with monkeypatch.context() as m:
+        m.setattr(sys.modules["irdistill.training.train"], "get_student", lambda name: pytest.fail("trained again"))
+        assert train(cfg(), progress=False) == final
+    shutil.rmtree(final)  # bare checkpoints of an older irdistill: nothing says what made them
+    with pytest.raises(InputError, match="holds checkpoints or a model but no record"):
+        train(cfg(), progress=False)
+    shutil.rmtree(out)  # a new folder trains
+    assert train(cfg(learning_rate=2e-3), progress=False) == final
+    assert json.loads((out / "training.json").read_text())["config"]["learning_rate"] == 2e-3

@@ -1,9 +1,11 @@
 """Claims: which process is scoring which queries of a teacher, so that processes on the same shard share the work.
 
-Each process appends the queries it claims to its own file ``.claim-<owner>`` in the teacher's folder and holds an
-flock on that file while it lives. Another process counts a claim while the file is locked (its owner lives) and was
-renewed within ``lease`` seconds (its owner is not hung); a file nobody locks belongs to a dead process and is
-removed. Callers hold the teacher's lock (``ScoreCache._locked``) around ``taken`` and ``add``.
+Each process appends the queries it claims to its own file ``.claim-<owner>-<n>`` in the teacher's folder and holds an
+flock on that file while it lives; ``release`` removes the file, and the next claim starts file ``n + 1`` (a new name:
+another process never takes it for the old file it read part of). Another process counts a claim while the file is
+locked (its owner lives) and was renewed within ``lease`` seconds (its owner is not hung); a file nobody locks belongs
+to a dead process and is removed. Callers hold the teacher's lock (``ScoreCache._locked``) around ``taken`` and
+``add``.
 """
 
 from __future__ import annotations
@@ -30,17 +32,19 @@ class _Seen:
 class Claims:
     def __init__(self, owner: str, lease: float):
         self.owner, self.lease = owner, lease
-        self._mine: dict[str, tuple[int, set[str]]] = {}  # teacher folder -> (fd of our claim file, our qids)
+        self._mine: dict[str, tuple[int, str, set[str]]] = {}  # teacher folder -> (fd, path of our claim file, qids)
         self._theirs: dict[str, dict[str, _Seen]] = {}
+        self._files = 0  # claim files this process started
 
     def taken(self, folder: str) -> set[str]:
         """Queries claimed in ``folder`` by other live owners with a fresh lease; dead owners' files are removed."""
         seen = self._theirs.setdefault(folder, {})
         out: set[str] = set()
         now = time.time()
-        for name in os.listdir(folder):
-            if not name.startswith(CLAIM) or name == CLAIM + self.owner:
-                continue
+        names = [n for n in os.listdir(folder) if n.startswith(CLAIM) and not n.startswith(f"{CLAIM}{self.owner}-")]
+        for gone in seen.keys() - set(names):  # released files: forget them
+            del seen[gone]
+        for name in names:
             path = os.path.join(folder, name)
             try:
                 fd = _open_for_lock(path)
@@ -69,10 +73,12 @@ class Claims:
     def add(self, folder: str, qids) -> None:
         """Record ``qids`` as ours (creating and locking our claim file on first use) and renew our lease."""
         if folder not in self._mine:
-            fd = os.open(os.path.join(folder, CLAIM + self.owner), os.O_CREAT | os.O_RDWR | os.O_APPEND, 0o666)
+            self._files += 1
+            path = os.path.join(folder, f"{CLAIM}{self.owner}-{self._files}")
+            fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_APPEND, 0o666)
             _try_lock(fd)
-            self._mine[folder] = (fd, set())
-        fd, mine = self._mine[folder]
+            self._mine[folder] = (fd, path, set())
+        fd, _, mine = self._mine[folder]
         new = [q for q in qids if q not in mine]
         if new:
             os.write(fd, "".join(q + "\n" for q in new).encode())
@@ -88,7 +94,7 @@ class Claims:
         """Drop our claims in ``folder`` (or everywhere): remove our claim file."""
         for f in [folder] if folder is not None else list(self._mine):
             if f in self._mine:
-                fd, _ = self._mine.pop(f)
+                fd, path, _ = self._mine.pop(f)
                 with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(f, CLAIM + self.owner))
+                    os.unlink(path)
                 os.close(fd)

@@ -7,7 +7,7 @@ Layout::
     cache/teacher=<teacher id>/.qids.jsonl            which queries each part holds, and a hash of each query's text
                                                       (an append-only index)
     cache/teacher=<teacher id>/.lock                  flock'ed while a block is committed
-    cache/teacher=<teacher id>/.claim-<owner>         queries a live scorer is working on (flock'ed by it)
+    cache/teacher=<teacher id>/.claim-<owner>-<n>     queries a live scorer is working on (flock'ed by it)
 
 Readers (pyarrow, pandas, polars, duckdb) see ``teacher`` as a column through hive partitioning and skip the hidden
 files. Every part is written to a hidden temporary file and renamed into place, so a killed writer leaves no partial
@@ -23,20 +23,25 @@ query id that comes back with another text (an edited queries file, or two query
 is an error, never a stale hit (``check_texts``). Parts whose index line has no hashes (written by older versions, or
 found without their index line) are not checked.
 
-How a scoring loop uses it (many processes, one cache)::
+A cache holds (qid, docid) pairs, not whole queries: a query scored before can come back with more candidates (a top
+40 after a top 20), and only its new pairs are scored. ``missing`` finds them, reading only the parts (and row groups)
+that hold the queries asked about, a block of queries at a time, anti-joined in Arrow.
+
+How a scoring loop uses it (many processes, one cache; ``Teacher.score`` is this loop)::
 
     cache.register(key, description)
-    todo = [q for q in my_queries if q not in cache.scored_qids(key)]     # cheap: reads the index
-    for block in blocks_of(todo):                                        # e.g. ~2,000 pairs each
-        mine = set(cache.claim(key, block))     # queries no one has scored nor is scoring; now leased to us
-        pairs = [(q, d) for q in block if q in mine for d in candidates[q]]
-        scores = teacher.score(pairs)
-        cache.commit(key, qids, docids, scores) # under the lock: writes the pairs still missing, renews our lease
-    cache.release(key)                          # drop our claims (a killed process's are dropped by the next claim)
+    todo = cache.missing(key, my_pairs)                   # (qid, docid) rows the cache lacks; cheap for new queries
+    for block in blocks_of(todo):                         # whole queries, e.g. ~2,000 pairs each
+        mine = cache.claim(key, block.qid.unique(), held=True)   # queries no other live process is scoring
+        work = cache.missing(key, block[block.qid.isin(mine)])   # again: another process may have scored some since
+        cache.commit(key, work.qid, work.docid, teacher.score(work))  # under the lock: the pairs still missing
+        cache.release(key)                                # claims last one block: no one waits on finished work
+    # queries that were someone else's: look them up again (``missing``) until that process has committed them
 
 A claim lasts while its process lives (its claim file stays flock'ed) and its lease is renewed (every ``claim`` and
 ``commit`` renews it; ``lease`` seconds without one let others take the queries of a hung process). Claims only save
-work: ``commit`` alone already keeps the cache free of duplicates.
+work: ``commit`` alone already keeps the cache free of duplicates. ``claim`` without ``held`` also leaves out the
+queries the cache holds any pair of (for loops that score whole queries once).
 """
 
 from __future__ import annotations
@@ -309,14 +314,15 @@ class ScoreCache:
         first: dict[tuple[str, str], int] = {}
         for i, pair in enumerate(zip(qids, docids)):
             first.setdefault(pair, i)  # a pair repeated in the block: its first score
+        rows = np.fromiter(first.values(), dtype=np.int64, count=len(first))
+        block = pa.table({"qid": pa.array([qids[i] for i in rows], pa.string()),
+                          "docid": pa.array([docids[i] for i in rows], pa.string())})
         with self._locked(teacher) as folder:
             idx = self._refresh(teacher, write_back=True)
             hashes = {q: text_hash(t) for q, t in (texts or {}).items()}
             self._check(teacher, idx, hashes)
-            held = [q for q in dict.fromkeys(qids) if q in idx.where]
-            have = self._pairs(teacher, idx, held) if held else set()
-            rows = [i for pair, i in first.items() if pair not in have]
-            if rows:
+            rows = rows[~self._held(teacher, idx, block)]
+            if len(rows):
                 part = f"part-{uuid.uuid4().hex}.parquet"
                 table = pa.table({"qid": pa.array([qids[i] for i in rows], pa.string()),
                                   "docid": pa.array([docids[i] for i in rows], pa.string()),
@@ -347,21 +353,48 @@ class ScoreCache:
         """Same as ``commit`` (kept for older callers): appends the pairs the cache lacks; returns the rows written."""
         return self.commit(teacher, qids, docids, scores)
 
-    def _pairs(self, teacher: str, idx: _Index, qids) -> set[tuple[str, str]]:
-        """The (qid, docid) pairs stored for ``qids``, read from the parts that hold them."""
-        parts = sorted(idx.parts_of(qids))
-        table = self._table(teacher, parts, ("qid", "docid"), pc.field("qid").isin(pa.array(list(qids), pa.string())))
-        return set(zip(table["qid"].to_pylist(), table["docid"].to_pylist()))
+    def _held(self, teacher: str, idx: _Index, pairs: pa.Table) -> np.ndarray:
+        """Which rows of ``pairs`` (qid, docid) the cache holds: the parts holding their queries are read (queries the
+        index does not name cost nothing) and semi-joined with them in Arrow."""
+        held = np.zeros(len(pairs), dtype=bool)
+        qids = [q for q in pc.unique(pairs["qid"]).to_pylist() if q in idx.where]
+        if qids:
+            have, _ = self._select(teacher, idx, qids, ("qid", "docid"), (min(qids), max(qids)))
+            rows = pairs.select(["qid", "docid"]).append_column("row", pa.array(np.arange(len(pairs))))
+            held[rows.join(have, ["qid", "docid"], join_type="left semi")["row"].to_numpy()] = True
+        return held
+
+    def missing(self, teacher: str, pairs: pd.DataFrame, queries: int = 10_000) -> pd.DataFrame:
+        """The rows of ``pairs`` (a DataFrame with ``qid`` and ``docid``) whose pair the cache does not hold, in their
+        order: the work left. Queries the index does not name are not looked up; the others are, ``queries`` of them
+        at a time in query id order (only the parts and row groups that hold them are read, as ``read_blocks`` does),
+        so memory holds one block of the cache, never all of it."""
+        if pairs.empty or not os.path.isdir(self._dir(teacher)):
+            return pairs
+        idx = self._refresh(teacher)
+        codes, names = pd.factorize(pairs["qid"], sort=True)  # codes in query id order
+        held = np.flatnonzero(np.fromiter((q in idx.where for q in names), dtype=bool, count=len(names)))
+        keep = np.ones(len(pairs), dtype=bool)
+        order = np.argsort(codes, kind="stable")
+        ordered, qids, docids = codes[order], pairs["qid"].to_numpy(), pairs["docid"].to_numpy()
+        for i in range(0, len(held), queries):
+            first, last = held[i], held[min(i + queries, len(held)) - 1]
+            rows = order[np.searchsorted(ordered, first, "left"): np.searchsorted(ordered, last, "right")]
+            block = pa.table({"qid": pa.array(qids[rows], pa.string()), "docid": pa.array(docids[rows], pa.string())})
+            keep[rows[self._held(teacher, idx, block)]] = False
+        return pairs[keep]
 
     # claims ----------------------------------------------------------------------------------------------------
-    def claim(self, teacher: str, qids) -> list[str]:
-        """Lease ``qids`` to this process: returns those (in the given order) that the cache does not hold and no other
-        live process has claimed; the others are someone else's work. Renews this process's lease."""
+    def claim(self, teacher: str, qids, held: bool = False) -> list[str]:
+        """Lease ``qids`` to this process: returns those (in the given order) that no other live process has claimed
+        and, unless ``held``, that the cache holds no pair of; the others are someone else's work. With ``held`` the
+        caller looks up which pairs of its queries are missing after claiming them (``missing``). Renews this
+        process's lease."""
         qids = [str(q) for q in qids]
         with self._locked(teacher) as folder:
             idx = self._refresh(teacher, write_back=True)
             taken = self._claims.taken(folder)
-            out = [q for q in dict.fromkeys(qids) if q not in idx.where and q not in taken]
+            out = [q for q in dict.fromkeys(qids) if (held or q not in idx.where) and q not in taken]
             self._claims.add(folder, out)
         return out
 
@@ -385,7 +418,7 @@ class ScoreCache:
         self._claims.renew(self._dir(teacher))
 
     def release(self, teacher: str | None = None) -> None:
-        """Give up this process's claims (on ``teacher``, or all)."""
+        """Give up this process's claims (on ``teacher``, or all); a later ``claim`` starts a new claim file."""
         self._claims.release(None if teacher is None else self._dir(teacher))
 
     # reading -------------------------------------------------------------------------------------------------
@@ -410,6 +443,18 @@ class ScoreCache:
             raise InputError("no such cache folder", self.folder)
         return pads.dataset(self.folder, format="parquet", partitioning="hive", schema=SCHEMA.append(pa.field("teacher", pa.string())))
 
+    def _select(self, teacher: str, idx: _Index, qids, columns, bounds=None) -> tuple[pa.Table, list[str]]:
+        """``columns`` of the rows of ``qids`` (every row with None) and the parts read: only those holding them."""
+        if qids is None:
+            parts = sorted(idx.parts)
+            return self._table(teacher, parts, columns), parts
+        qids = [str(q) for q in qids]
+        parts = sorted(idx.parts_of(qids))
+        expr = pc.field("qid").isin(pa.array(qids, pa.string()))
+        if bounds is not None:
+            expr = (pc.field("qid") >= bounds[0]) & (pc.field("qid") <= bounds[1]) & expr
+        return self._table(teacher, parts, columns, expr), parts
+
     def read(self, teacher: str | None = None, qids=None, columns=("qid", "docid", "score"),
              bounds: tuple[str, str] | None = None) -> pd.DataFrame:
         """Scores as a DataFrame (one row per pair; duplicates, which only older versions could write, dropped).
@@ -427,16 +472,7 @@ class ScoreCache:
         read = [c for c in columns if c != "teacher"]
         cols = list(dict.fromkeys(read + ["qid", "docid"]))
         idx = self._refresh(teacher)
-        if qids is None:
-            parts = sorted(idx.parts)
-            table = self._table(teacher, parts, cols)
-        else:
-            qids = [str(q) for q in qids]
-            parts = sorted(idx.parts_of(qids))
-            expr = pc.field("qid").isin(pa.array(qids, pa.string()))
-            if bounds is not None:
-                expr = (pc.field("qid") >= bounds[0]) & (pc.field("qid") <= bounds[1]) & expr
-            table = self._table(teacher, parts, cols, expr)
+        table, parts = self._select(teacher, idx, qids, cols, bounds)
         df = table.to_pandas()
         if not idx.clean(parts):
             df = df.drop_duplicates(["qid", "docid"], keep="first")
@@ -481,9 +517,15 @@ class ScoreCache:
                 raise _unreadable(path, e) from None
         return total
 
-    def run(self, teacher: str, qids=None) -> pd.DataFrame:
-        """The teacher's scores as a ranked run DataFrame."""
-        return rank_run(self.read(teacher, qids))
+    def read_pairs(self, teacher: str, pairs: pd.DataFrame) -> pd.DataFrame:
+        """The scores of exactly the (qid, docid) ``pairs`` that the cache holds, in the order of ``pairs``: not the
+        other pairs it holds of their queries (scored from another run)."""
+        df = self.read(teacher, pd.unique(pairs["qid"]))
+        return pairs[["qid", "docid"]].merge(df, on=["qid", "docid"], how="inner")
+
+    def run(self, teacher: str, qids=None, pairs: pd.DataFrame | None = None) -> pd.DataFrame:
+        """The teacher's scores (of ``qids``, or of exactly the pairs of the run ``pairs``) as a ranked run."""
+        return rank_run(self.read(teacher, qids) if pairs is None else self.read_pairs(teacher, pairs))
 
     # maintenance -----------------------------------------------------------------------------------------------
     def verify(self, teacher: str | None = None) -> list[TeacherReport]:

@@ -9,10 +9,11 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
 
 from ..errors import InputError, require_file, safe_name
 from . import store
-from .corpus import Corpus
+from .corpus import SCHEMA, Corpus, content_fingerprint
 from .io import check_id, check_text, read_jsonl, read_lines, read_tsv
 
 Qrels = dict  # qid -> {docid: grade}
@@ -43,6 +44,18 @@ class Dataset:
         if name not in self.views:
             raise InputError(f"{self.name} has no text view {name!r} (has: {', '.join(self.views) or 'none'})")
         return self.views[name]
+
+    def fingerprint(self) -> dict[str, str]:
+        """The split by content: the corpus's fingerprint and those of its queries and judgements, each hashed as
+        ``content_fingerprint`` hashes documents (sorted by id: the order of a file's lines does not count). What
+        is made from a split (a trained model, stored metrics) is keyed by it."""
+        def records(rows) -> str:  # (id, title, text) columns; a judgement is (qid, docid, grade)
+            columns = list(zip(*rows)) or [(), (), ()]
+            return content_fingerprint(pa.table([pa.array(c, pa.string()) for c in columns], schema=SCHEMA))
+
+        queries = sorted((q, "", t) for q, t in self.queries.items())
+        judged = sorted((q, d, str(g)) for q, docs in self.qrels.items() for d, g in docs.items())
+        return {"corpus": self.corpus.fingerprint(), "queries": records(queries), "qrels": records(judged)}
 
     def add_view(self, name: str, corpus: Corpus) -> None:
         """Attach ``corpus`` as view ``name``; it must hold a text for every document id (extra ids are ignored)."""

@@ -3,6 +3,7 @@ as one table with a mean row and, where published, pyserini's BM25 figure beside
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -21,6 +22,7 @@ BEIR = ["beir/trec-covid", "beir/nfcorpus/test", "beir/nq", "beir/hotpotqa/test"
 SUITES = {"beir": BEIR}
 
 PUBLISHED_COLUMN = "published"
+KEY = "settings.json"  # beside each dataset's metrics.json: what they were computed from
 
 
 def expand(datasets, suite: str | None = None, split: str | None = None) -> list[tuple[str, str | None]]:
@@ -73,9 +75,11 @@ def evaluate_suite(datasets, retriever: str = "bm25", model: str | None = None, 
     """One row per ``(source, split)`` of ``datasets`` (see ``expand``) and a last ``mean`` row: each metric of the
     retriever's top-``k`` run, and the retriever's published nDCG@10 where there is one. Each dataset is evaluated by
     ``evaluate_retrieval`` into ``<output>/<name>/`` (default ``runs/suite-<retriever>[-<model>]``); a dataset done
-    there already with the same settings is read back, not run again."""
+    there already is read back, not run again, when its ``settings.json`` holds the same key: the settings and the
+    content of what the metrics come from (the split's fingerprints, the model's weights), as an index is keyed."""
     from ..data import load_dataset
     from ..index import slug
+    from ..models import fingerprint
     from .evaluate import evaluate_retrieval
 
     if index or run:
@@ -87,19 +91,18 @@ def evaluate_suite(datasets, retriever: str = "bm25", model: str | None = None, 
     output = output or os.path.join("runs", "-".join(["suite", retriever, *([slug(model)] if model else [])]))
     rows = []
     for (source, split), name in zip(datasets, names):
-        settings = {"dataset": source, "split": split, "retriever": retriever, "model": model, "kind": kind, "k": k}
-        folder = os.path.join(output, name)
-        stored = os.path.join(folder, "settings.json")
-        old = json.load(open(stored)) if os.path.exists(stored) else None
-        if old == settings and os.path.exists(os.path.join(folder, "metrics.json")) and \
-                set(metrics) <= set(json.load(open(os.path.join(folder, "metrics.json")))["metrics"]):
-            result = json.load(open(os.path.join(folder, "metrics.json")))
-        else:
-            result = evaluate_retrieval(load_dataset(source, split), retriever, model, kind, k, metrics,
-                                        output=folder, progress=progress, **options)
-            with atomic_path(stored) as tmp, open(tmp, "w") as f:
-                json.dump(settings, f)
-            result = json.load(open(os.path.join(folder, "metrics.json")))
+        ds, folder = load_dataset(source, split), os.path.join(output, name)
+        key = {"dataset": source, "split": split, "retriever": retriever, "model": model, "kind": kind, "k": k,
+               **ds.fingerprint(), "version": fingerprint(model) if model else None}
+        result = None if options.get("rebuild") else _stored(folder, key, metrics)
+        if result is None:
+            with contextlib.suppress(FileNotFoundError):  # no key beside metrics of another one, if stopped midway
+                os.remove(os.path.join(folder, KEY))
+            evaluate_retrieval(ds, retriever, model, kind, k, metrics, output=folder, progress=progress, **options)
+            with atomic_path(os.path.join(folder, KEY)) as tmp, open(tmp, "w") as f:
+                json.dump({**key, "version": fingerprint(model) if model else None}, f)  # a hub model is here now
+            with open(os.path.join(folder, "metrics.json")) as f:
+                result = json.load(f)
         row = {"dataset": name, "queries": result["queries"], **{m: result["metrics"][m] for m in metrics}}
         published = _published(source, split, name, retriever, metrics)
         if published is not None:
@@ -113,6 +116,20 @@ def evaluate_suite(datasets, retriever: str = "bm25", model: str | None = None, 
         if value is not None:
             mean[column] = value
     return rows + [mean]
+
+
+def _stored(folder: str, key: dict, metrics: list[str]) -> dict | None:
+    """``folder``'s metrics.json if it holds ``metrics`` and its ``settings.json`` holds ``key``."""
+    try:
+        with open(os.path.join(folder, KEY)) as f:
+            held = json.load(f)
+        with open(os.path.join(folder, "metrics.json")) as f:
+            result = json.load(f)
+    except (OSError, ValueError):
+        return None
+    unknown = key["version"] is None and key["model"]  # a hub model not downloaded: its weights are unknown here
+    same = held == key or unknown and {**held, "version": None} == key
+    return result if same and set(metrics) <= set(result.get("metrics", {})) else None
 
 
 def format_suite(rows: list[dict]) -> str:

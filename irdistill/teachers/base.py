@@ -7,6 +7,7 @@ import hashlib
 import inspect
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -20,6 +21,7 @@ from ..progress import bar as progress_bar
 from ..errors import InputError
 
 TEACHERS: dict[str, type["Teacher"]] = {}
+WAIT = 0.5  # seconds between looks at queries another process is scoring
 
 
 def register_teacher(cls: type["Teacher"]) -> type["Teacher"]:
@@ -31,9 +33,9 @@ def register_teacher(cls: type["Teacher"]) -> type["Teacher"]:
 @dataclass
 class ScoreStats:
     key: str = ""              # where the scores live in the cache
-    queries: int = 0           # queries scored by this call
+    queries: int = 0           # queries some pairs of which this call scored
     pairs: int = 0             # (query, document) pairs scored by this call, by any teacher
-    skipped_queries: int = 0   # queries found in the cache already
+    skipped_queries: int = 0   # queries whose every pair was found in the cache
     qids: list[str] = field(default_factory=list)  # the run's queries (of this shard), scored now or before
 
 
@@ -96,42 +98,50 @@ class Teacher:
 
     def score(self, run: pd.DataFrame, dataset: Dataset, cache: ScoreCache, shard: tuple[int, int] = (0, 1),
               flush_pairs: int = 2048, progress: bool = True) -> ScoreStats:
-        """Score every (qid, docid) of ``run`` into ``cache`` under ``cache_key(dataset)``, skipping queries already
-        scored with the same text (a query id the cache holds with another text is an InputError). The teacher reads
-        the documents' ``text_view`` (the corpus itself by default).
+        """Score every (qid, docid) of ``run`` (of this ``shard`` of its queries) into ``cache`` under
+        ``cache_key(dataset)``, skipping the pairs the cache holds already: a query scored before gets only its new
+        candidates (a top 40 after a top 20: ranks 21 to 40). A query id the cache holds with another text is an
+        InputError. The teacher reads the documents' ``text_view`` (the corpus itself by default).
 
         Queries are taken whole, in run order, in blocks of about ``flush_pairs`` pairs. Each block's queries are
-        claimed in the cache first (so processes started on the same queries, or shards of a job, score each query
-        once) and committed as one part file (so the cache never holds a pair twice). A killed job loses at most the
-        block it was scoring and, run again, scores exactly the rest."""
+        claimed in the cache and their missing pairs looked up again (so processes started on the same queries, or
+        shards of a job, score each pair once), scored, committed as one part file (so the cache never holds a pair
+        twice) and released. Queries another live process is scoring are looked up again once it has committed them,
+        so the call returns with every pair of its shard in the cache. A killed job loses at most the block it was
+        scoring and, run again, scores exactly the rest."""
         dataset.view(self.text_view)  # fail early on a missing view
         key = self.cache_key(dataset)
         cache.register(key, {**self.describe(), "collection": dataset.name, "documents": len(dataset.corpus)})
-        done = cache.scored_qids(key, {q: dataset.queries[q] for q in run["qid"].unique() if q in dataset.queries})
-        stats = ScoreStats(key)
-        todo = []
-        for qid, group in run.groupby("qid", sort=False):
-            if not in_shard(qid, shard):
-                continue
-            stats.qids.append(qid)
-            if qid in done:
-                stats.skipped_queries += 1
-                continue
-            if qid not in dataset.queries:
-                raise InputError(f"run names query {qid!r}, which {dataset.name} does not have")
-            todo.append((qid, group["docid"].tolist()))
-        total = sum(len(d) for _, d in todo)
+        pairs = shard_of(run, shard)[["qid", "docid"]]
+        qids = pd.unique(pairs["qid"]).tolist()
+        cache.check_texts(key, {q: dataset.queries[q] for q in qids if q in dataset.queries})
+        todo = cache.missing(key, pairs)
+        stats = ScoreStats(key, skipped_queries=len(qids) - todo["qid"].nunique(), qids=qids)
+        unknown = todo["qid"][~todo["qid"].isin(list(dataset.queries))]
+        if len(unknown):
+            raise InputError(f"run names query {unknown.iloc[0]!r}, which {dataset.name} does not have")
         ok = False
         try:
-            with progress_bar(total=total, desc=f"scoring ({self.kind})", unit="pair", show=progress) as bar:
-                for block in _blocks(todo, flush_pairs):
-                    mine = set(cache.claim(key, [q for q, _ in block]))
-                    block = [(q, docids) for q, docids in block if q in mine]  # the others are someone else's
-                    if block:
-                        self._score_block(key, block, dataset, cache)
-                    stats.queries += len(block)
-                    stats.pairs += sum(len(d) for _, d in block)
-                    bar.update(sum(len(d) for _, d in block))
+            with progress_bar(total=len(todo), desc=f"scoring ({self.kind})", unit="pair", show=progress) as bar:
+                while len(todo):
+                    waiting = []  # queries another process was scoring
+                    for block in _blocks(todo, flush_pairs):
+                        mine = cache.claim(key, pd.unique(block["qid"]), held=True)
+                        work = cache.missing(key, block[block["qid"].isin(mine)])
+                        if len(work):
+                            lists = [(q, d.tolist()) for q, d in work.groupby("qid", sort=False)["docid"]]
+                            self._score_block(key, lists, dataset, cache)
+                            stats.queries += work["qid"].nunique()
+                            stats.pairs += len(work)
+                        cache.release(key)
+                        waiting += sorted(set(block["qid"]) - set(mine))
+                        bar.update(int(block["qid"].isin(mine).sum()))
+                    todo = todo[todo["qid"].isin(waiting)]
+                    left = cache.missing(key, todo)
+                    bar.update(len(todo) - len(left))
+                    if len(left):
+                        time.sleep(WAIT)  # until its owner has committed them, died or gone silent for a lease
+                    todo = left
             ok = True
         finally:
             cache.release(key)
@@ -140,6 +150,7 @@ class Teacher:
         return stats
 
     def _score_block(self, key: str, block, dataset: Dataset, cache: ScoreCache) -> None:
+        """Score and commit ``block``: ``(qid, docids)`` of each of its queries."""
         try:
             corpus = dataset.view(self.text_view)
             lists = [(dataset.queries[q], corpus.texts(docids)) for q, docids in block]
@@ -151,14 +162,18 @@ class Teacher:
         cache.commit(key, qids, docids, [s for arr in scores for s in arr], {q: dataset.queries[q] for q, _ in block})
 
 
-def _blocks(todo: list[tuple[str, list[str]]], pairs: int):
-    """Consecutive runs of whole queries of about ``pairs`` pairs each."""
-    block, size = [], 0
-    for qid, docids in todo:
-        block.append((qid, docids))
-        size += len(docids)
-        if size >= pairs:
-            yield block
-            block, size = [], 0
-    if block:
-        yield block
+def shard_of(run: pd.DataFrame, shard: tuple[int, int]) -> pd.DataFrame:
+    """The rows of ``run`` whose query is in ``shard`` (see ``data.shards.in_shard``)."""
+    return run if shard[1] == 1 else run[run["qid"].isin([q for q in pd.unique(run["qid"]) if in_shard(q, shard)])]
+
+
+def _blocks(todo: pd.DataFrame, pairs: int):
+    """Whole queries of ``todo`` (in the order they first appear) in consecutive blocks of about ``pairs`` rows."""
+    codes, _ = pd.factorize(todo["qid"])
+    todo = todo.iloc[np.argsort(codes, kind="stable")]
+    ends = np.cumsum(np.bincount(codes))  # where each query's rows end
+    start = 0
+    while start < len(todo):
+        stop = int(ends[min(np.searchsorted(ends, start + pairs), len(ends) - 1)])
+        yield todo.iloc[start:stop]
+        start = stop

@@ -14,9 +14,8 @@ import pandas as pd
 
 from ..cache.scores import ScoreCache
 from ..data.runs import rank_run, read_run, run_to_dict
-from ..data.shards import in_shard
 from ..errors import InputError, brief, choice, number
-from .base import ScoreStats, Teacher, register_teacher
+from .base import ScoreStats, Teacher, register_teacher, shard_of
 
 log = logging.getLogger(__name__)
 NORMS = {"zscore": "zmuv", "minmax": "min-max", "rank": "rank", "max": "max", "sum": "sum"}
@@ -32,7 +31,7 @@ def _runs(cache: ScoreCache, members: list[str], pairs: pd.DataFrame) -> list:
 
     runs = []
     for m in members:
-        df = cache.read(m, qids=pairs["qid"].unique().tolist()).merge(pairs[["qid", "docid"]], on=["qid", "docid"])
+        df = cache.read_pairs(m, pairs)
         if df.empty:
             raise InputError(f"the cache holds no scores of member {m!r} for these queries", cache.folder)
         runs.append(Run(run_to_dict(df), name=m))
@@ -128,12 +127,17 @@ class EnsembleTeacher(Teacher):
         return [c if t is None else t.cache_key(dataset) for c, t in zip(self.cached, self.members)]
 
     def _score_members(self, run, dataset, cache, shard=(0, 1), progress=True) -> int:
-        _check_cached(cache, [c for c in self.cached if c], run, dataset)
+        _check_cached(cache, [c for c in self.cached if c], shard_of(run, shard), dataset)
         return sum(t.score(run, dataset, cache, shard, progress=progress).pairs for t in self.members if t is not None)
 
     def score(self, run, dataset, cache, shard=(0, 1), flush_pairs=2048, progress=True) -> ScoreStats:
-        """Score the members into the cache, fit the weights when the spec asks, then write the fused scores under
-        the ensemble's own key. ``pairs`` counts the pairs scored by any member."""
+        """Score the members into the cache (only the pairs they lack), fit the weights when the spec asks, then
+        write the fused scores of the queries not fused yet under the ensemble's own key. ``pairs`` counts the pairs
+        scored by any member.
+
+        A fused score is normalised over its query's candidates, so a query is fused once, over all its candidates
+        in the run: one that the cache holds fused over other candidates (a top 20, now a top 40) is an InputError,
+        not a mix of two normalisations."""
         ids = self.member_keys(dataset)
         scored, weights = self._score_members(run, dataset, cache, shard, progress), self.weights
         if weights is None:
@@ -150,20 +154,41 @@ class EnsembleTeacher(Teacher):
         eid = ensemble_id(ids, weights, self.norm) + "@" + dataset.corpus.fingerprint()[:12]
         cache.register(eid, {"kind": "ensemble", "members": ids, "weights": weights, "norm": self.norm,
                              "fit": self.fit, "collection": dataset.name})
-        mine = [q for q in run["qid"].unique() if in_shard(q, shard)]
+        pairs = shard_of(run, shard)[["qid", "docid"]]
+        mine = pd.unique(pairs["qid"]).tolist()
         texts = {q: dataset.queries[q] for q in mine if q in dataset.queries}
-        done = cache.scored_qids(eid, texts)
-        qids = [q for q in mine if q not in done]
+        held = cache.scored_qids(eid, texts)
+        todo = cache.missing(eid, pairs)
+        _check_fused_over(cache, eid, pairs[pairs["qid"].isin(held)], todo)
+        qids = pd.unique(todo["qid"]).tolist()
         if qids:
             fused = fuse(cache, ids, weights, self.norm, run[run["qid"].isin(qids)])
             cache.commit(eid, fused["qid"], fused["docid"], fused["score"].to_numpy(), texts)
         return ScoreStats(eid, len(qids), scored, len(mine) - len(qids), mine)
 
 
+def _check_fused_over(cache: ScoreCache, eid: str, pairs: pd.DataFrame, todo: pd.DataFrame) -> None:
+    """InputError if a query of ``pairs`` (the run's pairs of the queries ``eid`` holds) was fused over other
+    candidates than the run's: some of its pairs are missing (``todo``), or the cache holds others."""
+    if pairs.empty:
+        return
+    held = cache.read(eid, pd.unique(pairs["qid"]), columns=("qid",))["qid"].value_counts()
+    wanted = pairs["qid"].value_counts()
+    odd = wanted.index[wanted.index.isin(todo["qid"]) | (held.reindex(wanted.index, fill_value=0) != wanted)]
+    if len(odd):
+        q = odd[0]
+        raise InputError(f"ensemble {eid!r} fused query {q!r} over {held.get(q, 0)} candidates here, not over the "
+                         f"run's {wanted[q]} (its scores are normalised per query); fuse this run into another "
+                         "cache", cache.folder)
+
+
 def _check_cached(cache: ScoreCache, ids: list[str], run: pd.DataFrame, dataset) -> None:
-    texts = {q: dataset.queries[q] for q in run["qid"].unique() if q in dataset.queries}
+    """InputError unless every (qid, docid) of ``run`` is in the cache under each of ``ids``, from the same texts."""
+    texts = {q: dataset.queries[q] for q in pd.unique(run["qid"]) if q in dataset.queries}
     for tid in ids:
-        missing = set(run["qid"].unique()) - cache.scored_qids(tid, texts)
-        if missing:
-            raise InputError(f"cached member {tid!r} has no scores for {len(missing)} queries of the run "
-                             f"(e.g. {sorted(missing)[0]!r})", cache.folder)
+        cache.check_texts(tid, texts)
+        missing = cache.missing(tid, run[["qid", "docid"]])
+        if len(missing):
+            q, d = missing.iloc[0][["qid", "docid"]]
+            raise InputError(f"cached member {tid!r} has no scores for {missing['qid'].nunique()} queries of the run "
+                             f"in full ({len(missing)} pairs missing, e.g. ({q!r}, {d!r}))", cache.folder)

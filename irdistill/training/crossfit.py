@@ -18,9 +18,9 @@ import pandas as pd
 from ..cache.scores import ScoreCache
 from ..data.dataset import load_dataset
 from ..data.runs import check_run_ids, read_run
-from ..data.shards import in_shard
 from ..errors import InputError
 from ..teachers import ScoreStats, score_run
+from ..teachers.base import shard_of
 from .config import TrainConfig
 from .students import STUDENTS, get_student
 from .train import train
@@ -52,10 +52,10 @@ def crossfit(train_config, run: pd.DataFrame | str, dataset=None, cache: ScoreCa
         keys.append(score_run(teacher, run, dataset, cache, shard=(i, folds), progress=progress).key)
     cid = "crossfit-" + hashlib.sha1(json.dumps(keys).encode()).hexdigest()[:12] + "@" + dataset.corpus.fingerprint()[:12]
     cache.register(cid, {"kind": "crossfit", "folds": keys, "collection": dataset.name})
-    done = cache.scored_qids(cid)
-    for i, key in enumerate(keys):
-        qids = [q for q in run["qid"].unique() if in_shard(q, (i, folds)) and q not in done]
-        if qids:
-            df = cache.read(key, qids=qids)
-            cache.commit(cid, df["qid"], df["docid"], df["score"].to_numpy(), {q: dataset.queries[q] for q in qids})
+    for i, key in enumerate(keys):  # the pairs of this fold that the out-of-fold scores lack
+        todo = cache.missing(cid, shard_of(run, (i, folds))[["qid", "docid"]])
+        if len(todo):
+            df = cache.read_pairs(key, todo)
+            cache.commit(cid, df["qid"], df["docid"], df["score"].to_numpy(),
+                         {q: dataset.queries[q] for q in pd.unique(df["qid"])})
     return ScoreStats(cid, qids=run["qid"].unique().tolist())

@@ -7,6 +7,13 @@ schedule: ``card.py``), the loss curve to ``output/loss.jsonl`` and ``output/los
 logs to TensorBoard (``output/tensorboard``), Weights & Biases or MLflow. What differs between student architectures
 lives in ``students/``.
 
+A folder holds one run: ``output/training.json`` records what produced it (the config, less where it goes and how
+often it logs or saves, and the content of its inputs: the split's fingerprints, the starting model's). A run resumes
+from the folder's checkpoints, or returns its ``final``, only when that record matches; a folder holding another run
+is an InputError naming what differs, never a stale model. Without a record (written by an older irdistill) a
+``final`` is reused when its ``final/irdistill.json`` holds the same config (its inputs cannot be checked), and bare
+checkpoints are refused, since nothing says what made them.
+
 Two options guard what the student knew before training: ``lora`` trains a low-rank adapter only, merged into the
 weights on save (``lora.py``); ``merge_alpha: a`` saves ``(1 - a) * start + a * trained`` (WiSE-FT,
 ``models/merge.py``), except for parameters the start checkpoint did not have (a fresh head), which stay as trained.
@@ -24,12 +31,12 @@ from ..data.dataset import Dataset, load_dataset
 from ..data.io import atomic_path
 from ..data.shards import in_shard, parse_shard
 from ..errors import InputError
-from ..models import locate
+from ..models import fingerprint, locate
 from ..models.merge import fresh_parameters, interpolate_model
 from ..progress import library_bars, shown
 from . import card
 from .config import TrainConfig, trackers
-from .examples import as_hf_dataset, build_examples
+from .examples import ExampleConfig, as_hf_dataset, build_examples
 from .lora import ADAPTER_FILE, add_lora, checkpoint_callback, load_checkpoint, merge_lora
 from .losses import make_loss
 from .students import get_student
@@ -62,6 +69,80 @@ def last_checkpoint(output: str, needs: str | None = None) -> str | None:
     ckpts = [c for c in glob.glob(os.path.join(output, "checkpoint-*"))
              if needs is None or os.path.exists(os.path.join(c, needs))]
     return max(ckpts, key=lambda p: int(p.rsplit("-", 1)[1])) if ckpts else None
+
+
+RECORD = "training.json"
+# where a run goes (its data and cache by content instead) and how often it logs, reports or saves: not what it learns
+UNRECORDED = ("output", "dataset", "split", "cache", "report_to", "run_name", "logging_steps", "save_steps",
+              "save_total_limit", "eval_steps")
+
+
+def _json(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def _config_record(config: dict) -> dict:
+    """A config (``asdict`` of a TrainConfig, as JSON) less the UNRECORDED options, with the defaults of options it
+    lacks (a record written before they existed)."""
+    default = _json(asdict(TrainConfig("", "", "", ExampleConfig(""))))
+    out = {**default, **config, "examples": {**default["examples"], **config.get("examples", {})}}
+    return {k: out[k] for k in default if k not in UNRECORDED}
+
+
+def run_record(cfg: TrainConfig, data: Dataset) -> dict:
+    """What produces a run in ``cfg.output``: the config (the paths of its data and cache aside) and its inputs by
+    content: the split (``Dataset.fingerprint``, and the text view the student reads), the starting model's weights
+    (``models.fingerprint``; None while a hub model is not downloaded, when only its name is compared). The teacher's
+    scores are keyed by ``examples.teacher``, a cache key that holds the teacher's and the corpus's fingerprints."""
+    inputs = {**data.fingerprint(), "weights": fingerprint(cfg.model)}
+    if cfg.examples.text_view:
+        inputs["view"] = data.view(cfg.examples.text_view).fingerprint()
+    return {"config": _config_record(_json(asdict(cfg))), "inputs": inputs}
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {prefix + k: v})
+    return out
+
+
+def _read_record(path: str) -> dict | None:
+    try:
+        with open(path) as f:
+            held = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        held = None
+    if not isinstance(held, dict):
+        raise InputError("unreadable record of a training run; remove the folder or use another --output", path)
+    return held
+
+
+def _held_run(output: str, record: dict) -> bool:
+    """Whether ``output`` holds checkpoints or a final model of the run ``record`` describes (False: nothing to
+    reuse); InputError if they are another run's, or nothing says whose."""
+    if not (os.path.exists(os.path.join(output, "final", "config.json")) or last_checkpoint(output)):
+        return False
+    held = _read_record(os.path.join(output, RECORD))
+    if held is None:
+        old = _read_record(os.path.join(output, "final", "irdistill.json"))  # an older irdistill's final: its config
+        if old is None:
+            raise InputError("holds checkpoints or a model but no record of the run that made them (an older "
+                             "irdistill); use another --output or remove it", output)
+        held = {"config": _config_record(old)}
+    now, then = _flat(record), _flat(held)
+    if now.get("inputs.weights") is None:  # a hub model not downloaded: its weights are unknown here
+        then.pop("inputs.weights", None)
+    sections = {k.split(".", 1)[0] for k in then}  # an older final's record has no inputs
+    show = lambda v: "none" if v is None else v if isinstance(v, (str, int, float)) else json.dumps(v)
+    diff = [f"{k.split('.', 1)[1]} {show(then.get(k))} -> {show(now.get(k))}" for k in then.keys() | now.keys()
+            if then.get(k) != now.get(k) and k.split(".", 1)[0] in sections]
+    if diff:
+        raise InputError(f"holds a run of another config ({', '.join(sorted(diff))}); use another --output or remove "
+                         "it", output)
+    return True
 
 
 def held_out_queries(data: Dataset, fraction: float, seed: int) -> set[str]:
@@ -117,10 +198,12 @@ def train(cfg: TrainConfig, callbacks=(), progress: bool = True) -> str:
 
 def _train(cfg: TrainConfig, callbacks, progress: bool) -> str:
     final = os.path.join(cfg.output, "final")
-    if os.path.exists(os.path.join(final, "config.json")):
+    data = load_dataset(cfg.dataset, cfg.split)
+    record = run_record(cfg, data)
+    if _held_run(cfg.output, record) and os.path.exists(os.path.join(final, "config.json")):
         return final
     student, loss, path = get_student(cfg.student), make_loss(cfg.loss), locate(cfg.model)
-    data, cache = load_dataset(cfg.dataset, cfg.split), ScoreCache(cfg.cache)
+    cache = ScoreCache(cfg.cache)
     dev = held_out_queries(data, cfg.dev_fraction, cfg.seed)
     examples = training_examples(cfg, data, cache, dev)
     train_ds = as_hf_dataset(examples, data, cfg.examples.text_view, cfg.examples.remove_query, cfg.seed)
@@ -151,6 +234,10 @@ def _train(cfg: TrainConfig, callbacks, progress: bool) -> str:
                               evaluator=evaluator, callbacks=[*tracker_callbacks, *callbacks])
     if cfg.lora:  # the trainer cannot read its model files back into a model with adapters
         trainer._load_from_checkpoint = lambda folder: load_checkpoint(model, folder)
+    if trainer.is_world_process_zero():  # before the first checkpoint; the model is downloaded by now
+        os.makedirs(cfg.output, exist_ok=True)
+        with atomic_path(os.path.join(cfg.output, RECORD)) as tmp, open(tmp, "w") as f:
+            json.dump({**record, "inputs": {**record["inputs"], "weights": fingerprint(cfg.model)}}, f, indent=1)
     trainer.train(resume_from_checkpoint=last_checkpoint(cfg.output, ADAPTER_FILE if cfg.lora else None))
     if trainer.is_world_process_zero():
         write_loss_curve(trainer.state.log_history, cfg.output)
