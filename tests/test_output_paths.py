@@ -217,3 +217,18 @@ def test_evaluate_into_the_default_folder(capsys, beir_dir, tmp_path, monkeypatc
     assert not os.path.exists("indexes")  # no index was built
     assert main(["evaluate", "--dataset", beir_dir, "--split", "test"]) == 0
     assert os.path.exists(os.path.join("runs", "toy-test-bm25", "metrics.json"))
+
+
+def test_library_writers_refuse_names_that_climb_out(tmp_path, monkeypatch):
+    from irdistill.data import Corpus
+    from irdistill.evaluation.suite import dataset_name
+    from irdistill.queries import generate_queries
+    from irdistill.queries.model_free import SentenceQueries
+
+    (tmp_path / "inner").mkdir()
+    monkeypatch.chdir(tmp_path / "inner")
+    assert dataset_name("..") == tmp_path.name and dataset_name(".") == "inner"
+    corpus = Corpus.from_records([("d1", "", "A first sentence of the passage. And a second one here.")])
+    with pytest.raises(InputError, match="split '../x' is not a safe name"):
+        generate_queries(corpus, SentenceQueries(), output_folder=str(tmp_path / "g"), split="../x", progress=False)
+    assert not (tmp_path / "g").exists() and not (tmp_path / "x.tsv").exists()

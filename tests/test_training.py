@@ -329,3 +329,11 @@ def test_checkpoints_resume_only_for_their_run_and_older_folders_are_judged_by_t
     shutil.rmtree(out)  # a new folder trains
     assert train(cfg(learning_rate=2e-3), progress=False) == final
     assert json.loads((out / "training.json").read_text())["config"]["learning_rate"] == 2e-3
+
+
+def test_extra_arguments_that_the_config_sets_already_are_refused(cached, tiny_model_dir, tmp_path):
+    folder, ds, cache, tid = cached
+    cfg = config(folder, cache, tid, tmp_path / "out", "bi-encoder", tiny_model_dir, extra={"seed": 1})
+    with pytest.raises(InputError, match="option extra: seed is set from the config already"):
+        train(cfg, progress=False)
+    assert not (tmp_path / "out" / "final").exists()

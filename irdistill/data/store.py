@@ -31,7 +31,9 @@ LOOKUP_BLOCK = 1 << 20  # ids looked up per vectorised binary search
 
 
 def min_bytes() -> int:
-    return int(os.environ.get("IRDISTILL_STORE_MIN_BYTES", MIN_BYTES))
+    from ..errors import env_int
+
+    return env_int("IRDISTILL_STORE_MIN_BYTES", MIN_BYTES)
 
 
 def places(name: str, beside: str | None = None) -> list[str]:

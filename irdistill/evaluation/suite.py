@@ -41,8 +41,8 @@ def expand(datasets, suite: str | None = None, split: str | None = None) -> list
 def dataset_name(source: str) -> str:
     """A row name: a folder's name, or an ir_datasets id without ``beir/`` and its split
     (``beir/cqadupstack/android`` -> ``cqadupstack-android``, ``beir/scifact/test`` -> ``scifact``)."""
-    if os.path.isdir(source):
-        return os.path.basename(os.path.normpath(source))
+    if os.path.isdir(source):  # the folder's real name: ``..`` or ``.`` must not name a row folder that climbs out
+        return os.path.basename(os.path.abspath(source))
     parts = source.strip("/").split("/")
     parts = parts[1:] if parts[0] == "beir" and len(parts) > 1 else parts
     if len(parts) > 1 and parts[-1] in ("test", "dev", "train", "v2"):

@@ -41,7 +41,7 @@ from ..data import store
 from ..data.corpus import Corpus
 from ..data.dataset import Dataset, load_files, read_queries
 from ..data.io import atomic_path
-from ..errors import InputError
+from ..errors import InputError, safe_name
 from ..progress import bar
 from .base import Doc, QueryGenerator, digest
 from .filters import Filters
@@ -137,6 +137,7 @@ def generate_queries(corpus: Corpus, generator: QueryGenerator, n_per_doc: int =
     cached part (default: the generator's). ``shard=(i, k)``: generate only documents ``i, i + k, ...`` of the
     selection, so ``k`` processes (one thread each on a CPU) share the work; the call that finds every document
     generated writes the folder, the others return ``complete=False``."""
+    safe_name(split, "split")  # it names the qrels file written: never a path that climbs out
     if n_per_doc < 1:
         raise ValueError(f"n_per_doc must be at least 1, not {n_per_doc}")
     if shard is not None and not 0 <= shard[0] < shard[1]:

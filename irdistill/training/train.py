@@ -221,7 +221,7 @@ def _train(cfg: TrainConfig, callbacks, progress: bool) -> str:
         model.max_seq_length = cfg.max_seq_length
     evaluator = student.dev_evaluator(*dev_inputs(cfg, data, cache, dev)) if dev else None
     columns = [c for c in train_ds[0] if c != "scores"]
-    args = student.arguments(
+    chosen = dict(
         output_dir=cfg.output, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
         warmup_steps=cfg.warmup_ratio, gradient_accumulation_steps=cfg.grad_accum, seed=cfg.seed,
@@ -229,7 +229,12 @@ def _train(cfg: TrainConfig, callbacks, progress: bool) -> str:
         logging_steps=cfg.logging_steps, **report, disable_tqdm=not shown(progress), dataloader_drop_last=True,
         dataloader_pin_memory=_has_cuda(),
         eval_strategy="steps" if evaluator else "no", eval_steps=cfg.eval_steps or cfg.save_steps,
-        **_device_arguments(cfg.precision), **student.training_arguments(model, cfg, columns), **cfg.extra)
+        **_device_arguments(cfg.precision), **student.training_arguments(model, cfg, columns))
+    clash = sorted(set(cfg.extra) & set(chosen))
+    if clash:
+        raise InputError(f"option extra: {clash[0]} is set from the config already (its own option, or irdistill's "
+                         "choice); leave it out of extra")
+    args = student.arguments(**chosen, **cfg.extra)
     trainer = student.trainer(model=model, args=args, train_dataset=train_ds, loss=student.objective(model, loss, cfg),
                               evaluator=evaluator, callbacks=[*tracker_callbacks, *callbacks])
     if cfg.lora:  # the trainer cannot read its model files back into a model with adapters
