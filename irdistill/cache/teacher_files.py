@@ -77,9 +77,38 @@ def _score(value, path: str, line: int | None) -> float:
 
 
 def read_margin_mse(path: str) -> Iterator[tuple[pa.Table, np.ndarray | None]]:
-    """``pos_score neg_score qid pos_pid neg_pid``: each line gives two pairs, (qid, pos) and (qid, neg)."""
+    """``pos_score neg_score qid pos_pid neg_pid``: each line gives two pairs, (qid, pos) and (qid, neg).
+
+    pyarrow's CSV reader reads it a block at a time; from a block it cannot parse (a blank line, a word where a score
+    belongs, bytes that are not UTF-8) on, the line reader takes over, which names the line of the problem."""
+    import pyarrow.csv as csv
+
+    names = ["pos", "neg", "qid", "p", "m"]
+    done = 0  # lines read by pyarrow (no blank line among them: it stops at one)
+    try:
+        reader = csv.open_csv(
+            path, read_options=csv.ReadOptions(column_names=names, block_size=16 << 20),
+            parse_options=csv.ParseOptions(delimiter="\t", quote_char=False, ignore_empty_lines=False),
+            convert_options=csv.ConvertOptions(column_types={"pos": pa.float64(), "neg": pa.float64(), "qid": pa.string(),
+                                                             "p": pa.string(), "m": pa.string()}))
+        for batch in reader:
+            if any(batch.column(i).null_count for i in range(5)):  # a blank line: the line reader skips it
+                raise pa.ArrowInvalid("blank line")
+            n = batch.num_rows
+            lines = np.arange(done + 1, done + n + 1)
+            yield pa.table({"qid": pa.concat_arrays([batch["qid"], batch["qid"]]),
+                            "docid": pa.concat_arrays([batch["p"], batch["m"]]),
+                            "score": pa.concat_arrays([batch["pos"], batch["neg"]])}), np.concatenate([lines, lines])
+            done += n
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        yield from _margin_mse_lines(path, done)
+
+
+def _margin_mse_lines(path: str, skip: int) -> Iterator[tuple[pa.Table, np.ndarray | None]]:
     q, d, s, lines = [], [], [], []
     for n, (pos, neg, qid, p, m) in read_tsv(path, 5):
+        if n <= skip:
+            continue
         try:
             ps, ns = float(pos), float(neg)
         except ValueError:
@@ -349,7 +378,7 @@ def teacher_key(path: str, fmt: str, name: str | None = None, scale: str = "unkn
 
 def _buckets(path: str) -> int:
     size = os.path.getsize(path) * (4 if path.endswith(".gz") else 1)
-    return max(1, min(256, math.ceil(size / (32 << 20))))
+    return max(1, min(256, math.ceil(size / (16 << 20))))
 
 
 def _bucket_of(qids: pa.ChunkedArray | pa.Array, n: int) -> np.ndarray:
