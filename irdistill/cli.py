@@ -186,7 +186,7 @@ def cmd_score(args):
         print(f"run: {args.output}")
 
 
-CACHE_NEEDS = {"export-trec": ["output"], "export-margin-mse": ["output", "dataset"], "import": ["input", "format"],
+CACHE_NEEDS = {"export-trec": ["output"], "export-margin-mse": ["output", "dataset"], "export-jsonl": ["output", "dataset"], "import": ["input", "format"],
                "import-margin-mse": ["input"]}
 
 
@@ -194,10 +194,10 @@ def cmd_cache(args):
     """List, verify, export, import or compact the score cache.
 
     list: teachers in the cache; verify: check every part (readable, no pair twice, no NaN); export-trec /
-    export-margin-mse: write a teacher's scores; import: load a published teacher file (--format: margin-mse,
-    st-scores, st-hard-negatives, run, colbert, pylate), keyed by its content; import-margin-mse: import --format
-    margin-mse; compact: merge part files."""
-    from .cache import ScoreCache, export_margin_mse, import_teacher_file
+    export-margin-mse / export-jsonl (--style flagembedding or tevatron, texts joined): write a teacher's scores;
+    import: load a published teacher file (--format: margin-mse, st-scores, st-hard-negatives, run, colbert,
+    pylate), keyed by its content; import-margin-mse: import --format margin-mse; compact: merge part files."""
+    from .cache import ScoreCache, export_jsonl, export_margin_mse, import_teacher_file
     from .data import write_run
 
     needs = ["teacher"] * (args.action not in ("list", "verify", "import", "import-margin-mse")) + \
@@ -235,6 +235,8 @@ def cmd_cache(args):
     if args.action == "export-trec":
         cache.describe(args.teacher)
         write_run(cache.run(args.teacher), args.output, tag=args.teacher)
+    elif args.action == "export-jsonl":
+        print(f"{export_jsonl(cache, args.teacher, _dataset(args), args.output, args.style, args.max_negatives)} lines")
     elif args.action == "export-margin-mse":
         cache.describe(args.teacher)
         print(f"{export_margin_mse(cache, args.teacher, _dataset(args).qrels, args.output, args.max_negatives)} lines")
@@ -422,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flush", type=COUNT, default=2048, help="pairs per part file")
 
     p = verb(cmd_cache)
-    p.add_argument("action", choices=["list", "verify", "export-trec", "export-margin-mse", "import",
+    p.add_argument("action", choices=["list", "verify", "export-trec", "export-margin-mse", "export-jsonl", "import",
                                       "import-margin-mse", "compact"])
     _add_cache(p)
     p.add_argument("--teacher", help="the teacher's cache key (<teacher id>@<collection>, see `cache list`); for "
@@ -432,7 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=list(FORMATS), help="import: the file's layout (see irdistill/cache/teacher_files.py)")
     p.add_argument("--scale", choices=list(SCALES), default="unknown",
                    help="import: what the scores are, recorded for the losses (default unknown)")
-    p.add_argument("--max-negatives", type=COUNT, help="negatives per query in a Margin-MSE export")
+    p.add_argument("--max-negatives", type=COUNT, help="negatives per query in a Margin-MSE or jsonl export")
+    p.add_argument("--style", choices=["flagembedding", "tevatron"], default="flagembedding",
+                   help="export-jsonl: the trainer's layout (default flagembedding)")
     _add_dataset(p, required=False)
 
     p = verb(cmd_generate_queries)

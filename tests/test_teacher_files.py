@@ -196,3 +196,27 @@ def test_an_imported_teacher_trains_a_student(cached, tiny_model_dir, tmp_path):
     final = train(config(folder, cache_dir, key, tmp_path / "out", "bi-encoder", tiny_model_dir, max_steps=2),
                   progress=False)
     assert os.path.exists(os.path.join(final, "config.json"))
+
+
+@pytest.mark.parametrize("style", ["flagembedding", "tevatron"])
+def test_jsonl_export_for_other_trainers(cached, tmp_path, style):
+    from irdistill.cache import export_jsonl
+
+    folder, ds, cache_dir, key = cached
+    cache = ScoreCache(cache_dir)
+    n = export_jsonl(cache, key, ds, tmp_path / "train.jsonl", style, max_negatives=3)
+    lines = [json.loads(line) for line in open(tmp_path / "train.jsonl")]
+    assert n == len(lines) == len(ds.qrels)
+    first, qid = lines[0], sorted(ds.qrels)[0]
+    scores = cache.read(key, qids=[qid]).set_index("docid")["score"]
+    pos = next(iter(ds.qrels[qid]))
+    rest = scores.drop(pos).reset_index().sort_values(["score", "docid"], ascending=[False, True])[:3]
+    negatives = rest.set_index("docid")["score"]  # highest first, ties by id
+    if style == "flagembedding":
+        assert first["query"] == ds.queries[qid] and first["pos"] == ds.corpus.texts([pos])
+        assert first["pos_scores"] == [pytest.approx(float(scores[pos]))]
+        assert first["neg_scores"] == pytest.approx(negatives.tolist()) and len(first["neg"]) == 3
+    else:
+        assert first["query_id"] == qid and first["positive_passages"][0]["docid"] == pos
+        assert [p["docid"] for p in first["negative_passages"]] == negatives.index.tolist()
+        assert first["negative_passages"][0]["score"] == pytest.approx(float(negatives.iloc[0]))
