@@ -186,8 +186,8 @@ def cmd_score(args):
         print(f"run: {args.output}")
 
 
-CACHE_NEEDS = {"export-trec": ["output"], "export-margin-mse": ["output", "dataset"], "export-jsonl": ["output", "dataset"], "import": ["input", "format"],
-               "import-margin-mse": ["input"]}
+CACHE_NEEDS = {"export-trec": ["output"], "export-margin-mse": ["output", "dataset"], "export-jsonl": ["output", "dataset"],
+               "import": ["input", "format"], "import-margin-mse": ["input"]}
 
 
 def cmd_cache(args):
