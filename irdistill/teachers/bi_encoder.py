@@ -57,6 +57,10 @@ class BiEncoderTeacher(Teacher):
         vecs = dict(zip(unique, encode_texts(self.model, unique, "query", self.batch_size, pool=self.pool())))
         return np.stack([vecs[t] for t in texts])
 
+    def embed(self, texts: list[str], role: str = "passage") -> np.ndarray:
+        """The model's embeddings of ``texts`` as queries or passages (for embedding distillation)."""
+        return self._encode(list(texts), "query" if role == "query" else "document")
+
     def score_pairs(self, queries: list[str], passages: list[str]) -> np.ndarray:
         q, p = self._encode(queries, "query"), self._encode(passages, "document")
         return np.einsum("ij,ij->i", q, p).astype(np.float32)  # vectors are unit length for cosine models

@@ -16,11 +16,16 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+from torch import nn
 
 from ..data.dataset import Dataset
 from ..errors import InputError
 
 METRICS = ("cosine", "mse", "l2")
+EMBEDDERS = ("embeddings-api", "bi-encoder")  # the teacher kinds with embed(texts, role)
+# options of a teacher's spec that say how to reach it, not what it computes: left out of a training run's record
+TRANSPORT = ("endpoint", "vectors", "api_key", "api_key_env", "timeout", "retries", "rate_limit", "allow_insecure",
+             "batch_size", "device", "workers")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-ZÄÖÜ0-9\"'(])")
 
 
@@ -34,11 +39,31 @@ class EmbeddingConfig:
     metric: str = "cosine"          # cosine, mse or l2 (sentence-transformers' EmbedDistillLoss)
     weight: float = 1.0             # beside score losses: this loss's share
 
-    def check(self, where=None) -> None:
-        if self.metric not in METRICS:
-            raise InputError(f"embeddings.metric must be one of {', '.join(METRICS)}, not {self.metric!r}", where)
-        if not (isinstance(self.weight, (int, float)) and self.weight > 0):
-            raise InputError(f"embeddings.weight must be a number above 0, not {self.weight!r}", where)
+    @classmethod
+    def from_dict(cls, d) -> "EmbeddingConfig":
+        """Every option checked (names, types, the teacher's spec) before anything loads."""
+        from dataclasses import fields
+
+        from ..errors import choice, keyword_types, number, typed
+        from ..teachers.spec import parse_spec
+
+        if not isinstance(d, dict) or "teacher" not in d:
+            raise InputError("option embeddings: a mapping with a teacher (a spec whose teacher embeds: embeddings-api "
+                             "or bi-encoder) and options")
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise InputError(f"unknown embeddings option(s): {', '.join(unknown)}")
+        types = keyword_types(cls.__init__)
+        for key, value in d.items():
+            if key != "teacher":
+                typed(value, types[key], f"option embeddings.{key}")
+        choice(d.get("metric", "cosine"), "option embeddings.metric", METRICS)
+        number(d.get("weight", 1.0), "option embeddings.weight", float, above=0)
+        spec = parse_spec(d["teacher"])
+        if spec["kind"] not in EMBEDDERS:
+            raise InputError(f"option embeddings.teacher: a {spec['kind']} teacher gives no embeddings (use "
+                             f"{' or '.join(EMBEDDERS)})")
+        return cls(**{**d, "teacher": spec})
 
 
 def sentences(text: str, min_words: int = 4) -> list[str]:
@@ -78,32 +103,68 @@ def hf_dataset(examples: list[tuple[str, str]], vectors: np.ndarray):
 
 
 def embedding_loss(model, cfg: EmbeddingConfig, teacher_dim: int):
+    """sentence-transformers' EmbedDistillLoss (a projection when the sizes differ), times ``cfg.weight``."""
     from sentence_transformers.sentence_transformer.losses import EmbedDistillLoss
 
-    dim = model.get_sentence_embedding_dimension()
-    return EmbedDistillLoss(model, distance_metric=cfg.metric, projection_dim=None if dim == teacher_dim else teacher_dim)
+    dim = model.get_embedding_dimension()
+    loss = EmbedDistillLoss(model, distance_metric=cfg.metric, projection_dim=None if dim == teacher_dim else teacher_dim)
+    return loss if cfg.weight == 1.0 else Weighted(loss, cfg.weight)
+
+
+def embedding_part(model, data: Dataset, cfg: EmbeddingConfig):
+    """``(dataset, loss)`` of embedding distillation over ``data``'s texts, for the trainer beside the score loss."""
+    from ..teachers import build_teacher
+
+    examples = pairs(data, cfg)
+    vectors = teacher_vectors(build_teacher(cfg.teacher, data), [t for _, t in examples])
+    return hf_dataset(examples, vectors), embedding_loss(model, cfg, vectors.shape[1])
+
+
+def recorded(spec: dict) -> dict:
+    """A teacher spec without the options that only say how to reach the teacher (``TRANSPORT``)."""
+    return {k: v for k, v in spec.items() if k not in TRANSPORT}
+
+
+class Weighted(nn.Module):
+    """A sentence-transformers loss times a weight (its parameters, e.g. a projection, train as its own)."""
+
+    def __init__(self, loss: nn.Module, weight: float):
+        super().__init__()
+        self.loss, self.weight = loss, weight
+
+    def forward(self, features, labels):
+        return self.weight * self.loss(features, labels)
 
 
 def train_embeddings(model: str, data: Dataset, cfg: EmbeddingConfig, output: str, epochs: float = 1.0,
                      batch_size: int = 32, learning_rate: float = 2e-5, max_seq_length: int | None = 256, seed: int = 42,
                      precision: str = "auto", progress: bool = True) -> str:
     """Train ``model`` (a SentenceTransformer) on ``data``'s texts against the teacher's vectors alone; returns the
-    folder of the final model (``<output>/final``, which loads in sentence-transformers unchanged). A finished
-    folder is returned as it is."""
+    folder of the final model (``<output>/final``, which loads in sentence-transformers unchanged). Like ``train``,
+    the folder keeps a record of what made it (``training.json``): a finished run of the same settings and inputs is
+    returned as it is, another run's folder is refused."""
+    import json
     import os
+    from dataclasses import asdict
 
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
-    from ..data.io import check_output
-    from ..models import locate
+    from ..data.io import atomic_path, check_output
+    from ..models import fingerprint, locate
     from ..progress import shown
     from ..teachers import build_teacher
-    from .train import _device_arguments
+    from .train import RECORD, _device_arguments, _held_run, _json
 
-    cfg.check()
     check_output(output, "folder")
     final = os.path.join(output, "final")
-    if os.path.exists(os.path.join(final, "config.json")):
+    settings = {"model": model, "embeddings": {**asdict(cfg), "teacher": recorded(cfg.teacher)}, "epochs": epochs,
+                "batch_size": batch_size, "learning_rate": learning_rate, "max_seq_length": max_seq_length,
+                "seed": seed, "precision": precision}
+    inputs = {**data.fingerprint(), "weights": fingerprint(model)}
+    for view in {cfg.teacher_view, cfg.student_view} - {None}:
+        inputs[f"view {view}"] = data.view(view).fingerprint()
+    record = {"config": _json(settings), "inputs": inputs}
+    if _held_run(output, record) and os.path.exists(os.path.join(final, "config.json")):
         return final
     teacher = build_teacher(cfg.teacher, data)
     examples = pairs(data, cfg)
@@ -117,6 +178,9 @@ def train_embeddings(model: str, data: Dataset, cfg: EmbeddingConfig, output: st
         **_device_arguments(precision))
     trainer = SentenceTransformerTrainer(model=student, args=args, train_dataset=hf_dataset(examples, vectors),
                                          loss=embedding_loss(student, cfg, vectors.shape[1]))
+    os.makedirs(output, exist_ok=True)
+    with atomic_path(os.path.join(output, RECORD)) as tmp, open(tmp, "w") as f:
+        json.dump(record, f, indent=1)
     trainer.train()
     student.save(final + ".tmp")
     os.replace(final + ".tmp", final)
