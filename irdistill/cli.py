@@ -283,6 +283,8 @@ def cmd_adapt(args):
                       args.per_passage, args.sample, args.filter or [], args.option or [], args.depth,
                       parse_spec(args.teacher) if args.teacher else None, parse_options(args.set, "--set"),
                       args.eval_split, args.seed)
+    if args.embedding_teacher:  # embedding distillation over the collection's passages, beside the score losses
+        cfg.training["embeddings"] = {"teacher": parse_spec(args.embedding_teacher)}
     result = adapt(cfg)
     print(f"model: {result['model']}")
     if "evaluation" in result:
@@ -474,6 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training option over the recipe's (repeatable), e.g. epochs=2 or learning_rate=3e-5")
     p.add_argument("--eval-split", default="test", help="judged split to evaluate on, if the folder has one")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the passage sample and the generator")
+    p.add_argument("--embedding-teacher", metavar="SPEC",
+                   help="also distil this teacher's embeddings of the collection's passages (embeddings-api or "
+                        "bi-encoder; kind:model or a YAML/JSON spec, e.g. one naming an embeddings endpoint)")
 
     p = verb(cmd_train)
     p.add_argument("--config", required=True, help="YAML file")

@@ -21,6 +21,10 @@ class BiEncoderTeacher(Teacher):
 
     kind = "bi-encoder"
 
+    @property
+    def scale(self) -> str:
+        return "cosine" if self.model.similarity_fn_name == "cosine" else "dot"
+
     def __init__(self, model: str, batch_size: int = 64, device: str | None = None, memo: int = 200_000, encoder=None,
                  workers: int = 1):
         self.name, self.batch_size, self.workers = model, batch_size, workers

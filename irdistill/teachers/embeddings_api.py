@@ -50,6 +50,7 @@ class EmbeddingsAPITeacher(Teacher):
     sent to this endpoint only (``$OPENAI_API_KEY`` to api.openai.com)."""
 
     kind = "embeddings-api"
+    scale = "cosine"
     batch_size = 32
 
     def __init__(self, endpoint: str, model: str = "", query_type: str | None = "query",
