@@ -9,6 +9,9 @@ positives are the generated queries' source passages. Every step is cached under
 teacher scores by what produced them, candidates and the student by the hash of the settings, so a rerun generates,
 scores and trains nothing, and a killed run resumes.
 
+With ``training: {embeddings: {teacher: SPEC}}`` (``--embedding-teacher``) the student also learns that teacher's
+embeddings of the collection's passages (``training/embedding_distill.py``), which needs no queries at all.
+
 The defaults (a sentence of each passage and the packaged SmolLM2's queries, mixed; InfoNCE + listwise KL; WiSE-FT
 halfway back to the starting model) are the settings that did best on the labels of SciFact train and Cranfield, each
 of which may choose for the other (docs/results.md).
@@ -36,6 +39,7 @@ from .queries import GeneratedQueries, generate_from_specs
 from .queries.generate import write_folder
 from .teachers import score_run
 from .training import TrainConfig, train
+from .training.embedding_distill import recorded
 from .training.students import get_student
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -146,7 +150,10 @@ def student_model(cfg: AdaptConfig, progress: bool = True) -> str:
     run = candidate_run(cfg, queries, ds, progress)
     key = score_run(cfg.teacher_spec(), read_run(run), ds, cache, progress=progress).key
     recipe = cfg.recipe(key)
-    name = f"{cfg.student}-{config_hash(queries=queries.id, run=os.path.basename(run), training=recipe)}"
+    hashed = recipe  # the embedding teacher by what it computes, not where it is reached (an endpoint's port)
+    if recipe.get("embeddings"):
+        hashed = {**recipe, "embeddings": {**recipe["embeddings"], "teacher": recorded(recipe["embeddings"]["teacher"])}}
+    name = f"{cfg.student}-{config_hash(queries=queries.id, run=os.path.basename(run), training=hashed)}"
     return train(TrainConfig.from_dict({**recipe, "dataset": queries.folder, "split": queries.split, "cache": cache.folder,
                                         "output": os.path.join(cfg.output, "models", name)}))
 

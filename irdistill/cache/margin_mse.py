@@ -1,15 +1,12 @@
-"""Hofstätter's Margin-MSE teacher file: ``pos_score<TAB>neg_score<TAB>qid<TAB>pid_pos<TAB>pid_neg`` per line."""
+"""Hofstätter's Margin-MSE teacher file: ``pos_score<TAB>neg_score<TAB>qid<TAB>pid_pos<TAB>pid_neg`` per line (written
+here; ``teacher_files`` imports it)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..data.io import atomic_path, check_id, read_tsv
-from ..errors import InputError, require_file, safe_name
+from ..data.io import atomic_path
 from .scores import ScoreCache
-
-FLOAT32_MAX = float(np.finfo(np.float32).max)
-
 
 def export_margin_mse(cache: ScoreCache, teacher: str, qrels: dict, path, max_negatives: int | None = None,
                       seed: int = 0) -> int:
@@ -33,27 +30,3 @@ def export_margin_mse(cache: ScoreCache, teacher: str, qrels: dict, path, max_ne
                     f.write(f"{scores[p]:.6f}\t{scores[n]:.6f}\t{qid}\t{p}\t{n}\n")
                     lines += 1
     return lines
-
-
-def import_margin_mse(cache: ScoreCache, teacher: str, path, description: dict | None = None) -> int:
-    """Load a Margin-MSE teacher file into the cache as ``teacher`` (a safe name, see ``errors.safe_name``); returns
-    the number of pairs the file holds (pairs the cache already held are kept, not written twice)."""
-    safe_name(teacher, "teacher id")
-    path = require_file(path)
-    scores: dict[tuple[str, str], float] = {}
-    for n, (pos, neg, qid, p, d) in read_tsv(path, 5):
-        try:
-            ps, ns = float(pos), float(neg)
-        except ValueError:
-            raise InputError("scores must be numbers", path, n) from None
-        if not (abs(ps) <= FLOAT32_MAX and abs(ns) <= FLOAT32_MAX):  # also false for NaN
-            raise InputError("scores must be finite numbers (within float32)", path, n)
-        qid, p, d = check_id(qid, "query id", path, n), check_id(p, "document id", path, n), check_id(d, "document id", path, n)
-        scores.setdefault((qid, p), ps)
-        scores.setdefault((qid, d), ns)
-    if not scores:
-        raise InputError("no lines", path)
-    cache.register(teacher, description or {"kind": "imported", "file": str(path)})
-    (qids, docids), values = zip(*scores.keys()), list(scores.values())
-    cache.commit(teacher, qids, docids, values)
-    return len(scores)

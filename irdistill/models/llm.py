@@ -3,19 +3,13 @@ HTTP endpoint (vLLM, llama.cpp's server, TGI). Both speak chat messages and give
 
 from __future__ import annotations
 
-import base64
-import http.client
-import json
 import os
-import re
-import urllib.error
-import urllib.parse
-import urllib.request
 
 import numpy as np
 
 from ..errors import InputError
 from . import fingerprint, locate
+from .http import JSONEndpoint
 
 
 def _variants(label: str) -> set[str]:
@@ -188,24 +182,11 @@ class OpenAIEndpoint:
     unless ``allow_insecure`` says so. The URL is kept and shown without its credentials."""
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, top_logprobs: int = 20, timeout: float = 300,
-                 request: dict | None = None, allow_insecure: bool = False):
-        url = urllib.parse.urlsplit(base_url.rstrip("/"))
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise InputError(f"endpoint must be an http(s) URL, not {_public(base_url)!r}")
-        self.base_url = _public(base_url.rstrip("/"))
-        self.model, self.top_logprobs, self.timeout = model, top_logprobs, timeout
-        self.headers = {"Content-Type": "application/json"}
-        if url.username:
-            token = base64.b64encode(f"{urllib.parse.unquote(url.username)}:{urllib.parse.unquote(url.password or '')}"
-                                     .encode()).decode()
-            self.headers["Authorization"] = f"Basic {token}"
-        key = api_key or (os.environ.get("OPENAI_API_KEY") if url.hostname == "api.openai.com" else None)
-        if key:
-            self.headers["Authorization"] = f"Bearer {key}"
-        local = url.hostname in ("localhost", "127.0.0.1", "::1") or url.hostname.startswith("127.")
-        if "Authorization" in self.headers and url.scheme == "http" and not local and not allow_insecure:
-            raise InputError(f"will not send credentials over plain http to {url.hostname}: use https, or "
-                             "allow_insecure=true")
+                 request: dict | None = None, allow_insecure: bool = False, retries: int = 2):
+        self.http = JSONEndpoint(base_url, api_key, "OPENAI_API_KEY", ("api.openai.com",), timeout, allow_insecure,
+                                 retries, backoff=0.5, what="LLM endpoint")
+        self.base_url, self.headers = self.http.base_url, self.http.headers
+        self.model, self.top_logprobs = model, top_logprobs
         self.request = request or {}  # extra request fields, e.g. {"logit_bias": {"2": -100}} to keep EOS out of reach
 
     def describe(self) -> dict:
@@ -213,20 +194,12 @@ class OpenAIEndpoint:
 
     def _chat(self, messages: list[dict], **params) -> dict:
         """The answer to one request, checked to be one (``_problem``); a redirect is refused, not followed."""
-        body = json.dumps({"model": self.model, "messages": messages, "temperature": 0, **self.request, **params}).encode()
-        url = self.base_url + ("/chat/completions" if self.base_url.endswith("/v1") else "/v1/chat/completions")
-        req = urllib.request.Request(url, body, self.headers)  # credentials travel in the header, never the URL
-        try:
-            with _OPENER.open(req, timeout=self.timeout) as resp:
-                answer = json.load(resp)
-        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError, RecursionError) as e:
-            if isinstance(e, urllib.error.HTTPError) and 300 <= e.code < 400:
-                raise InputError(f"LLM endpoint {url} redirects ({e.code}) to {_public(e.headers.get('Location') or '?')}:"
-                                 " give the URL it moved to as endpoint (redirects are not followed)") from None
-            raise InputError(f"LLM endpoint {url} failed: {_public(str(e))}") from None
+        body = {"model": self.model, "messages": messages, "temperature": 0, **self.request, **params}
+        answer = self.http.post("/v1/chat/completions", body)
         problem = _problem(answer, params.get("n", 1), bool(params.get("logprobs")))
         if problem:
-            raise InputError(f"LLM endpoint {url} gave no answer to the request: {problem}")
+            raise InputError(f"LLM endpoint {self.http.url('/v1/chat/completions')} gave no answer to the request: "
+                             f"{problem}")
         return answer
 
     def label_logprobs(self, chats: list[list[dict]], labels: list[str], batch_size: int = 8) -> np.ndarray:
@@ -279,17 +252,6 @@ class OpenAIEndpoint:
         return [t for outs in results for t in outs]
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Follow no redirect: urllib would send the credentials on to the new host, and turn the POST into a GET
-    without the prompt, whose answer would be taken as the answer to it."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None  # urllib then raises HTTPError with the 3xx code
-
-
-_OPENER = urllib.request.build_opener(_NoRedirect)
-
-
 def _number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x)
 
@@ -315,11 +277,6 @@ def _problem(answer, n: int, logprobs: bool) -> str | None:
         elif not isinstance(c.get("message"), dict) or not isinstance(c["message"].get("content"), (str, type(None))):
             return "a choice without a message"
     return None
-
-
-def _public(text: str) -> str:
-    """``text`` with the credentials of any URL in it removed (``https://user:secret@host`` -> ``https://host``)."""
-    return re.sub(r"(\w+://)[^/@\s]+@", r"\1", text)
 
 
 def make_backend(model: str, endpoint: str | None = None, gguf_file: str | None = None, **kwargs):

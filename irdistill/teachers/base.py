@@ -46,6 +46,7 @@ class Teacher:
     kind: ClassVar[str] = "teacher"
     batch_size = 32
     text_view: str | None = None  # read another text of each document (e.g. "en", the source of a translation)
+    scale: str = "unknown"  # what the scores are (logit, cosine, bm25, rank...): kept in the cache entry for the losses
 
     @classmethod
     def from_spec(cls, spec: dict, dataset: Dataset | None = None, text_view: str | None = None) -> "Teacher":
@@ -111,7 +112,8 @@ class Teacher:
         scoring and, run again, scores exactly the rest."""
         dataset.view(self.text_view)  # fail early on a missing view
         key = self.cache_key(dataset)
-        cache.register(key, {**self.describe(), "collection": dataset.name, "documents": len(dataset.corpus)})
+        cache.register(key, {**self.describe(), "collection": dataset.name, "documents": len(dataset.corpus),
+                             "scale": self.scale})
         pairs = shard_of(run, shard)[["qid", "docid"]]
         qids = pd.unique(pairs["qid"]).tolist()
         cache.check_texts(key, {q: dataset.queries[q] for q in qids if q in dataset.queries})

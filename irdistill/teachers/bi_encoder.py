@@ -21,6 +21,10 @@ class BiEncoderTeacher(Teacher):
 
     kind = "bi-encoder"
 
+    @property
+    def scale(self) -> str:
+        return "cosine" if self.model.similarity_fn_name == "cosine" else "dot"
+
     def __init__(self, model: str, batch_size: int = 64, device: str | None = None, memo: int = 200_000, encoder=None,
                  workers: int = 1):
         self.name, self.batch_size, self.workers = model, batch_size, workers
@@ -56,6 +60,10 @@ class BiEncoderTeacher(Teacher):
         unique = list(dict.fromkeys(texts))
         vecs = dict(zip(unique, encode_texts(self.model, unique, "query", self.batch_size, pool=self.pool())))
         return np.stack([vecs[t] for t in texts])
+
+    def embed(self, texts: list[str], role: str = "passage") -> np.ndarray:
+        """The model's embeddings of ``texts`` as queries or passages (for embedding distillation)."""
+        return self._encode(list(texts), "query" if role == "query" else "document")
 
     def score_pairs(self, queries: list[str], passages: list[str]) -> np.ndarray:
         q, p = self._encode(queries, "query"), self._encode(passages, "document")

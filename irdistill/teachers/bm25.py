@@ -19,6 +19,7 @@ class BM25Teacher(Teacher):
     ``k1`` and ``b`` apply to both."""
 
     kind = "bm25"
+    scale = "bm25"
 
     def __init__(self, index, k1: float = 0.9, b: float = 0.4, depth: int = 1000):
         self.index = index if isinstance(index, BM25Index) else BM25Index(index, k1, b)

@@ -22,6 +22,7 @@ class CrossEncoderTeacher(Teacher):
     ``quantize="int8"`` applies torch's dynamic int8 quantisation to the linear layers (CPU)."""
 
     kind = "cross-encoder"
+    scale = "logit"
 
     def __init__(self, model: str, max_length: int | None = None, batch_size: int = 32, device: str | None = None,
                  dtype: str | None = None, backend: str = "torch", revision: str | None = None,

@@ -153,7 +153,7 @@ class EnsembleTeacher(Teacher):
             weights = fit_weights(cache, ids, fit_run, judged, self.norm, fit.get("metric", "ndcg@10"))
         eid = ensemble_id(ids, weights, self.norm) + "@" + dataset.corpus.fingerprint()[:12]
         cache.register(eid, {"kind": "ensemble", "members": ids, "weights": weights, "norm": self.norm,
-                             "fit": self.fit, "collection": dataset.name})
+                             "fit": self.fit, "collection": dataset.name, "scale": self.norm})
         pairs = shard_of(run, shard)[["qid", "docid"]]
         mine = pd.unique(pairs["qid"]).tolist()
         texts = {q: dataset.queries[q] for q in mine if q in dataset.queries}

@@ -57,6 +57,7 @@ class TrainConfig:
     merge_alpha: float | None = None  # WiSE-FT: save (1 - a) * start + a * trained (models/merge.py)
     report_to: object = "none"       # tensorboard, wandb, mlflow or none; or a list of them
     run_name: str | None = None      # the run's name in the trackers (default: the output folder's name)
+    embeddings: dict | None = None   # embedding distillation beside the score losses (embedding_distill.py)
     extra: dict = field(default_factory=dict)  # more TrainingArguments
 
     @classmethod
@@ -109,6 +110,13 @@ class TrainConfig:
             raise InputError("option loss: the regularizer loss needs examples: {regularizer: <teacher id>}")
         if d.get("lora") is not None:
             check_lora(d["lora"])
+        if d.get("embeddings") is not None:
+            from .embedding_distill import EmbeddingConfig
+
+            if student.model_class != "SentenceTransformer":  # EmbedDistillLoss trains SentenceTransformers
+                raise InputError(f"option embeddings: a {student.name} student has no single embedding to regress a "
+                                 "teacher's (a bi-encoder does)")
+            EmbeddingConfig.from_dict(d["embeddings"])
         return cls(**{**d, "examples": ExampleConfig(**d["examples"])})
 
     @classmethod

@@ -24,6 +24,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import sys
 from dataclasses import asdict
 
 from ..cache.scores import ScoreCache
@@ -34,11 +35,14 @@ from ..errors import InputError
 from ..models import fingerprint, locate
 from ..models.merge import fresh_parameters, interpolate_model
 from ..progress import library_bars, shown
+from ..teachers.spec import parse_spec
 from . import card
 from .config import TrainConfig, trackers
+from .embedding_distill import EmbeddingConfig, embedding_part, recorded
 from .examples import ExampleConfig, as_hf_dataset, build_examples
 from .lora import ADAPTER_FILE, add_lora, checkpoint_callback, load_checkpoint, merge_lora
 from .losses import make_loss
+from .scale import check_scale
 from .students import get_student
 
 
@@ -97,7 +101,10 @@ def run_record(cfg: TrainConfig, data: Dataset) -> dict:
     inputs = {**data.fingerprint(), "weights": fingerprint(cfg.model)}
     if cfg.examples.text_view:
         inputs["view"] = data.view(cfg.examples.text_view).fingerprint()
-    return {"config": _config_record(_json(asdict(cfg))), "inputs": inputs}
+    config = _json(asdict(cfg))
+    if config.get("embeddings"):  # the embedding teacher by what it computes, not where it is reached
+        config["embeddings"] = {**config["embeddings"], "teacher": recorded(parse_spec(config["embeddings"]["teacher"]))}
+    return {"config": _config_record(config), "inputs": inputs}
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -235,8 +242,15 @@ def _train(cfg: TrainConfig, callbacks, progress: bool) -> str:
         raise InputError(f"option extra: {clash[0]} is set from the config already (its own option, or irdistill's "
                          "choice); leave it out of extra")
     args = student.arguments(**chosen, **cfg.extra)
-    trainer = student.trainer(model=model, args=args, train_dataset=train_ds, loss=student.objective(model, loss, cfg),
-                              evaluator=evaluator, callbacks=[*tracker_callbacks, *callbacks])
+    for note in check_scale(loss, cache.read(cfg.examples.teacher, qids=sorted({e["query_id"] for e in examples})[:500]),
+                            teacher, getattr(model, "similarity_fn_name", None) == "cosine"):
+        print(f"irdistill: note: {note}", file=sys.stderr)
+    datasets, objective = train_ds, student.objective(model, loss, cfg)
+    if cfg.embeddings:  # beside the score loss: the trainer alternates batches of the two (proportionally)
+        emb_ds, emb_loss = embedding_part(model, data, EmbeddingConfig.from_dict(cfg.embeddings))
+        datasets, objective = {"scores": train_ds, "embeddings": emb_ds}, {"scores": objective, "embeddings": emb_loss}
+    trainer = student.trainer(model=model, args=args, train_dataset=datasets, loss=objective, evaluator=evaluator,
+                              callbacks=[*tracker_callbacks, *callbacks])
     if cfg.lora:  # the trainer cannot read its model files back into a model with adapters
         trainer._load_from_checkpoint = lambda folder: load_checkpoint(model, folder)
     if trainer.is_world_process_zero():  # before the first checkpoint; the model is downloaded by now

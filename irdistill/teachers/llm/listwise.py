@@ -31,6 +31,7 @@ class ListwiseLLMTeacher(LLMSpec, Teacher):
     relevant passages bubble up). Scores: ``n - final rank`` (higher is better; the order is what is taught)."""
 
     kind = "llm-listwise"
+    scale = "rank"
 
     def __init__(self, backend, window: int = 20, step: int = 10, max_words: int = 100, max_tokens: int | None = None):
         self.backend, self.window, self.step, self.max_words = backend, window, step, max_words

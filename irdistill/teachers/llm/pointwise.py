@@ -17,6 +17,7 @@ class PointwiseLLMTeacher(LLMSpec, Teacher):
     ``["0", "1", "2", "3"]``), the expected grade ``sum_i i * P(label_i)`` over the label set."""
 
     kind = "llm-pointwise"
+    scale = "logit"  # the log-odds of the first label over the second (or the expected grade over several)
 
     def __init__(self, backend, template: str = DEFAULT_TEMPLATE, labels=("yes", "no"), max_words: int = 200,
                  batch_size: int = 8, system: str | None = None):
