@@ -62,3 +62,58 @@ def test_metric_cutoff_beyond_int64(capsys, tmp_path, run_file):
     assert_one_line(code, err, "unknown metric")  # Arabic-Indic digits are no cutoff
     code, err, out = run_cli(capsys, "compare", run_file, "--qrels", qrels, "--metrics", f"ndcg@{2**63 - 1}")
     assert code == 0, err
+
+
+# damaged cache folders --------------------------------------------------------------------------------------------
+def test_cache_index_file_that_is_a_folder(capsys, cache, tmp_path):
+    index = cache / "teacher=t" / ".qids.jsonl"
+    index.unlink()
+    index.mkdir()
+    for action in ("list", "compact", "export-trec"):
+        code, err, _ = run_cli(capsys, "cache", action, "--cache", cache, "--teacher", "t", "--output", tmp_path / "o.trec")
+        assert_one_line(code, err, str(index), "a folder where")
+    assert not (tmp_path / "o.trec").exists()
+
+
+def test_cache_lock_file_that_is_a_folder_or_a_link(capsys, cache):
+    lock = cache / "teacher=t" / ".lock"
+    lock.unlink()
+    lock.mkdir()
+    code, err, _ = run_cli(capsys, "cache", "compact", "--cache", cache, "--teacher", "t")
+    assert_one_line(code, err, str(lock), "a folder where a lock file belongs")
+    lock.rmdir()
+    lock.symlink_to(cache / "elsewhere")
+    code, err, _ = run_cli(capsys, "cache", "compact", "--cache", cache, "--teacher", "t")
+    assert_one_line(code, err, str(lock), "cannot open this lock file")
+    assert not (cache / "elsewhere").exists()
+
+
+def test_damaged_text_hashes_in_the_index_are_not_a_changed_query(cache):
+    folder = cache / "teacher=t"
+    lines = [json.loads(x) for x in (folder / ".qids.jsonl").read_text().splitlines()]
+    for rec in lines:
+        rec["texts"] = [1] * len(rec["qids"])
+    (folder / ".qids.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    ScoreCache(cache).check_texts("t", {"q1": "a", "q2": "b"})  # no InputError: the hashes are unreadable, not other
+
+
+@pytest.mark.parametrize("damage", ["meta-binary", "meta-list", "meta-folder", "part-folder", "part-no-columns"])
+def test_verify_reports_what_list_and_export_refuse(capsys, cache, damage):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = cache / "teacher=t"
+    if damage == "meta-binary":
+        (folder / "_teacher.json").write_bytes(b"\x9b\xff\x00")
+    elif damage == "meta-list":
+        (folder / "_teacher.json").write_text("[1, 2]")
+    elif damage == "meta-folder":
+        (folder / "_teacher.json").unlink()
+        (folder / "_teacher.json").mkdir()
+    elif damage == "part-folder":
+        (folder / "part-x.parquet").mkdir()
+    else:
+        pq.write_table(pa.table({"a": [1]}), folder / "part-x.parquet")
+    code, err, out = run_cli(capsys, "cache", "verify", "--cache", cache)
+    assert_one_line(code, err, str(cache), "the cache has problems")
+    assert "unreadable" in out and "\tok" not in out, out

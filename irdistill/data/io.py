@@ -178,6 +178,10 @@ def file_lock(path):
         fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o666)
     except PermissionError:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except IsADirectoryError:
+        raise InputError("a folder where a lock file belongs: remove it", path) from None
+    except OSError as e:  # a link (never followed), a dangling parent...
+        raise InputError(f"cannot open this lock file ({e.strerror or e}): remove it", path) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield fd
