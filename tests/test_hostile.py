@@ -117,3 +117,52 @@ def test_verify_reports_what_list_and_export_refuse(capsys, cache, damage):
     code, err, out = run_cli(capsys, "cache", "verify", "--cache", cache)
     assert_one_line(code, err, str(cache), "the cache has problems")
     assert "unreadable" in out and "\tok" not in out, out
+
+
+# card: metrics.json and README.md ---------------------------------------------------------------------------------
+@pytest.fixture
+def model_dir(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "README.md").write_text("---\nlicense: mit\n---\n# m\n")
+    return folder
+
+
+def metrics_json(tmp_path, **fields):
+    r = {"run": "r", "dataset": "toy", "split": "test", "metrics": {"ndcg@10": 0.5}, **fields}
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(r, allow_nan=True))
+    return path
+
+
+@pytest.mark.parametrize("fields,words", [
+    ({"split": ["a"]}, "split must be one line of text"),
+    ({"run": {"a": 1}}, "run must be one line of text"),
+    ({"run": "r\n## injected"}, "run must be one line of text"),
+    ({"dataset": ""}, "dataset must be one line of text"),
+    ({"metrics": {}}, "no metrics"),
+    ({"metrics": {"ndcg@10": float("nan")}}, "must be a finite number"),
+    ({"metrics": {"ndcg@10": float("inf")}}, "must be a finite number"),
+    ({"metrics": {"ndcg@10": True}}, "must be a finite number"),
+    ({"metrics": {"ndcg@10": 10**400}}, "must be a finite number"),
+])
+def test_card_refuses_a_metrics_json_the_card_cannot_hold(capsys, tmp_path, model_dir, fields, words):
+    before = (model_dir / "README.md").read_text()
+    code, err, _ = run_cli(capsys, "card", metrics_json(tmp_path, **fields), "--model", model_dir)
+    assert_one_line(code, err, str(tmp_path / "metrics.json"), words)
+    assert (model_dir / "README.md").read_text() == before
+
+
+@pytest.mark.parametrize("card", [b"---\nlicense: [unclosed\n---\n# m\n", b"\x85\xff\x00 not text"])
+def test_card_with_a_damaged_readme(capsys, tmp_path, model_dir, card):
+    (model_dir / "README.md").write_bytes(card)
+    code, err, _ = run_cli(capsys, "card", metrics_json(tmp_path), "--model", model_dir)
+    assert_one_line(code, err, str(model_dir / "README.md"), "model card")
+    assert (model_dir / "README.md").read_bytes() == card
+
+
+def test_card_table_escapes_pipes(capsys, tmp_path, model_dir):
+    code, err, _ = run_cli(capsys, "card", metrics_json(tmp_path, dataset="a|b", run="r|x"), "--model", model_dir)
+    assert code == 0, err
+    row = next(x for x in (model_dir / "README.md").read_text().splitlines() if x.startswith("| a"))
+    assert row.startswith("| a\\|b | test | `r\\|x` |"), row
