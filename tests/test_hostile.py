@@ -166,3 +166,26 @@ def test_card_table_escapes_pipes(capsys, tmp_path, model_dir):
     assert code == 0, err
     row = next(x for x in (model_dir / "README.md").read_text().splitlines() if x.startswith("| a"))
     assert row.startswith("| a\\|b | test | `r\\|x` |"), row
+
+
+# Margin-MSE teacher files and Lucene indexes ----------------------------------------------------------------------
+def test_margin_mse_file_with_two_scores_for_one_pair(capsys, tmp_path):
+    path = tmp_path / "teacher.tsv"
+    path.write_text("1.0\t0.5\tq1\td1\td2\n1.0\t0.5\tq1\td1\td3\n2.0\t0.5\tq1\td1\td4\n")
+    code, err, _ = run_cli(capsys, "cache", "import-margin-mse", "--cache", tmp_path / "cache", "--teacher", "t",
+                           "--input", path)
+    assert_one_line(code, err, f"{path}:3:", "has two scores")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_damaged_lucene_index(capsys, beir_dir, tmp_path):
+    index = tmp_path / "index"
+    assert main(["index", "--dataset", beir_dir, "--index", str(index)]) == 0
+    for name in os.listdir(index):
+        if name.startswith("segments"):
+            os.remove(index / name)
+    for argv in (["search", "--index", index, "--query", "cats"], ["index", "--dataset", beir_dir, "--index", index]):
+        code, err, _ = run_cli(capsys, *argv)
+        assert_one_line(code, err, str(index), "not a readable Lucene index", "--rebuild")
+    assert main(["index", "--dataset", beir_dir, "--index", str(index), "--rebuild"]) == 0
+    assert main(["search", "--index", str(index), "--query", "cats"]) == 0

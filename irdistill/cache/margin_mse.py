@@ -49,8 +49,10 @@ def import_margin_mse(cache: ScoreCache, teacher: str, path, description: dict |
         if not (abs(ps) <= FLOAT32_MAX and abs(ns) <= FLOAT32_MAX):  # also false for NaN
             raise InputError("scores must be finite numbers (within float32)", path, n)
         qid, p, d = check_id(qid, "query id", path, n), check_id(p, "document id", path, n), check_id(d, "document id", path, n)
-        scores.setdefault((qid, p), ps)
-        scores.setdefault((qid, d), ns)
+        for pair, score in (((qid, p), ps), ((qid, d), ns)):
+            if np.float32(scores.setdefault(pair, score)) != np.float32(score):
+                raise InputError(f"document {pair[1]!r} of query {qid!r} has two scores, {scores[pair]} and {score}",
+                                 path, n)
     if not scores:
         raise InputError("no lines", path)
     cache.register(teacher, description or {"kind": "imported", "file": str(path)})
