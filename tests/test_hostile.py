@@ -189,3 +189,46 @@ def test_damaged_lucene_index(capsys, beir_dir, tmp_path):
         assert_one_line(code, err, str(index), "not a readable Lucene index", "--rebuild")
     assert main(["index", "--dataset", beir_dir, "--index", str(index), "--rebuild"]) == 0
     assert main(["search", "--index", str(index), "--query", "cats"]) == 0
+
+
+# model folders that hold no model, report and generate-queries leftovers ------------------------------------------
+@pytest.mark.parametrize("damage", ["no-config", "bad-st-config", "st-config-list"])
+def test_merge_and_score_with_a_folder_that_is_no_model(capsys, beir_dir, tmp_path, damage):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "README.md").write_text("# not a model\n")
+    if damage == "bad-st-config":
+        (model / "config_sentence_transformers.json").write_text("{bad")
+    elif damage == "st-config-list":
+        (model / "config_sentence_transformers.json").write_text("[1]")
+    code, err, _ = run_cli(capsys, "merge", "--base", model, "--model", model, "--alpha", "0.5", "--output",
+                           tmp_path / "out")
+    assert_one_line(code, err, str(model), "cannot load a model" if damage == "no-config" else "sentence-transformers config")
+    run = tmp_path / "run.trec"
+    run.write_text("q1 Q0 d1 1 0.5 x\n")
+    code, err, _ = run_cli(capsys, "score", "--teacher", f"cross-encoder:{model}", "--run", run, "--dataset", beir_dir,
+                           "--cache", tmp_path / "cache")
+    assert_one_line(code, err, str(model))
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("extra,named", [(["--cache", "CACHE", "--teacher", "nope"], "teacher 'nope'"),
+                                         (["--training", "NOPE"], "no loss.jsonl")])
+def test_a_failed_report_leaves_no_folder(capsys, beir_dir, tmp_path, run_file, cache, extra, named):
+    extra = [str(cache) if a == "CACHE" else str(tmp_path / "nope") if a == "NOPE" else a for a in extra]
+    out = tmp_path / "a" / "b" / "report"
+    code, err, _ = run_cli(capsys, "report", run_file, "--dataset", beir_dir, "--output", out, *extra)
+    assert_one_line(code, err, named)
+    assert not (tmp_path / "a").exists()
+    out.mkdir(parents=True)
+    (out / "mine.txt").write_text("kept")
+    code, err, _ = run_cli(capsys, "report", run_file, "--dataset", beir_dir, "--output", out, *extra)
+    assert_one_line(code, err, named)
+    assert os.listdir(out) == ["mine.txt"]
+
+
+def test_generate_queries_with_a_huge_per_passage(capsys, beir_dir, tmp_path):
+    code, err, _ = run_cli(capsys, "generate-queries", "--dataset", beir_dir, "--generator", "title", "--output",
+                           tmp_path / "gen", "--per-passage", "9" * 20)
+    assert_one_line(code, err, "--per-passage must be at most")
+    assert not (tmp_path / "gen").exists()
