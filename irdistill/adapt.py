@@ -37,6 +37,7 @@ from .experiment import config_hash
 from .index.base import candidates, retrieve, slug
 from .queries import GeneratedQueries, generate_from_specs
 from .queries.generate import write_folder
+from .queries.spec import MAX_PER_PASSAGE
 from .teachers import score_run
 from .training import TrainConfig, train
 from .training.embedding_distill import recorded
@@ -79,7 +80,7 @@ class AdaptConfig:
             raise InputError("adapt needs a BEIR folder (no corpus.jsonl here)", self.dataset)
         for name, value in (("--per-passage", self.per_passage), ("--sample", self.sample), ("--depth", self.depth)):
             if value is not None:
-                number(value, name, int, low=1)
+                number(value, name, int, low=1, high=MAX_PER_PASSAGE if name == "--per-passage" else None)
         if not self.generators:
             raise InputError("--generator: give at least one (title, sentence, span or llm:MODEL)")
         TrainConfig.from_dict({**self.recipe("teacher"), "dataset": self.dataset, "output": self.output, "cache": self.output})

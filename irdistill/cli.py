@@ -220,7 +220,7 @@ def cmd_cache(args):
         for r in reports:
             problems = [f"{r.duplicates} duplicate pairs"] * bool(r.duplicates) + \
                 [f"{r.nan_scores} NaN scores"] * bool(r.nan_scores) + \
-                [f"unreadable part {p} ({e})" for p, e in r.unreadable] + [f"stray file {p}" for p in r.stray]
+                [f"unreadable {'part ' * p.endswith('.parquet')}{p} ({e})" for p, e in r.unreadable] + [f"stray file {p}" for p in r.stray]
             print(f"{r.teacher}\t{r.parts} parts\t{r.pairs} pairs\t{r.queries} queries\t"
                   f"{'ok' if r.ok else '; '.join(problems)}")
         if not all(r.ok for r in reports):

@@ -52,7 +52,8 @@ def test_scores_land_once_and_rerun_scores_nothing(tmp_path):
     assert len(df) == 200 and not df.duplicated(["qid", "docid"]).any()
     expected = [len(set(ds.queries[q].split()) & set(ds.corpus.texts([d])[0].split())) for q, d in zip(df.qid, df.docid)]
     assert df.score.tolist() == expected
-    assert cache.teachers()[stats.key] == {"kind": "overlap", "version": 1, "collection": "toy", "documents": 60}
+    assert cache.teachers()[stats.key] == {"kind": "overlap", "version": 1, "collection": "toy", "documents": 60,
+                                           "scale": "unknown"}
 
 
 def test_cache_reads_as_one_table_elsewhere(tmp_path):

@@ -250,6 +250,9 @@ class ScoreCache:
             data = b""
         except NotADirectoryError:
             raise InputError("not a folder", folder) from None
+        except IsADirectoryError:
+            raise InputError("a folder where the cache's index file belongs: remove it (the parts are indexed again)",
+                             path) from None
         names = self._part_names(teacher)
         complete = data[: data.rfind(b"\n") + 1]
         idx.offset += len(complete)
@@ -260,7 +263,8 @@ class ScoreCache:
             except (ValueError, KeyError, TypeError):
                 continue  # a damaged line: that part is read from its file below
             if isinstance(part, str) and isinstance(qids, list) and part in names and part not in idx.parts:
-                texts = texts if isinstance(texts, list) and len(texts) == len(qids) else None
+                texts = texts if isinstance(texts, list) and len(texts) == len(qids) and all(
+                    h is None or isinstance(h, str) and re.fullmatch("[0-9a-f]{16}", h) for h in texts) else None
                 idx.add(part, [str(q) for q in qids], unique=rec.get("unique") is True, texts=texts)
         gone = idx.parts.keys() - names
         if gone:
@@ -538,13 +542,25 @@ class ScoreCache:
             if not os.path.isdir(folder):
                 raise InputError(f"no teacher {t!r} in the cache", self.folder)
             tables = []
+            meta = os.path.join(folder, META)
+            if os.path.lexists(meta):
+                try:
+                    self._meta(meta)
+                except InputError as e:
+                    rep.unreadable.append((meta, e.message))
             for name in sorted(os.listdir(folder)):
                 path = os.path.join(folder, name)
                 if _is_part(name):
                     rep.parts += 1
                     try:
+                        if not os.path.isfile(path):
+                            raise OSError("not a file")
+                        missing = [c for c in SCHEMA.names if c not in pq.read_schema(path).names]
+                        if missing:
+                            raise KeyError(f"no column {', '.join(missing)}")
                         tables.append(pq.read_table(path, columns=["qid", "docid", "score"], schema=SCHEMA))
                     except (pa.ArrowException, OSError, KeyError) as e:
+                        e = e.args[0] if isinstance(e, KeyError) else e
                         rep.unreadable.append((path, str(e).splitlines()[0] if str(e) else type(e).__name__))
                 elif not (name.startswith((".", "_")) or name == META):
                     rep.stray.append(path)

@@ -14,9 +14,10 @@ format                    layout
 
 An import reads the file once and spills its pairs to bucket files, a bucket per share of the queries; each bucket is
 then committed as one part of the cache. Memory holds one block of the file or one bucket, never the whole file. A pair
-listed twice keeps its first score. The teacher id is ``<name>-<12 hex>``, a hash of the file's content, the format
-and the declared scale, so the same file imported again lands in the same place and an edited file in another. A killed
-import resumes: buckets already committed are skipped (``_import.json`` in the teacher's folder says which).
+listed twice must have one score (a second one is refused at its line). The teacher id is ``<name>-<12 hex>``, a hash of
+the file's content, the format and the declared scale, so the same file imported again lands in the same place and an
+edited file in another. A killed import resumes: buckets already committed are skipped (``_import.json`` in the
+teacher's folder says which).
 
 The pickle is never unpickled: ``pickletools`` walks its opcodes, and only those that build dicts, ints, strings and
 floats are accepted (anything else, such as a class or a function to call, is refused with one line).
@@ -43,6 +44,8 @@ from ..data.io import RE2_BAD_ID, atomic_path, file_lock, id_problem, read_jsonl
 from ..errors import InputError, require_file, safe_name
 from ..progress import bar
 from .scores import SCHEMA, ScoreCache
+
+SPILL = SCHEMA.append(pa.field("line", pa.int64()))  # a pair, and the line of the file it came from (null: none)
 
 SCALES = ("logit", "probability", "cosine", "margin", "rank", "unknown")
 BLOCK_ROWS = 500_000  # pairs a reader hands over at a time
@@ -353,7 +356,8 @@ def _check_block(table: pa.Table, lines: np.ndarray | None, path: str, seen: int
     bad = ~(np.abs(score) <= float(np.finfo(np.float32).max))  # NaN, infinite or beyond float32
     if bad.any():
         fail(int(np.flatnonzero(bad)[0]), f"scores must be finite numbers (within float32), not {float(score[bad][0])}")
-    return table.set_column(2, "score", pc.cast(table["score"], pa.float32()))
+    line = pa.array(lines, pa.int64()) if lines is not None else pa.nulls(len(table), pa.int64())
+    return table.set_column(2, "score", pc.cast(table["score"], pa.float32())).append_column("line", line)
 
 
 # the import ---------------------------------------------------------------------------------------------------------
@@ -413,6 +417,7 @@ def import_teacher_file(cache: ScoreCache, path, fmt: str, name: str | None = No
         raise InputError(f"unknown scale {scale!r} (choose from {', '.join(SCALES)})")
     path = require_file(path)
     key = teacher_key(path, fmt, name, scale)
+    fresh = not os.path.exists(cache.folder)
     cache.register(key, {"kind": "imported", "name": name or fmt, "format": fmt, "file": os.path.abspath(path),
                          "sha1": file_hash(path), "scale": scale, "normalisation": None, **(description or {})})
     folder = cache._make_dir(key)
@@ -422,6 +427,8 @@ def import_teacher_file(cache: ScoreCache, path, fmt: str, name: str | None = No
     except InputError:
         shutil.rmtree(os.path.join(folder, f".spill-{key}"), ignore_errors=True)
         cache.forget_if_empty(key)
+        if fresh and not os.listdir(cache.folder):  # the cache this import made: gone with it
+            os.rmdir(cache.folder)
         raise
 
 
@@ -433,6 +440,10 @@ def _import(cache: ScoreCache, key: str, folder: str, path: str, fmt: str, progr
     n = _buckets(path)
     if state.get("spilled") != n or not os.path.isdir(spill):
         _spill(path, fmt, spill, n, progress)
+        for i in range(n):  # every bucket checked before any is committed: a bad file leaves nothing in the cache
+            table = _read_bucket(spill, i)
+            if table is not None:
+                _check_twice(table, path)
         state = {"spilled": n, "committed": []}
         _save_state(folder, state)
     pairs = queries = 0
@@ -471,7 +482,7 @@ def _spill(path: str, fmt: str, spill: str, n: int, progress: bool) -> None:
                 which = _bucket_of(table["qid"], n)
                 for i in np.unique(which).tolist():
                     if i not in writers:
-                        writers[i] = pq.ParquetWriter(os.path.join(spill, f"{i:03d}.parquet"), SCHEMA)
+                        writers[i] = pq.ParquetWriter(os.path.join(spill, f"{i:03d}.parquet"), SPILL)
                     writers[i].write_table(table.filter(pa.array(which == i)))
                 b.update(len(table))
     finally:
@@ -481,4 +492,15 @@ def _spill(path: str, fmt: str, spill: str, n: int, progress: bool) -> None:
 
 def _read_bucket(spill: str, i: int) -> pa.Table | None:
     path = os.path.join(spill, f"{i:03d}.parquet")
-    return pq.read_table(path, schema=SCHEMA) if os.path.exists(path) else None
+    return pq.read_table(path, schema=SPILL) if os.path.exists(path) else None
+
+
+def _check_twice(table: pa.Table, path: str) -> None:
+    """InputError at the first line that gives a pair another score than its first one."""
+    first = table.group_by(["qid", "docid"], use_threads=False).aggregate([("score", "first")])
+    joined = table.join(first, ["qid", "docid"])
+    other = joined.filter(pc.not_equal(joined["score"], joined["score_first"]))
+    if len(other):
+        row = other.sort_by([("line", "ascending")]).slice(0, 1).to_pylist()[0]
+        raise InputError(f"document {row['docid']!r} of query {row['qid']!r} has two scores, {row['score_first']:g} and "
+                         f"{row['score']:g}", path, row["line"])

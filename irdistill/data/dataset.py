@@ -127,8 +127,12 @@ def read_qrels(path):
 def load_qrels(path) -> Qrels:
     """A qrels file (BEIR TSV or TREC) as ``{qid: {docid: grade}}``, without a corpus to check the ids against."""
     qrels: Qrels = {}
-    for _, q, d, g in read_qrels(path):
+    for n, q, d, g in read_qrels(path):
+        if qrels.get(q, {}).get(d, g) != g:
+            raise InputError(f"({q!r}, {d!r}) is judged twice, with grades {qrels[q][d]} and {g}", path, n)
         qrels.setdefault(q, {})[d] = g
+    if not qrels:
+        raise InputError("no judgements", path)
     return qrels
 
 

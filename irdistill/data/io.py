@@ -178,6 +178,10 @@ def file_lock(path):
         fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o666)
     except PermissionError:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except IsADirectoryError:
+        raise InputError("a folder where a lock file belongs: remove it", path) from None
+    except OSError as e:  # a link (never followed), a dangling parent...
+        raise InputError(f"cannot open this lock file ({e.strerror or e}): remove it", path) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield fd
@@ -381,6 +385,30 @@ def atomic_dir(path):
         raise
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def undo_on_error(folder):
+    """Create ``folder`` (and its missing parents) for the block; if the block fails, remove what it added: the
+    folders it created, or else the entries new in ``folder`` (a writer of several files leaves none of them)."""
+    folder = os.path.abspath(os.fspath(folder))
+    top = folder
+    while not os.path.lexists(os.path.dirname(top)):
+        top = os.path.dirname(top)
+    created = not os.path.lexists(top)
+    before = set() if created else set(os.listdir(folder)) if os.path.isdir(folder) else set()
+    _make_folder(folder)
+    try:
+        yield folder
+    except BaseException:
+        if created:
+            shutil.rmtree(top, ignore_errors=True)
+        else:
+            for name in set(os.listdir(folder)) - before:
+                path = os.path.join(folder, name)
+                with contextlib.suppress(OSError):
+                    shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
+        raise
 
 
 # values computed from a file, kept by the file's size and modification time -------------------------------------------

@@ -11,6 +11,7 @@ from ..errors import InputError
 
 RANX_METRICS = {"hits", "hit_rate", "precision", "recall", "f1", "r-precision", "mrr", "map", "ndcg", "ndcg_burges",
                 "dcg", "dcg_burges", "bpref"}
+MAX_CUTOFF = 2**63 - 1
 
 
 def parse_metrics(spec: str | list[str]) -> list[str]:
@@ -18,8 +19,10 @@ def parse_metrics(spec: str | list[str]) -> list[str]:
     names = [m.strip().lower() for m in (spec.split(",") if isinstance(spec, str) else spec) if m.strip()]
     for m in names:
         base, _, cut = m.partition("@")
-        if base not in RANX_METRICS or (cut and not re.fullmatch(r"[1-9]\d*", cut)):
+        if base not in RANX_METRICS or (cut and not re.fullmatch(r"[1-9][0-9]*", cut)):
             raise InputError(f"unknown metric {m!r} (known: {', '.join(sorted(RANX_METRICS))}, each with an optional @k)")
+        if cut and int(cut) > MAX_CUTOFF:  # ranx's k is an int64
+            raise InputError(f"metric {m!r}: the cutoff must be at most {MAX_CUTOFF} (leave out @k for the whole run)")
     if not names:
         raise InputError("no metrics given")
     return names

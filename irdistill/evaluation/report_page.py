@@ -13,7 +13,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from ..data.io import atomic_path
+from ..data.io import atomic_path, undo_on_error
 from ..data.runs import run_to_dict
 from ..errors import InputError
 from .metrics import _qrels, compare_runs, evaluate_run, parse_metrics
@@ -230,30 +230,30 @@ def write_report(output, qrels: dict, runs: dict[str, pd.DataFrame], baseline: s
     if teachers and cache is None:
         raise InputError("teachers given without a cache")
     output = os.fspath(output)
-    os.makedirs(output, exist_ok=True)
-    rows = metrics_table(qrels, runs, baseline, metrics, stat_test, max_p)
-    parts = [f"<h1>{html.escape(title)}</h1>",
-             f"<p>{len(runs)} runs, {len(qrels)} judged queries; paired {stat_test} t-test against "
-             f"<b>{html.escape(baseline)}</b>, * p &lt; {max_p}.</p>",
-             _table_html(rows, metrics, baseline, max_p)]
-    figures = []
-    if len(runs) > 1:
-        figures.append((f"Per-query {metrics[0]} against {baseline}", plot_deltas(qrels, runs, baseline, metrics[0], output)))
-    figures.append(("Recall@k", plot_recall(qrels, runs, output)))
-    if teachers:
-        cache = cache if isinstance(cache, ScoreCache) else ScoreCache(cache)
-        figures.append(("Teacher score distributions", plot_teachers(cache, list(teachers), list(qrels), output)))
-        figures.append(("Teacher against run scores (same pairs)", plot_scatter(cache, list(teachers), runs, list(qrels), output)))
-    if training:
-        figures.append(("Training loss", plot_losses(list(training), output)))
-    for heading, (name, data) in figures:
-        parts.append(f"<h2>{html.escape(heading)}</h2><img alt=\"{name}\" src=\"data:image/png;base64,{data}\">")
-    page = ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><link rel=\"icon\" href=\"data:,\">"
-            f"<title>{html.escape(title)}</title><style>body{{font-family:sans-serif;margin:2em}}"
-            "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
-            "td:first-child{text-align:left}img{max-width:100%}</style></head><body>"
-            + "\n".join(parts) + "</body></html>\n")
-    path = os.path.join(output, "index.html")
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        f.write(page)
-    return path
+    with undo_on_error(output):  # a failing figure leaves no folder, nor half a report
+        rows = metrics_table(qrels, runs, baseline, metrics, stat_test, max_p)
+        parts = [f"<h1>{html.escape(title)}</h1>",
+                 f"<p>{len(runs)} runs, {len(qrels)} judged queries; paired {stat_test} t-test against "
+                 f"<b>{html.escape(baseline)}</b>, * p &lt; {max_p}.</p>",
+                 _table_html(rows, metrics, baseline, max_p)]
+        figures = []
+        if len(runs) > 1:
+            figures.append((f"Per-query {metrics[0]} against {baseline}", plot_deltas(qrels, runs, baseline, metrics[0], output)))
+        figures.append(("Recall@k", plot_recall(qrels, runs, output)))
+        if teachers:
+            cache = cache if isinstance(cache, ScoreCache) else ScoreCache(cache)
+            figures.append(("Teacher score distributions", plot_teachers(cache, list(teachers), list(qrels), output)))
+            figures.append(("Teacher against run scores (same pairs)", plot_scatter(cache, list(teachers), runs, list(qrels), output)))
+        if training:
+            figures.append(("Training loss", plot_losses(list(training), output)))
+        for heading, (name, data) in figures:
+            parts.append(f"<h2>{html.escape(heading)}</h2><img alt=\"{name}\" src=\"data:image/png;base64,{data}\">")
+        page = ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><link rel=\"icon\" href=\"data:,\">"
+                f"<title>{html.escape(title)}</title><style>body{{font-family:sans-serif;margin:2em}}"
+                "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+                "td:first-child{text-align:left}img{max-width:100%}</style></head><body>"
+                + "\n".join(parts) + "</body></html>\n")
+        path = os.path.join(output, "index.html")
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            f.write(page)
+        return path

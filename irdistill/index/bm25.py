@@ -8,6 +8,7 @@ import os
 import pandas as pd
 
 from ..data.runs import rank_run
+from ..errors import InputError
 from ..progress import bar as progress_bar
 from ..progress import chunks
 from .base import Index, building, register_index
@@ -43,7 +44,7 @@ class BM25Index(Index):
         start_jvm()
         from pyserini.search.lucene import LuceneSearcher
 
-        self.searcher = LuceneSearcher(os.path.abspath(self.path))  # the JVM keeps the cwd it started in
+        self.searcher = open_lucene(LuceneSearcher, self.path)
         self.searcher.set_bm25(k1, b)
 
     @classmethod
@@ -82,6 +83,18 @@ class BM25Index(Index):
         rows = [(q, h.docid, h.score) for q in qids for h in hits.get(q, [])]
         df = pd.DataFrame(rows, columns=["qid", "docid", "score"]).astype({"score": "float32"})
         return rank_run(df)
+
+
+def open_lucene(searcher_class, path):
+    """``searcher_class(path)`` (pyserini's Lucene searchers); a damaged index (a part truncated, removed or overwritten)
+    is an InputError naming it, not a Java stack trace."""
+    from jnius import JavaException
+
+    try:
+        return searcher_class(os.path.abspath(path))  # the JVM keeps the cwd it started in
+    except JavaException as e:
+        problem = " ".join(str(getattr(e, "innermessage", None) or e).split())[:200]
+        raise InputError(f"not a readable Lucene index ({problem}): rebuild it (--rebuild)", path) from None
 
 
 def top_k(searcher, k: int) -> int:

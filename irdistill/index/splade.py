@@ -22,7 +22,7 @@ from ..data.io import atomic_path
 from ..data.runs import rank_run
 from ..models import load_splade
 from .base import Index, building, register_index
-from .bm25 import allow_clauses, top_k
+from .bm25 import allow_clauses, open_lucene, top_k
 from .encode import encode_in_chunks, on_first_rank
 from .java import start_jvm
 
@@ -146,7 +146,8 @@ class SpladeIndex(Index):
             from pyserini.search.lucene import LuceneImpactSearcher
 
             # min_idf=-1 keeps every query term that the index holds (pyserini drops idf <= min_idf)
-            self._searcher = LuceneImpactSearcher(os.path.abspath(self.path), query_encoder=_Weights({}), min_idf=-1)
+            self._searcher = open_lucene(lambda path: LuceneImpactSearcher(path, query_encoder=_Weights({}), min_idf=-1),
+                                         self.path)
         return self._searcher
 
     def search_weights(self, weights: dict[str, dict[str, int]], k: int = 1000, threads: int | None = None) -> pd.DataFrame:

@@ -5,6 +5,7 @@ LLM backends in ``llm``."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.util
@@ -82,10 +83,25 @@ def locate(name: str) -> str:
     return path
 
 
+@contextlib.contextmanager
+def loading(name: str):
+    """Turn the errors of loading model ``name`` from a folder that is no model (no config, a config without a model
+    type, damaged or missing weights) into one InputError naming it."""
+    try:
+        yield
+    except InputError:
+        raise
+    except (OSError, ValueError, KeyError) as e:
+        words = " ".join(str(e).split())[:200] or type(e).__name__
+        raise InputError(f"cannot load a model from it ({words})", name) from None
+
+
 def load_sentence_transformer(name: str, device: str | None = None, trust_remote_code: bool = False):
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(locate(name), device=device, trust_remote_code=trust_remote_code)
+    path = locate(name)
+    with loading(name):
+        return SentenceTransformer(path, device=device, trust_remote_code=trust_remote_code)
 
 
 def model_type(path: str) -> str | None:
@@ -96,8 +112,15 @@ def model_type(path: str) -> str | None:
     config = os.path.join(path, "config_sentence_transformers.json")
     if not os.path.isfile(config):
         return None
-    with open(config) as f:
-        return json.load(f).get("model_type", "SentenceTransformer")
+    try:
+        with open(config, encoding="utf-8") as f:
+            kind = json.load(f)
+    except (OSError, ValueError) as e:
+        raise InputError(f"unreadable sentence-transformers config ({' '.join(str(e).split())[:200]})", config) from None
+    kind = kind.get("model_type", "SentenceTransformer") if isinstance(kind, dict) else None
+    if not isinstance(kind, str):
+        raise InputError("unreadable sentence-transformers config (no model_type text)", config)
+    return kind
 
 
 SKIP = (".md", ".txt.lock")  # a model card can change without the model changing

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import locate, model_type
+from . import loading, locate, model_type
 
 # ColBERT markers: PyLate's and Stanford ColBERT's choice, unused BERT vocabulary entries (no new embeddings)
 COLBERT_PROMPTS = {"query": "[unused0] ", "document": "[unused1] "}
@@ -28,9 +28,10 @@ def load_colbert(name: str, device: str | None = None, dim: int = 128, query_len
     from torch import nn
 
     path = locate(name)
-    if model_type(path) == "MultiVectorEncoder":
-        return MultiVectorEncoder(path, device=device)
-    model = MultiVectorEncoder(path, device=device)  # drops pooling, adds Dense(hidden, 128), mask, token Normalize
+    with loading(name):
+        if model_type(path) == "MultiVectorEncoder":
+            return MultiVectorEncoder(path, device=device)
+        model = MultiVectorEncoder(path, device=device)  # drops pooling, adds Dense(hidden, 128), mask, token Normalize
     modules = model._modules
     keys = list(modules)
     transformer, tokenizer = modules[keys[0]], model.tokenizer

@@ -16,7 +16,7 @@ import os
 import shutil
 
 from ..errors import InputError
-from . import fingerprint, locate, model_type
+from . import fingerprint, loading, locate, model_type
 
 WEIGHT_FILES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 
@@ -110,11 +110,13 @@ def merge_models(base: str, models: list[str], alpha: float, output: str) -> str
         raise InputError("the output folder is one of the inputs", output)
     cls = _model_class(paths[0], kind)
     with torch.no_grad():
-        target = cls(paths[0], device="cpu")
+        with loading(models[0]):
+            target = cls(paths[0], device="cpu")
         first = target.state_dict()
         states = [first]
         for name, path in zip([*models[1:], base], [*paths[1:], base_path]):
-            state = cls(path, device="cpu").state_dict()
+            with loading(name):
+                state = cls(path, device="cpu").state_dict()
             problem = state_mismatch(first, state)
             if problem:
                 raise InputError(f"not the architecture of {models[0]}: {problem}", name)

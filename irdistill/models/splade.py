@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import locate
+from . import loading, locate
 
 
 def load_splade(name: str, device: str | None = None):
@@ -10,4 +10,6 @@ def load_splade(name: str, device: str | None = None):
     SparseEncoder or any masked-LM checkpoint (e.g. the packaged ``splade-tiny``)."""
     from sentence_transformers import SparseEncoder
 
-    return SparseEncoder(locate(name), device=device)
+    path = locate(name)
+    with loading(name):
+        return SparseEncoder(path, device=device)

@@ -85,15 +85,18 @@ def make_filters(options: dict, dataset: Dataset, progress: bool = True) -> Filt
     return filters
 
 
+MAX_PER_PASSAGE = 1000  # a generator returns exactly this many queries per passage (most empty): held in memory
+
+
 def generate_from_specs(source, generator: str, per_passage: int = 1, sample: int | None = None, filters=(),
                         options=(), output="generated", seed: int = 0, split: str = "train", shard: str | None = None,
                         progress: bool = True) -> GeneratedQueries:
     """``generate_queries`` over the collection ``source`` (``load_corpus``) with the generator ``generator``
     (``make_generator``; ``options``: its ``key=value`` settings) and ``filters`` (``key=value``, ``make_filters``).
     ``shard``: ``"i/n"``, this process' share of the passages (see ``generate_queries``)."""
-    for flag, value in (("--per-passage", per_passage), ("--sample", sample)):
+    for flag, value, high in (("--per-passage", per_passage, MAX_PER_PASSAGE), ("--sample", sample, None)):
         if value is not None:
-            number(value, flag, int, low=1)
+            number(value, flag, int, low=1, high=high)
     gen_options, filter_options = parse_options(options, "--option"), parse_options(filters, "--filter")
     part = parse_shard(shard) if shard else None
     dataset = load_corpus(source)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..models import fingerprint, locate
+from ..models import fingerprint, loading, locate
 from .base import Teacher, register_teacher
 
 
@@ -35,8 +35,9 @@ class CrossEncoderTeacher(Teacher):
         self.dtype = dtype or _default_dtype(self.device)
         path = locate(model)
         kwargs = {"dtype": getattr(torch, self.dtype)} if backend == "torch" else {}
-        self.model = cross_encoder or CrossEncoder(path, device=self.device, backend=backend, revision=revision,
-                                                   trust_remote_code=trust_remote_code, model_kwargs=kwargs)
+        with loading(model):
+            self.model = cross_encoder or CrossEncoder(path, device=self.device, backend=backend, revision=revision,
+                                                       trust_remote_code=trust_remote_code, model_kwargs=kwargs)
         if max_length is not None:
             self.model.max_seq_length = max_length
         self.max_length = self.model.max_seq_length  # in the cache key: the length that produced the scores

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 import re
 
 from ..data.io import atomic_path
-from ..errors import InputError
+from ..errors import InputError, brief
 
 CARD = "README.md"
 TASK = "retrieval"  # the model-index task of irdistill's results (sentence-transformers' own dev results use another)
@@ -154,12 +155,35 @@ def read_results(paths) -> list[dict]:
                     r = json.load(fh)
                 ok = isinstance(r, dict) and isinstance(r.get("metrics"), dict) and isinstance(r.get("dataset"), str) \
                     and all(isinstance(v, (int, float)) for v in r["metrics"].values())
-            except (OSError, ValueError, UnicodeDecodeError):
+            except (OSError, ValueError, UnicodeDecodeError, RecursionError):
                 ok = False
             if not ok:
                 raise InputError("not a metrics.json of `irdistill evaluate` (run, dataset, split, metrics)", f)
+            _check_result(r, f)
             found.append(r)
     return found
+
+
+def _check_result(r: dict, path) -> None:
+    """InputError naming ``path`` unless the result's names are one-line text (they become table cells and YAML) and
+    its metrics finite numbers: what the card's model-index can hold."""
+    for key in ("dataset", "split", "run"):
+        value = r.get(key)
+        if key != "dataset" and value is None:
+            continue
+        if not isinstance(value, str) or not value.strip() or value != " ".join(value.split()):
+            raise InputError(f"{key} must be one line of text, not {brief(value)}", path)
+    if not r["metrics"]:
+        raise InputError("no metrics", path)
+    for m, v in r["metrics"].items():
+        if not m.strip() or m != " ".join(m.split()):
+            raise InputError(f"metric name {brief(m)} is not one line of text", path)
+        try:
+            finite = not isinstance(v, bool) and math.isfinite(v)
+        except OverflowError:  # an int beyond float's range
+            finite = False
+        if not finite:
+            raise InputError(f"metric {m} must be a finite number, not {brief(v)}", path)
 
 
 def _dataset_label(source: str) -> str:
@@ -176,10 +200,11 @@ def results_table(eval_results) -> str:
         rows.setdefault((r.dataset_name, r.dataset_split or "", r.dataset_config or ""), {})[r.metric_type] = r.metric_value
         metrics += [r.metric_type] if r.metric_type not in metrics else []
     lines = ["## Evaluation (irdistill)", "", "Retrieval results measured with `irdistill evaluate` (ranx metrics).", "",
-             "| dataset | split | run | " + " | ".join(metrics) + " |", "|:--|:--|:--|" + "--:|" * len(metrics)]
+             "| dataset | split | run | " + " | ".join(m.replace("|", "\\|") for m in metrics) + " |", "|:--|:--|:--|" + "--:|" * len(metrics)]
     for (dataset, split, run), values in rows.items():
         cells = [f"{values[m]:.4f}" if isinstance(values.get(m), (int, float)) else "" for m in metrics]
-        lines.append(f"| {dataset} | {split} | `{run}` | " + " | ".join(cells) + " |")
+        cell = lambda text: str(text).replace("|", "\\|")  # a pipe would end the cell
+        lines.append(f"| {cell(dataset)} | {cell(split)} | `{cell(run)}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -206,7 +231,13 @@ def add_evaluations(model_dir: str, results: list[dict]) -> str:
     from huggingface_hub import EvalResult, ModelCard
 
     path = _card_path(model_dir)
-    card = ModelCard.load(path)
+    try:
+        card = ModelCard.load(path)
+    except UnicodeDecodeError:
+        raise InputError("the model card is not UTF-8 text", path) from None
+    except Exception as e:  # its YAML header is malformed (yaml.YAMLError, ValueError)
+        raise InputError(f"the model card's metadata header cannot be read ({' '.join(str(e).split())[:200]})",
+                         path) from None
     new = [EvalResult(task_type=TASK, task_name="Retrieval (irdistill evaluate)",
                       dataset_type=_public(r["dataset"]), dataset_name=_dataset_label(r["dataset"]),
                       dataset_split=r.get("split"), dataset_config=r.get("run"), metric_type=m, metric_name=m,
