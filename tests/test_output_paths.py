@@ -157,9 +157,11 @@ def test_a_normal_output_still_works(capsys, tmp_path):
     (tmp_path / "teacher.tsv").write_text("3.0\t1.0\tq1\td1\td2\n")
     assert main(["cache", "import-margin-mse", "--cache", str(tmp_path / "cache"), "--teacher", "hof",
                  "--input", str(tmp_path / "teacher.tsv")]) == 0
+    key = capsys.readouterr().out.split()[1].rstrip(":")  # "teacher hof-<hash of the file>: ..."
+    assert key.startswith("hof-")
     (tmp_path / "old.trec").write_text("old\n")
     os.symlink(tmp_path / "old.trec", tmp_path / "out.trec")  # a link to a file is fine: the link is replaced
-    assert main(["cache", "export-trec", "--cache", str(tmp_path / "cache"), "--teacher", "hof",
+    assert main(["cache", "export-trec", "--cache", str(tmp_path / "cache"), "--teacher", key,
                  "--output", str(tmp_path / "out.trec")]) == 0
     assert (tmp_path / "out.trec").read_text().split()[:3] == ["q1", "Q0", "d1"]
 
