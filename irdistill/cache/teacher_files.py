@@ -79,6 +79,23 @@ def _score(value, path: str, line: int | None) -> float:
     return float(value)
 
 
+def _batched(pairs) -> Iterator[tuple[pa.Table, np.ndarray | None]]:
+    """``(qid, docid, score, line)`` tuples as tables of ``BLOCK_ROWS`` pairs and their lines (None: no lines)."""
+    block = []
+    for pair in pairs:
+        block.append(pair)
+        if len(block) >= BLOCK_ROWS:
+            yield _block(block)
+            block = []
+    if block:
+        yield _block(block)
+
+
+def _block(block: list[tuple]) -> tuple[pa.Table, np.ndarray | None]:
+    q, d, s, n = zip(*block)
+    return _table(q, d, s), None if n[0] is None else np.asarray(n)
+
+
 def read_margin_mse(path: str) -> Iterator[tuple[pa.Table, np.ndarray | None]]:
     """``pos_score neg_score qid pos_pid neg_pid``: each line gives two pairs, (qid, pos) and (qid, neg).
 
@@ -108,72 +125,56 @@ def read_margin_mse(path: str) -> Iterator[tuple[pa.Table, np.ndarray | None]]:
 
 
 def _margin_mse_lines(path: str, skip: int) -> Iterator[tuple[pa.Table, np.ndarray | None]]:
-    q, d, s, lines = [], [], [], []
-    for n, (pos, neg, qid, p, m) in read_tsv(path, 5):
-        if n <= skip:
-            continue
-        try:
-            ps, ns = float(pos), float(neg)
-        except ValueError:
-            raise InputError("scores must be numbers", path, n) from None
-        q += (qid, qid)
-        d += (p, m)
-        s += (ps, ns)
-        lines += (n, n)
-        if len(q) >= BLOCK_ROWS:
-            yield _table(q, d, s), np.asarray(lines)
-            q, d, s, lines = [], [], [], []
-    if q:
-        yield _table(q, d, s), np.asarray(lines)
+    def pairs():
+        for n, (pos, neg, qid, p, m) in read_tsv(path, 5):
+            if n <= skip:
+                continue
+            try:
+                ps, ns = float(pos), float(neg)
+            except ValueError:
+                raise InputError("scores must be numbers", path, n) from None
+            yield qid, p, ps, n
+            yield qid, m, ns, n
+
+    return _batched(pairs())
 
 
 def read_hard_negatives(path: str) -> Iterator[tuple[pa.Table, np.ndarray | None]]:
     """sentence-transformers' hard-negatives jsonl with ``ce-score`` on every positive and negative."""
-    q, d, s, lines = [], [], [], []
-    for n, rec in read_jsonl(path, ("qid", "pos", "neg")):
-        qid = _id(rec["qid"], "qid", path, n)
-        if not isinstance(rec["pos"], list) or not isinstance(rec["neg"], dict):
-            raise InputError('expected "pos" as a list and "neg" as an object of lists', path, n)
-        for item in rec["pos"] + [x for system in rec["neg"].values() for x in (system if isinstance(system, list) else [system])]:
-            if not isinstance(item, dict) or "ce-score" not in item or "pid" not in item:
-                raise InputError('this file has no scores (an entry without "pid" and "ce-score"): import the '
-                                 "cross-encoder scores (format st-scores) instead", path, n)
-            q.append(qid)
-            d.append(_id(item["pid"], "pid", path, n))
-            s.append(_score(item["ce-score"], path, n))
-            lines.append(n)
-        if len(q) >= BLOCK_ROWS:
-            yield _table(q, d, s), np.asarray(lines)
-            q, d, s, lines = [], [], [], []
-    if q:
-        yield _table(q, d, s), np.asarray(lines)
+    def pairs():
+        for n, rec in read_jsonl(path, ("qid", "pos", "neg")):
+            qid = _id(rec["qid"], "qid", path, n)
+            if not isinstance(rec["pos"], list) or not isinstance(rec["neg"], dict):
+                raise InputError('expected "pos" as a list and "neg" as an object of lists', path, n)
+            negatives = [x for system in rec["neg"].values() for x in (system if isinstance(system, list) else [system])]
+            for item in rec["pos"] + negatives:
+                if not isinstance(item, dict) or "ce-score" not in item or "pid" not in item:
+                    raise InputError('this file has no scores (an entry without "pid" and "ce-score"): import the '
+                                     "cross-encoder scores (format st-scores) instead", path, n)
+                yield qid, _id(item["pid"], "pid", path, n), _score(item["ce-score"], path, n), n
+
+    return _batched(pairs())
 
 
 def read_colbert(path: str) -> Iterator[tuple[pa.Table, np.ndarray | None]]:
     """ColBERT-style jsonl: ``[qid, [pid, score], ...]`` a line."""
-    q, d, s, lines = [], [], [], []
-    for n, line in read_lines(path):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError as e:
-            raise InputError(f"malformed JSON ({str(e)[:120]})", path, n) from None
-        if not isinstance(rec, list) or not rec:
-            raise InputError("expected a JSON list [qid, [pid, score], ...]", path, n)
-        qid = _id(rec[0], "qid", path, n)
-        for item in rec[1:]:
-            if not isinstance(item, list) or len(item) < 2:
-                raise InputError("expected [pid, score] pairs after the qid", path, n)
-            q.append(qid)
-            d.append(_id(item[0], "pid", path, n))
-            s.append(_score(item[1], path, n))
-            lines.append(n)
-        if len(q) >= BLOCK_ROWS:
-            yield _table(q, d, s), np.asarray(lines)
-            q, d, s, lines = [], [], [], []
-    if q:
-        yield _table(q, d, s), np.asarray(lines)
+    def pairs():
+        for n, line in read_lines(path):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError as e:
+                raise InputError(f"malformed JSON ({str(e)[:120]})", path, n) from None
+            if not isinstance(rec, list) or not rec:
+                raise InputError("expected a JSON list [qid, [pid, score], ...]", path, n)
+            qid = _id(rec[0], "qid", path, n)
+            for item in rec[1:]:
+                if not isinstance(item, list) or len(item) < 2:
+                    raise InputError("expected [pid, score] pairs after the qid", path, n)
+                yield qid, _id(item[0], "pid", path, n), _score(item[1], path, n), n
+
+    return _batched(pairs())
 
 
 def _parquet_column(names: list[str], choices: tuple[str, ...], path: str) -> str:
@@ -193,20 +194,14 @@ def _parquet(path: str) -> pq.ParquetFile:
 def read_run_file(path: str) -> Iterator[tuple[pa.Table, np.ndarray | None]]:
     """A TREC run (``qid Q0 docid rank score tag``) or a Parquet run (Rank-DistiLLM's ``qid, docno, score``)."""
     if not path.endswith(".parquet"):
-        q, d, s, lines = [], [], [], []
-        for n, (qid, _, docid, _, score, _) in read_tsv(path, 6, sep=None):
-            try:
-                s.append(float(score))
-            except ValueError:
-                raise InputError(f"score {score[:40]!r} is not a number", path, n) from None
-            q.append(qid)
-            d.append(docid)
-            lines.append(n)
-            if len(q) >= BLOCK_ROWS:
-                yield _table(q, d, s), np.asarray(lines)
-                q, d, s, lines = [], [], [], []
-        if q:
-            yield _table(q, d, s), np.asarray(lines)
+        def pairs():
+            for n, (qid, _, docid, _, score, _) in read_tsv(path, 6, sep=None):
+                try:
+                    yield qid, docid, float(score), n
+                except ValueError:
+                    raise InputError(f"score {score[:40]!r} is not a number", path, n) from None
+
+        yield from _batched(pairs())
         return
     f = _parquet(path)
     names = f.schema_arrow.names
