@@ -23,6 +23,7 @@ from irdistill.errors import InputError
 from irdistill.index.base import read_meta, saved_kind
 from irdistill.teachers.spec import parse_spec
 from irdistill.training import TrainConfig
+from irdistill.queries.spec import MAX_PER_PASSAGE
 
 settings.register_profile("inputs", max_examples=30, deadline=None, derandomize=True, database=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -68,7 +69,7 @@ OPTIONS = [(["evaluate", "--dataset", "{tmp}/no", "--output", "{tmp}/out"], "--k
            (["cache", "export-margin-mse", "--cache", "{tmp}/no", "--teacher", "t", "--output", "{tmp}/out.tsv",
              "--dataset", "x"], "--max-negatives", COUNT),
            (["generate-queries", "--dataset", "{tmp}/no", "--generator", "title", "--output", "{tmp}/out"],
-            "--per-passage", COUNT),
+            "--per-passage", {**COUNT, "high": MAX_PER_PASSAGE}),
            (["generate-queries", "--dataset", "{tmp}/no", "--generator", "title", "--output", "{tmp}/out"], "--sample",
             COUNT),
            (["generate-queries", "--dataset", "{tmp}/no", "--generator", "title", "--output", "{tmp}/out"], "--seed",
