@@ -21,9 +21,9 @@ from irdistill.cli import main
 from irdistill.data.shards import parse_shard
 from irdistill.errors import InputError
 from irdistill.index.base import read_meta, saved_kind
+from irdistill.queries.spec import MAX_PER_PASSAGE
 from irdistill.teachers.spec import parse_spec
 from irdistill.training import TrainConfig
-from irdistill.queries.spec import MAX_PER_PASSAGE
 
 settings.register_profile("inputs", max_examples=30, deadline=None, derandomize=True, database=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
