@@ -325,12 +325,11 @@ class ScoreCache:
             idx = self._refresh(teacher, write_back=True)
             hashes = {q: text_hash(t) for q, t in (texts or {}).items()}
             self._check(teacher, idx, hashes)
-            rows = rows[~self._held(teacher, idx, block)]
+            new_rows = ~self._held(teacher, idx, block)
+            rows = rows[new_rows]
             if len(rows):
                 part = f"part-{uuid.uuid4().hex}.parquet"
-                table = pa.table({"qid": pa.array([qids[i] for i in rows], pa.string()),
-                                  "docid": pa.array([docids[i] for i in rows], pa.string()),
-                                  "score": pa.array(values[rows])}, schema=SCHEMA)
+                table = block.filter(new_rows).append_column("score", pa.array(values[rows])).cast(SCHEMA)
                 with atomic_path(os.path.join(folder, part)) as tmp:
                     pq.write_table(table, tmp, row_group_size=100_000)
                 new = list(dict.fromkeys(table["qid"].to_pylist()))
