@@ -40,3 +40,10 @@ def in_shard(qid: str, shard: tuple[int, int]) -> bool:
     [False, False, False, True, True]
     """
     return shard[1] == 1 or zlib.crc32(qid.encode()) % shard[1] == shard[0]
+
+
+def shard_of(run, shard: tuple[int, int]):
+    """The rows of ``run`` (a DataFrame with ``qid``) whose query is in ``shard``."""
+    import pandas as pd
+
+    return run if shard[1] == 1 else run[run["qid"].isin([q for q in pd.unique(run["qid"]) if in_shard(q, shard)])]

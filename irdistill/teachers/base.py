@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..cache.scores import ScoreCache
 from ..data.dataset import Dataset
-from ..data.shards import in_shard
+from ..data.shards import shard_of
 from ..progress import bar as progress_bar
 from ..errors import InputError
 
@@ -162,11 +162,6 @@ class Teacher:
         qids = [q for q, docids in block for _ in docids]
         docids = [d for _, ds in block for d in ds]
         cache.commit(key, qids, docids, [s for arr in scores for s in arr], {q: dataset.queries[q] for q, _ in block})
-
-
-def shard_of(run: pd.DataFrame, shard: tuple[int, int]) -> pd.DataFrame:
-    """The rows of ``run`` whose query is in ``shard`` (see ``data.shards.in_shard``)."""
-    return run if shard[1] == 1 else run[run["qid"].isin([q for q in pd.unique(run["qid"]) if in_shard(q, shard)])]
 
 
 def _blocks(todo: pd.DataFrame, pairs: int):

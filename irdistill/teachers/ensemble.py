@@ -14,8 +14,9 @@ import pandas as pd
 
 from ..cache.scores import ScoreCache
 from ..data.runs import rank_run, read_run, run_to_dict
+from ..data.shards import shard_of
 from ..errors import InputError, brief, choice, number
-from .base import ScoreStats, Teacher, register_teacher, shard_of
+from .base import ScoreStats, Teacher, register_teacher
 
 log = logging.getLogger(__name__)
 NORMS = {"zscore": "zmuv", "minmax": "min-max", "rank": "rank", "max": "max", "sum": "sum"}

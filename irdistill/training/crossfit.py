@@ -18,9 +18,9 @@ import pandas as pd
 from ..cache.scores import ScoreCache
 from ..data.dataset import load_dataset
 from ..data.runs import check_run_ids, read_run
+from ..data.shards import shard_of
 from ..errors import InputError
 from ..teachers import ScoreStats, score_run
-from ..teachers.base import shard_of
 from .config import TrainConfig
 from .students import STUDENTS, get_student
 from .train import train
