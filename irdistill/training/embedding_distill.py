@@ -143,17 +143,16 @@ def train_embeddings(model: str, data: Dataset, cfg: EmbeddingConfig, output: st
     folder of the final model (``<output>/final``, which loads in sentence-transformers unchanged). Like ``train``,
     the folder keeps a record of what made it (``training.json``): a finished run of the same settings and inputs is
     returned as it is, another run's folder is refused."""
-    import json
     import os
     from dataclasses import asdict
 
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
-    from ..data.io import atomic_path, check_output
+    from ..data.io import check_output
     from ..models import fingerprint, locate
     from ..progress import shown
     from ..teachers import build_teacher
-    from .train import RECORD, _device_arguments, _held_run, _json
+    from .train import _device_arguments, held_run, write_record
 
     check_output(output, "folder")
     final = os.path.join(output, "final")
@@ -163,8 +162,8 @@ def train_embeddings(model: str, data: Dataset, cfg: EmbeddingConfig, output: st
     inputs = {**data.fingerprint(), "weights": fingerprint(model)}
     for view in {cfg.teacher_view, cfg.student_view} - {None}:
         inputs[f"view {view}"] = data.view(view).fingerprint()
-    record = {"config": _json(settings), "inputs": inputs}
-    if _held_run(output, record) and os.path.exists(os.path.join(final, "config.json")):
+    record = {"config": settings, "inputs": inputs}
+    if held_run(output, record) and os.path.exists(os.path.join(final, "config.json")):
         return final
     teacher = build_teacher(cfg.teacher, data)
     examples = pairs(data, cfg)
@@ -178,9 +177,7 @@ def train_embeddings(model: str, data: Dataset, cfg: EmbeddingConfig, output: st
         **_device_arguments(precision))
     trainer = SentenceTransformerTrainer(model=student, args=args, train_dataset=hf_dataset(examples, vectors),
                                          loss=embedding_loss(student, cfg, vectors.shape[1]))
-    os.makedirs(output, exist_ok=True)
-    with atomic_path(os.path.join(output, RECORD)) as tmp, open(tmp, "w") as f:
-        json.dump(record, f, indent=1)
+    write_record(output, record, model)
     trainer.train()
     student.save(final + ".tmp")
     os.replace(final + ".tmp", final)

@@ -127,7 +127,15 @@ def _read_record(path: str) -> dict | None:
     return held
 
 
-def _held_run(output: str, record: dict) -> bool:
+def write_record(output: str, record: dict, model: str) -> None:
+    """``record`` into ``output/training.json``, the starting model's fingerprint taken again (a hub model is
+    downloaded by now)."""
+    os.makedirs(output, exist_ok=True)
+    with atomic_path(os.path.join(output, RECORD)) as tmp, open(tmp, "w") as f:
+        json.dump({**record, "inputs": {**record["inputs"], "weights": fingerprint(model)}}, f, indent=1)
+
+
+def held_run(output: str, record: dict) -> bool:
     """Whether ``output`` holds checkpoints or a final model of the run ``record`` describes (False: nothing to
     reuse); InputError if they are another run's, or nothing says whose."""
     if not (os.path.exists(os.path.join(output, "final", "config.json")) or last_checkpoint(output)):
@@ -139,7 +147,7 @@ def _held_run(output: str, record: dict) -> bool:
             raise InputError("holds checkpoints or a model but no record of the run that made them (an older "
                              "irdistill); use another --output or remove it", output)
         held = {"config": _config_record(old)}
-    now, then = _flat(record), _flat(held)
+    now, then = _flat(_json(record)), _flat(held)
     if now.get("inputs.weights") is None:  # a hub model not downloaded: its weights are unknown here
         then.pop("inputs.weights", None)
     sections = {k.split(".", 1)[0] for k in then}  # an older final's record has no inputs
@@ -207,7 +215,7 @@ def _train(cfg: TrainConfig, callbacks, progress: bool) -> str:
     final = os.path.join(cfg.output, "final")
     data = load_dataset(cfg.dataset, cfg.split)
     record = run_record(cfg, data)
-    if _held_run(cfg.output, record) and os.path.exists(os.path.join(final, "config.json")):
+    if held_run(cfg.output, record) and os.path.exists(os.path.join(final, "config.json")):
         return final
     student, loss, path = get_student(cfg.student), make_loss(cfg.loss), locate(cfg.model)
     cache = ScoreCache(cfg.cache)
@@ -253,10 +261,8 @@ def _train(cfg: TrainConfig, callbacks, progress: bool) -> str:
                               callbacks=[*tracker_callbacks, *callbacks])
     if cfg.lora:  # the trainer cannot read its model files back into a model with adapters
         trainer._load_from_checkpoint = lambda folder: load_checkpoint(model, folder)
-    if trainer.is_world_process_zero():  # before the first checkpoint; the model is downloaded by now
-        os.makedirs(cfg.output, exist_ok=True)
-        with atomic_path(os.path.join(cfg.output, RECORD)) as tmp, open(tmp, "w") as f:
-            json.dump({**record, "inputs": {**record["inputs"], "weights": fingerprint(cfg.model)}}, f, indent=1)
+    if trainer.is_world_process_zero():  # before the first checkpoint
+        write_record(cfg.output, record, cfg.model)
     trainer.train(resume_from_checkpoint=last_checkpoint(cfg.output, ADAPTER_FILE if cfg.lora else None))
     if trainer.is_world_process_zero():
         write_loss_curve(trainer.state.log_history, cfg.output)
