@@ -251,24 +251,21 @@ _ALLOWED_OPS = {"PROTO", "FRAME", "EMPTY_DICT", "MARK", "SETITEM", "SETITEMS", "
 def read_st_scores(path: str) -> Iterator[tuple[pa.Table, np.ndarray | None]]:
     """``scores[qid][pid] -> float`` as a pickle (gzipped when it ends in ``.gz``), walked opcode by opcode without
     unpickling: dicts, ints, strings and floats only. Yields the finished queries a block at a time."""
+    return _batched(_pickled_pairs(path))
+
+
+def _pickled_pairs(path: str):
+    """Each query's pairs once its dict is complete (pickle sets a dict's items in batches of 1,000)."""
     import gzip
 
     opener = gzip.open if path.endswith(".gz") else open
-    q, d, s = [], [], []
     stack: list = []
     marks: list[int] = []
     memo: dict = {}
-    memo_next = 0
-    depth = {"outer": None}
+    memo_next, outer = 0, None
 
     def where(pos):
         return f"byte {pos} of the pickle"
-
-    def flush_inner(qid, inner):
-        for pid, score in inner.items():
-            q.append(qid)
-            d.append(pid)
-            s.append(score)
 
     try:
         with opener(path, "rb") as f:
@@ -284,8 +281,7 @@ def read_st_scores(path: str) -> Iterator[tuple[pa.Table, np.ndarray | None]]:
                     continue
                 if name == "EMPTY_DICT":
                     stack.append({})
-                    if depth["outer"] is None:
-                        depth["outer"] = stack[-1]
+                    outer = stack[-1] if outer is None else outer
                 elif name == "MARK":
                     marks.append(len(stack))
                 elif name in ("SETITEM", "SETITEMS"):
@@ -295,16 +291,14 @@ def read_st_scores(path: str) -> Iterator[tuple[pa.Table, np.ndarray | None]]:
                     target, items = stack[start - 1], stack[start:]
                     del stack[start:]
                     for k, v in zip(items[::2], items[1::2]):
-                        if target is depth["outer"]:
+                        if target is outer:
                             if not isinstance(v, dict):
                                 raise InputError(f"scores[{k!r}] is not a dict (at {where(pos)})", path)
-                            flush_inner(_id(k, "qid", path, None), v)
+                            qid = _id(k, "qid", path, None)
+                            yield from ((qid, pid, score, None) for pid, score in v.items())
                             v.clear()
                         else:
                             target[_id(k, "pid", path, None)] = _score(v, path, None)
-                    if len(q) >= BLOCK_ROWS:
-                        yield _table(q, d, s), None
-                        q, d, s = [], [], []
                 elif name in ("MEMOIZE", "BINPUT", "LONG_BINPUT", "PUT"):
                     key = memo_next if name == "MEMOIZE" else arg
                     memo_next += name == "MEMOIZE"
@@ -320,8 +314,6 @@ def read_st_scores(path: str) -> Iterator[tuple[pa.Table, np.ndarray | None]]:
         raise
     except (ValueError, OSError, EOFError, zlib.error) as e:
         raise InputError(f"not a readable pickle of scores ({str(e)[:160] or type(e).__name__})", path) from None
-    if q:
-        yield _table(q, d, s), None
 
 
 FORMATS = {"margin-mse": read_margin_mse, "st-scores": read_st_scores, "st-hard-negatives": read_hard_negatives,
