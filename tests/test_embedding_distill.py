@@ -98,3 +98,23 @@ def test_beside_score_losses_and_through_a_projection(cached, tmp_path):  # noqa
     assert json.load(open(f"{final}/irdistill.json"))["embeddings"]["weight"] == 0.5
     record = json.load(open(tmp_path / "out" / "training.json"))
     assert record["config"]["embeddings"]["teacher"] == {"kind": "bi-encoder", "model": teacher}
+
+
+def test_aligned_targets_live_in_the_students_space(translated, tmp_path):
+    """``align`` maps the teacher's vectors into the student's space: a student that is the teacher rotated gets its
+    own vectors back as targets (so queries, never trained, stay comparable), and the sizes may differ."""
+    from sentence_transformers import SentenceTransformer
+
+    from irdistill.training.embedding_distill import targets
+
+    student = SentenceTransformer(tiny(tmp_path / "s", 32, 0), device="cpu")
+    examples = pairs(translated, EmbeddingConfig(teacher={}, teacher_view="en", sentences=True))
+    own = student.encode([t for _, t in examples])
+    rotation = np.linalg.qr(np.random.default_rng(0).normal(size=(32, 32)))[0]
+    cfg = EmbeddingConfig(teacher={}, align="orthogonal")
+    assert np.allclose(targets(student, examples, own @ rotation, cfg), own, atol=1e-4)
+    wide = np.random.default_rng(1).normal(size=(len(examples), 48)).astype(np.float32)
+    assert targets(student, examples, wide, EmbeddingConfig(teacher={}, align="linear")).shape == (len(examples), 32)
+    assert targets(student, examples, wide, EmbeddingConfig(teacher={})) is wide
+    with pytest.raises(InputError, match="embeddings.align"):
+        EmbeddingConfig.from_dict({"teacher": "bi-encoder:m", "align": "affine"})
