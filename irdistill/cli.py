@@ -28,7 +28,7 @@ def _add_retriever(p):
     from .index import INDEXES
 
     kinds = sorted({k for cls in INDEXES.values() for k in cls.kinds})
-    p.add_argument("--retriever", choices=list(INDEXES), default="bm25")
+    p.add_argument("--retriever", choices=list(INDEXES), default="bm25", help="first-stage retriever")
     p.add_argument("--model", help="model (hub name or folder) for a retriever that encodes: dense (a "
                                    "SentenceTransformer), colbert (a MultiVectorEncoder, or any BERT-like model to "
                                    "convert) or splade (a SparseEncoder or masked LM)")
@@ -354,8 +354,22 @@ def cmd_card(args):
     print(f"card: {path} ({n} result{'s' * (n != 1)} added)")
 
 
+class _Help(argparse.HelpFormatter):
+    """Every option's default in its help, unless the help already says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text or not action.option_strings:
+            return text
+        return f"{text} (default %(default)s)" if text else "(default %(default)s)"
+
+
 class _Parser(argparse.ArgumentParser):
     """Command-line errors (a bad number, a missing option) are InputErrors: ``main`` prints them on one line."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         m = re.fullmatch(r"argument (\S+): (.*)", message, re.S)  # "argument -k/--k: must be at least 1, not 0"
@@ -367,7 +381,10 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from .cache.teacher_files import FORMATS, SCALES
 
+    from . import __version__
+
     parser = _Parser(prog="irdistill", description="Knowledge distillation for retrieval and ranking.")
+    parser.add_argument("--version", action="version", version=f"irdistill {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     common = _Parser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars (they show only on a terminal)")
@@ -377,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
         every verb takes --quiet."""
         summary, _, rest = func.__doc__.partition("\n\n")
         p = sub.add_parser(func.__name__[4:].replace("_", "-"), parents=[common], help=summary[0].lower() + summary[1:-1],
-                           description=" ".join(rest.split()))
+                           description=" ".join(rest.split()), formatter_class=_Help)
         p.set_defaults(func=func)
         return p
 
@@ -399,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset(p, required=False, many=True)
     p.add_argument("--suite", choices=["beir"], help="add the public BEIR test sets (ir_datasets ids)")
     _add_retriever(p)
-    p.add_argument("--metrics", default=DEFAULT_METRICS, help=f"comma-separated ranx metrics (default {DEFAULT_METRICS})")
+    p.add_argument("--metrics", default=DEFAULT_METRICS, help="comma-separated ranx metrics")
     p.add_argument("-k", "--k", type=COUNT, default=1000, help="retrieval depth")
     p.add_argument("--run", help="evaluate this run file instead of retrieving")
     p.add_argument("--output", help="output folder")
@@ -427,7 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb(cmd_cache)
     p.add_argument("action", choices=["list", "verify", "export-trec", "export-margin-mse", "export-jsonl", "import",
-                                      "import-margin-mse", "compact"])
+                                      "import-margin-mse", "compact"],
+                   help="list the teachers, verify the part files, export a teacher's scores, import a teacher file, "
+                        "or compact the part files")
     _add_cache(p)
     p.add_argument("--teacher", help="the teacher's cache key (<teacher id>@<collection>, see `cache list`); for "
                                      "import, a name the key starts with (default: the format)")
@@ -505,7 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="RUN", help="run files (.trec or .parquet)")
     _add_dataset(p, required=False)
     p.add_argument("--qrels", help="qrels file (BEIR TSV or TREC) instead of --dataset")
-    p.add_argument("--metrics", default=DEFAULT_METRICS)
+    p.add_argument("--metrics", default=DEFAULT_METRICS, help="comma-separated ranx metrics")
     p.add_argument("--test", default="student", choices=["student", "fisher", "tukey"], help="paired test")
     p.add_argument("--max-p", type=arg_type(number, float, above=0, below=1), default=0.05, help="significance level")
 
@@ -513,7 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="RUN", help="run files (.trec or .parquet)")
     _add_dataset(p)
     p.add_argument("--baseline", help="run name the others are tested against (default: the first run)")
-    p.add_argument("--metrics", default=DEFAULT_METRICS)
+    p.add_argument("--metrics", default=DEFAULT_METRICS, help="comma-separated ranx metrics")
     _add_cache(p, required=False)
     p.add_argument("--teacher", action="append", help="teacher id in --cache (repeatable)")
     p.add_argument("--training", action="append", help="training output folder with loss.jsonl (repeatable)")

@@ -1,9 +1,9 @@
 """The Parquet cache of teacher scores, its exports (TREC runs, Margin-MSE teacher files) and the importers of
-published teacher files (``teacher_files``)."""
+published teacher files (``teacher_files``); each name imported from its module when first used."""
 
-from .jsonl_export import export_jsonl
-from .margin_mse import export_margin_mse
-from .scores import ScoreCache
-from .teacher_files import FORMATS, SCALES, import_teacher_file
+from ..lazy import exports, names_of
 
-__all__ = ["FORMATS", "SCALES", "ScoreCache", "export_jsonl", "export_margin_mse", "import_teacher_file"]
+_NAMES = names_of({".jsonl_export": ["export_jsonl"], ".margin_mse": ["export_margin_mse"], ".scores": ["ScoreCache"],
+                   ".teacher_files": ["FORMATS", "SCALES", "import_teacher_file"]})
+__all__ = list(_NAMES)
+__getattr__ = exports(__name__, _NAMES, globals())

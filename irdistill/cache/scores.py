@@ -56,16 +56,18 @@ import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from ..data.io import atomic_path, file_lock
 from ..data.runs import rank_run
 from ..errors import InputError, safe_name
+from ..lazy import module
 from .claims import Claims
+
+pd = module("pandas")  # imported on first use (lazy.py)
+pads = module("pyarrow.dataset")  # (which imports pandas)
 
 SCHEMA = pa.schema([("qid", pa.string()), ("docid", pa.string()), ("score", pa.float32())])
 INDEX, LOCK = ".qids.jsonl", ".lock"

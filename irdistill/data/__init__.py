@@ -1,12 +1,13 @@
-"""Collections (corpus, queries, qrels) and runs."""
+"""Collections (corpus, queries, qrels) and runs (each name imported from its module when first used)."""
 
-from .corpus import Corpus
-from .dataset import (Dataset, load_beir, load_dataset, load_files, load_ir_datasets, load_msmarco, load_qrels, read_qrels,
-                      read_queries)
-from .shards import in_shard, parse_shard
-from .runs import read_run, run_from_dict, run_to_dict, write_run
+from ..lazy import exports, names_of
 
-__all__ = [
-    "Corpus", "Dataset", "load_dataset", "load_beir", "load_files", "load_ir_datasets", "load_msmarco",
-    "read_queries", "read_qrels", "load_qrels", "parse_shard", "in_shard", "read_run", "write_run", "run_to_dict", "run_from_dict",
-]
+_NAMES = names_of({
+    ".corpus": ["Corpus"],
+    ".dataset": ["Dataset", "load_beir", "load_dataset", "load_files", "load_ir_datasets", "load_msmarco", "load_qrels",
+                 "read_qrels", "read_queries"],
+    ".shards": ["in_shard", "parse_shard"],
+    ".runs": ["read_run", "run_from_dict", "run_to_dict", "write_run"],
+})
+__all__ = list(_NAMES)
+__getattr__ = exports(__name__, _NAMES, globals())

@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import InputError, require_file
+from ..lazy import module
 from .io import RE2_BAD_ID, atomic_path, id_problem, read_tsv
+
+pd = module("pandas")  # imported on first use (lazy.py)
 
 COLUMNS = ["qid", "docid", "score", "rank"]
 PARQUET_SCHEMA = pa.schema([("qid", pa.string()), ("docid", pa.string()), ("score", pa.float32()), ("rank", pa.int32())])

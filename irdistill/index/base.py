@@ -26,13 +26,14 @@ import os
 import re
 from typing import ClassVar
 
-import pandas as pd
-
 from ..data.dataset import Dataset
 from ..data.io import atomic_dir
 from ..errors import InputError
+from ..lazy import module
 from ..models import fingerprint
 from .encode import use_local_gpu
+
+pd = module("pandas")  # imported on first use (lazy.py)
 
 INDEXES: dict[str, type["Index"]] = {}
 DEFAULT_ROOT = os.environ.get("IRDISTILL_INDEXES", "indexes")

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import os
 
-import pandas as pd
-
 from ..data.runs import rank_run
 from ..errors import InputError
+from ..lazy import module
 from ..progress import bar as progress_bar
 from ..progress import chunks
 from .base import Index, building, register_index
 from .java import start_jvm
+
+pd = module("pandas")  # imported on first use (lazy.py)
 
 # BM25 flat (title and text in one field; pyserini's --bm25 defaults k1=0.9, b=0.4), nDCG@10 on the BEIR test sets, from
 # pyserini's two-click reproductions: pyserini/2cr/beir.yaml, condition bm25-flat (castorini/pyserini; the same file

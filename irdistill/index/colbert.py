@@ -21,18 +21,20 @@ import os
 import shutil
 
 import numpy as np
-import pandas as pd
 
 from ..data.corpus import Corpus
 from ..data.io import atomic_path
 from ..data.runs import rank_run
+from ..lazy import module
 from ..progress import bar as progress_bar
 from ..errors import InputError
 from ..models import load_colbert
 from .base import Index, building, read_docids, register_index, write_docids
 from .dense import _create, _faiss, _to_gpu
 from .encode import encode_in_chunks, on_first_rank
-from .maxsim import PRECISIONS, CellPostings, Workspace, maxsim, parallel_map, resident
+
+pd = module("pandas")  # imported on first use (lazy.py)
+ms = module(__package__ + ".maxsim")  # torch: imported on first use
 
 KINDS = ("flat", "ivfpq")
 SMALL = 100_000  # below this many tokens "auto" picks flat (exact, and too few tokens to train IVF-PQ well)
@@ -100,7 +102,7 @@ class ColbertIndex(Index):
         self.offsets = np.load(os.path.join(self.path, "offsets.npy"))
         self.index = _faiss().read_index(os.path.join(self.path, "index.faiss"))
         self.device_index = _to_gpu(self.index, self.meta["faiss_kind"])
-        self._cells, self._work, self._resident = None, Workspace(), {}
+        self._cells, self._work, self._resident = None, ms.Workspace(), {}
         if self.meta["faiss_kind"] == "ivfpq":
             self.set_nprobe(self.meta["params"]["nprobe"])
 
@@ -179,13 +181,13 @@ class ColbertIndex(Index):
             write_docids(work, docids)
         return cls(path)
 
-    def cells(self) -> CellPostings | None:
+    def cells(self) -> ms.CellPostings | None:
         """The IVF cells of the token index with the documents in each (read from the index once), or None for a
         flat token index."""
         if self.meta["faiss_kind"] != "ivfpq":
             return None
         if self._cells is None:
-            self._cells = CellPostings.from_faiss(self.index, self.offsets)
+            self._cells = ms.CellPostings.from_faiss(self.index, self.offsets)
         return self._cells
 
     def candidates(self, query_tokens: np.ndarray, token_k: int = 64) -> np.ndarray:
@@ -199,16 +201,16 @@ class ColbertIndex(Index):
     def maxsim(self, query_tokens: np.ndarray, docs: np.ndarray, precision: str = "float32") -> np.ndarray:
         """MaxSim of one query (``(q_tokens, dim)``) with documents ``docs`` (row numbers): exact in ``float32``,
         about twice as fast and within about 1e-3 per query token in ``bfloat16``."""
-        return maxsim(self.store(precision), self.offsets, query_tokens, docs, precision, self._work)
+        return ms.maxsim(self.store(precision), self.offsets, query_tokens, docs, precision, self._work)
 
     def store(self, precision: str = "float32"):
         """The token store MaxSim reads: a copy in memory in the ``precision`` dtype when that takes at most
         ``RESIDENT_BYTES`` (made once), else the memory-mapped float16 file."""
-        itemsize = PRECISIONS[precision].itemsize
+        itemsize = ms.PRECISIONS[precision].itemsize
         if self.tokens.size * itemsize > RESIDENT_BYTES:
             return self.tokens
         if precision not in self._resident:
-            self._resident[precision] = resident(self.tokens, precision)
+            self._resident[precision] = ms.resident(self.tokens, precision)
         return self._resident[precision]
 
     def search_embeddings(self, queries: list[np.ndarray], k: int = 1000, token_k: int = 64,
@@ -224,8 +226,8 @@ class ColbertIndex(Index):
         ``threads`` threads (default: one per CPU core), with a bar of finished queries if ``progress``."""
         if candidates == "auto":
             candidates = "cells" if self.meta["faiss_kind"] == "ivfpq" else "tokens"
-        if precision not in PRECISIONS:
-            raise InputError(f"unknown MaxSim precision {precision!r} (choose from {', '.join(PRECISIONS)})")
+        if precision not in ms.PRECISIONS:
+            raise InputError(f"unknown MaxSim precision {precision!r} (choose from {', '.join(ms.PRECISIONS)})")
         if candidates not in ("cells", "tokens"):
             raise InputError(f"unknown ColBERT candidate generation {candidates!r} (choose from auto, cells, tokens)")
         cells = self.cells() if candidates == "cells" else None
@@ -244,7 +246,7 @@ class ColbertIndex(Index):
                 bar.update(1)
                 return docs[top], scores[top]
 
-            return parallel_map(one, queries, threads or os.cpu_count() or 1)
+            return ms.parallel_map(one, queries, threads or os.cpu_count() or 1)
 
     def search(self, queries: dict[str, str], k: int = 1000, batch_size: int | None = None, progress: bool = False,
                token_k: int = 64, **options) -> pd.DataFrame:

@@ -6,15 +6,17 @@ import math
 import os
 
 import numpy as np
-import pandas as pd
 
 from ..data.runs import rank_run
+from ..lazy import module
 from ..progress import bar as progress_bar
 from ..progress import chunks
 from ..errors import InputError
 from ..models import load_sentence_transformer
 from .base import Index, building, read_docids, register_index, write_docids
 from .encode import Embeddings, embeddings_folder, encode_corpus, encode_texts, on_first_rank, vectors_key, wants_normalized
+
+pd = module("pandas")  # imported on first use (lazy.py)
 
 KINDS = ("flat", "hnsw", "ivfpq")
 

@@ -13,8 +13,8 @@ import os
 import shutil
 
 import numpy as np
-import pandas as pd
 
+from ..lazy import module
 from ..progress import bar as progress_bar
 from ..progress import chunks
 from ..data.corpus import Corpus
@@ -25,6 +25,8 @@ from .base import Index, building, register_index
 from .bm25 import allow_clauses, open_lucene, top_k
 from .encode import encode_in_chunks, on_first_rank
 from .java import start_jvm
+
+pd = module("pandas")  # imported on first use (lazy.py)
 
 SCALE = 100  # impact = round(weight * SCALE)
 
