@@ -8,7 +8,8 @@ collection: for Cranfield the library's default (0.3, 0.7), fit on SciFact train
 Cranfield's judgments best (ranx grid search over BM25's top 100, as ``fit`` of an ensemble does). All other settings
 are the library's defaults (``irdistill/adapt.py``), fixed before any number here was seen, except two defaults chosen
 by these rows across collections: the two generators mixed and WiSE-FT (the rows before ``llm-wise`` set
-``merge_alpha`` to None, the recipe as it was). Training runs in bf16 autocast on this CPU (``--set precision=bf16``).
+``merge_alpha`` to None, the recipe as it was). Training asks for bf16 autocast (``--set precision=bf16``), which runs where the
+hardware has it natively (this CPU: avx512_bf16) and falls back to fp32 elsewhere (irdistill/precision.py).
 Each row is ``irdistill adapt`` with:
 
 - ``sentence``: one sentence of each passage as its query (the inverse cloze task), no model;
@@ -88,7 +89,7 @@ METRICS = "ndcg@10,recall@100,ndcg_burges@10"
 # three epochs: Cranfield only (a SciFact epoch takes about 20 minutes on this CPU; Cranfield's labels choose SciFact's
 # settings); all passages: SciFact only (Cranfield's 1,400 are all sampled already)
 ROWS = {f"{t}-{k}": None for t in TARGETS for k in KINDS if f"{t}-{k}" not in ("scifact-llm-3-epochs", "cranfield-llm-wise-all")}
-CPU = {"precision": "bf16"}  # bf16 autocast: about 2x faster training on this CPU (avx512_bf16)
+CPU = {"precision": "bf16"}  # bf16 autocast where native (2x faster here, avx512_bf16), else fp32
 
 
 def weights_for(target: str) -> list[float]:

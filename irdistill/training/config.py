@@ -43,7 +43,7 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     grad_accum: int = 1
     seed: int = 42
-    precision: str = "auto"          # auto: bf16 on a GPU that has it, else fp32; or fp32 / fp16 / bf16
+    precision: str = "auto"          # auto or bf16: bf16 where native (precision.py), else fp32; or fp32 / fp16
     dev_fraction: float = 0.0        # hold out this share of the training queries (seeded) to evaluate on while training
     fold: str | None = None          # "i/k": leave out fold i of k of the queries (the crc32 split of --shard)
     eval_steps: int | None = None    # default: save_steps

@@ -53,19 +53,27 @@ def _has_cuda() -> bool:
 
 
 def _device_arguments(precision: str) -> dict:
-    """Mixed precision, and the CPU settings: bf16 autocast runs on CPUs too (fast where the CPU has avx512_bf16 /
-    AMX), and several CPU processes (torchrun without GPUs) train together over gloo."""
+    """Mixed precision (``precision.choose``: bf16 only where native, with a note when asked for and not native), and
+    the CPU settings: several CPU processes (torchrun without GPUs) train together over gloo."""
     import torch
 
+    from ..precision import choose
+
     world = parse_shard(None)[1]  # torchrun's RANK and WORLD_SIZE, checked on every device
-    if precision == "auto":
-        precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    precision, note = choose(precision)
+    if note:
+        print(f"irdistill: note: {note}", file=sys.stderr)
     out = {"bf16": precision == "bf16", "fp16": precision == "fp16"}
     if not torch.cuda.is_available():
         out["use_cpu"] = True
         if world > 1:
             out["ddp_backend"] = "gloo"
     return out
+
+
+def used_precision(args) -> str:
+    """The precision the trainer ran in (recorded with the model: ``auto`` and ``bf16`` depend on the hardware)."""
+    return "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"
 
 
 def last_checkpoint(output: str, needs: str | None = None) -> str | None:
@@ -276,7 +284,8 @@ def _train(cfg: TrainConfig, callbacks, progress: bool) -> str:
             model.max_seq_length = base_length
         model.save(final + ".tmp")
         with atomic_path(os.path.join(final + ".tmp", "irdistill.json")) as tmp, open(tmp, "w") as f:
-            json.dump({**asdict(cfg), "training_examples": len(train_ds)}, f, indent=1, default=str)
+            json.dump({**asdict(cfg), "training_examples": len(train_ds), "precision_used": used_precision(args)}, f,
+                      indent=1, default=str)
         card.write_distillation(final + ".tmp", cfg, teacher, name, len(examples),
                                 len({e["query_id"] for e in examples}), len(dev), trainer.state.global_step,
                                 trainer.state.epoch or 0.0, trainer.state.log_history)
