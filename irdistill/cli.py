@@ -91,22 +91,28 @@ def cmd_index(args):
 def cmd_search(args):
     """Search an index with a queries file or one query.
 
-    Search a saved index; prints 'qid rank docid score' or writes a run file."""
+    Search a saved index. On a terminal: rank, score, id, title and a snippet per hit; piped, or with --format:
+    TREC run lines or JSON lines. --output writes a run file instead."""
+    import sys
+
     from .data import read_queries, write_run
     from .index import load_index
+    from .index.display import hits, remembered_corpus, render
 
     check_output(args.output)
     if bool(args.query) == bool(args.queries):
         raise InputError("give either --query TEXT or --queries FILE")
     _positive("-k", args.k)
-    queries = {"q1": args.query} if args.query else read_queries(args.queries)
-    run = load_index(args.index, args.model).search(queries, args.k, progress=True)
+    queries = {"query": args.query} if args.query else read_queries(args.queries)
+    index = load_index(args.index, args.model)
+    run = index.search(queries, args.k, progress=len(queries) > 1)
     if args.output:
         write_run(run, args.output)
         print(f"run: {args.output} ({run['qid'].nunique()} queries)")
-    else:
-        for q, d, r, s in zip(run["qid"], run["docid"], run["rank"], run["score"]):
-            print(f"{q}\t{r}\t{d}\t{s:.4f}")
+        return
+    fmt = args.format or ("table" if sys.stdout.isatty() else "trec")
+    corpus = _dataset(args).corpus if args.dataset else remembered_corpus(args.index) if fmt != "trec" else None
+    sys.stdout.write(render(hits(run, corpus), fmt, queries))
 
 
 def cmd_evaluate(args):
@@ -411,6 +417,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="query encoder for an index with a model (default: the one it was built with)")
     p.add_argument("-k", "--k", type=COUNT, default=10, help="hits per query")
     p.add_argument("--output", help="write the run here (.trec or .parquet) instead of printing it")
+    p.add_argument("--format", choices=["table", "trec", "json"],
+                   help="printed hits: an aligned table with titles and snippets, TREC run lines, or JSON lines "
+                        "(default: table on a terminal, trec when piped)")
+    _add_dataset(p, required=False)
 
     p = verb(cmd_evaluate)
     _add_dataset(p, required=False, many=True)

@@ -30,9 +30,17 @@ def test_search_one_query_and_queries_file(beir_dir, tmp_path, capsys):
     assert main(["index", "--dataset", beir_dir, "--index", str(tmp_path / "bm25")]) == 0
     capsys.readouterr()
     assert main(["search", "--index", str(tmp_path / "bm25"), "--query", "green tea or coffee", "-k", "3"]) == 0
-    lines = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
-    assert [(q, r) for q, r, _, _ in lines] == [("q1", "1"), ("q1", "2")]  # only two documents match
-    assert {d for _, _, d, _ in lines} == {"d5", "d6"}
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]  # piped: TREC run lines
+    assert [(q, r) for q, _, _, r, _, _ in lines] == [("query", "1"), ("query", "2")]  # only two documents match
+    assert {d for _, _, d, _, _, _ in lines} == {"d5", "d6"}
+    # for people: rank, score, id, and the title and text the index remembers from its corpus file
+    assert main(["search", "--index", str(tmp_path / "bm25"), "--query", "green tea or coffee", "--format", "table"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["rank", "score", "id"] and len(table) == 3
+    assert table[1].split()[0] == "1" and "Coffee" in table[1] + table[2]
+    assert main(["search", "--index", str(tmp_path / "bm25"), "--query", "coffee", "--format", "json"]) == 0
+    hit = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert hit["rank"] == 1 and hit["docid"] == "d6" and hit["text"]
     run = tmp_path / "run.trec"
     assert main(["search", "--index", str(tmp_path / "bm25"), "--queries", os.path.join(beir_dir, "queries.jsonl"),
                  "--output", str(run)]) == 0

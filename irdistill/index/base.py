@@ -28,6 +28,7 @@ from typing import ClassVar
 
 from ..data.dataset import Dataset
 from ..data.io import atomic_dir
+from ..data.shards import parse_shard
 from ..errors import InputError
 from ..lazy import module
 from ..models import fingerprint
@@ -219,6 +220,10 @@ def open_index(dataset: Dataset, retriever: str = "bm25", model: str | None = No
     else:
         found = cls.build(dataset.corpus, path, key, encoder, kind, batch_size or cls.batch_size, progress, rebuild,
                           **({"workers": workers} if workers > 1 else {}), **params)
+        if parse_shard(None)[0] == 0:  # torchrun's first process (or no torchrun)
+            from .display import remember_corpus
+
+            remember_corpus(path, dataset.corpus)  # for `irdistill search` to show titles and text
     found.encoder = encoder
     return found
 
