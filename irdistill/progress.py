@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import sys
 
 from tqdm import std
 from tqdm.auto import tqdm
@@ -21,29 +22,25 @@ def quiet() -> None:
     _quiet = True
     os.environ["TQDM_DISABLE"] = "1"  # for child processes; tqdm reads it when imported, so in this one:
     std.tqdm.__init__ = functools.partialmethod(std.tqdm.__init__, disable=True)  # bars without a disable flag too
-    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
-    try:
-        import datasets
-        import transformers
+    os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+    library_bars_off()
+    if "datasets" in sys.modules:
+        sys.modules["datasets"].disable_progress_bars()
 
-        transformers.utils.logging.disable_progress_bar()
-        datasets.disable_progress_bars()
-    except ImportError:
-        pass
+
+def library_bars_off() -> None:
+    """Silence the bars transformers and the hub draw on their own ("Loading weights 103/103" before every job): read
+    from the environment when they are imported, so light verbs do not import them to say so."""
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
+    elif "huggingface_hub" in sys.modules:
+        sys.modules["huggingface_hub"].utils.disable_progress_bars()
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def terminal_only() -> None:
-    """Off a terminal (piped, logged), silence the bars of transformers and the hub as ours are: they draw anyway."""
-    import sys
-
-    if sys.stderr.isatty():
-        return
-    if "huggingface_hub" in sys.modules or "transformers" in sys.modules:
-        from transformers.utils import logging
-
-        logging.disable_progress_bar()
-    else:  # read when they are imported; not importing them here keeps light verbs light
-        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    """The CLI's default: our bars on a terminal only (tqdm.auto's choice); the libraries' own loading bars never."""
+    library_bars_off()
 
 
 def bar(iterable=None, show: bool = True, **options) -> tqdm:
