@@ -106,8 +106,8 @@ def read_margin_mse(path: str) -> Iterator[tuple[pa.Table, np.ndarray | None]]:
     names = ["pos", "neg", "qid", "p", "m"]
     done = 0  # lines read by pyarrow (no blank line among them: it stops at one)
     try:
-        reader = csv.open_csv(
-            path, read_options=csv.ReadOptions(column_names=names, block_size=16 << 20),
+        reader = csv.open_csv(  # 4 MiB blocks: 0.6 GiB peak at 40M lines (16 MiB blocks: 1.03 GiB)
+            path, read_options=csv.ReadOptions(column_names=names, block_size=4 << 20),
             parse_options=csv.ParseOptions(delimiter="\t", quote_char=False, ignore_empty_lines=False),
             convert_options=csv.ConvertOptions(column_types={"pos": pa.float64(), "neg": pa.float64(), "qid": pa.string(),
                                                              "p": pa.string(), "m": pa.string()}))
