@@ -23,7 +23,8 @@ PANDAS = "import pandas as pd, sys; df = pd.read_csv(sys.argv[1], sep='\\t', hea
 
 
 def make_tsv(path: str, lines: int, per_query: int = 100, seed: int = 0) -> None:
-    """``lines`` lines: a query per ``per_query`` lines, its positive repeated on each, random negatives."""
+    """``lines`` lines: a query per ``per_query`` lines, its positive repeated on each, random negatives; a pair's
+    score is a function of the pair, as a teacher's is (a pair on two lines has one score)."""
     rng = np.random.default_rng(seed)
     with open(path, "w") as f:
         for start in range(0, lines, 1_000_000):
@@ -31,7 +32,8 @@ def make_tsv(path: str, lines: int, per_query: int = 100, seed: int = 0) -> None
             q = (start + np.arange(n)) // per_query
             pos = q * 7 % 8_841_823
             neg = rng.integers(0, 8_841_823, n)
-            ps, ns = rng.normal(5, 2, n), rng.normal(-2, 3, n)
+            neg[neg == pos] += 1  # a negative is never the query's positive
+            ps, ns = 3 + q % 1000 / 100, (q * 1_000_003 + neg) % 10_007 / 1000 - 5
             f.write("".join(f"{a:.4f}\t{b:.4f}\t{c}\t{d}\t{e}\n" for a, b, c, d, e in zip(ps, ns, q, pos, neg)))
 
 
@@ -44,7 +46,7 @@ def measure(argv: list[str]) -> dict:
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode:
         raise SystemExit(f"{argv[:4]} failed with exit code {child.returncode}")
-    return {"wall s": wall, "cpu s": usage.ru_utime + usage.ru_stime, "peak RSS GB": usage.ru_maxrss / 2**20}
+    return {"wall s": wall, "cpu s": usage.ru_utime + usage.ru_stime, "peak RSS GiB": usage.ru_maxrss / 2**20}
 
 
 def main():
@@ -67,8 +69,8 @@ def main():
              "lines/s": args.lines / base["wall s"]},
             {"reader": "irdistill cache import --format margin-mse", **ours, "lines/s": args.lines / ours["wall s"]}]
     publish_benchmark("Importing a Margin-MSE teacher file", "benchmarks/bench_import.py", ["pyarrow", "pandas"],
-                      [f"{args.lines:,} lines ({size:.2f} GiB), a query per 100 lines; one process each (the "
-                       "import's includes the library's imports: torch, pandas)"], rows, args.write)
+                      [f"{args.lines:,} lines ({size:.2f} GiB), a query per 100 lines; one process each (peak "
+                       "RSS: the kernel's, interpreter and imports included)"], rows, args.write)
 
 
 if __name__ == "__main__":
