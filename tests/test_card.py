@@ -101,9 +101,18 @@ def test_card_input_errors(tmp_path, capsys):
     assert main(["card", "--model", str(tmp_path / "model"), str(tmp_path / "runs")]) == 2
     assert "metrics.json: not a metrics.json of `irdistill evaluate`" in capsys.readouterr().err
     assert (tmp_path / "model" / "README.md").read_text() == "---\ntags: [x]\n---\n# m\n"  # nothing written
-    (tmp_path / "runs" / "metrics.json").write_text('{"run": "r", "dataset": "../d/toy", "split": "test", '
-                                                    '"queries": 3, "metrics": {"ndcg@10": 0.5}}')
-    assert main(["card", "--model", str(tmp_path / "model"), str(tmp_path / "runs")]) == 0  # any card takes results
+    result = {"run": "r", "dataset": "../d/toy", "split": "test", "queries": 3, "metrics": {"ndcg@10": 0.5}}
+    # a card takes only its own model's results: not a BM25 run's, not another model's, not one that names none
+    for made_by, words in [({}, "records no model"), ({"retriever": "bm25"}, "measured with bm25, no model"),
+                           ({"retriever": "dense", "model": "m", "weights": "0" * 16}, "weights are not those")]:
+        (tmp_path / "runs" / "metrics.json").write_text(json.dumps({**result, **made_by}))
+        assert main(["card", "--model", str(tmp_path / "model"), str(tmp_path / "runs")]) == 2
+        assert words in capsys.readouterr().err
+    from irdistill.models import fingerprint
+
+    (tmp_path / "runs" / "metrics.json").write_text(json.dumps(
+        {**result, "retriever": "dense", "model": "m", "weights": fingerprint(str(tmp_path / "model"))}))
+    assert main(["card", "--model", str(tmp_path / "model"), str(tmp_path / "runs")]) == 0
     assert "| toy | test | `r` | 0.5000 |" in (tmp_path / "model" / "README.md").read_text()
 
 

@@ -26,16 +26,26 @@ def evaluate_retrieval(dataset: Dataset, retriever: str = "bm25", model: str | N
     out = check_output(output or os.path.join("runs", name), "folder")  # and a wrong output folder
     found = read_run(run) if run else retrieve(dataset, retriever, model, kind, k, index, rebuild, batch_size, progress)
     scores = evaluate_run(dataset.qrels, found, metrics)
-    save_evaluation(out, name, dataset, scores, None if run else found)
+    save_evaluation(out, name, dataset, scores, None if run else found, None if run else evaluated(retriever, model))
     return {"run": name, "metrics": scores, "output": out}
 
 
-def save_evaluation(folder: str, name: str, dataset: Dataset, scores: dict, run: pd.DataFrame | None = None) -> None:
-    """``metrics.json`` (and the run, when given) into ``folder``, each file written atomically."""
+def evaluated(retriever: str, model: str | None) -> dict:
+    """What a retrieved run was made with: the retriever, and the model by name and weights (for ``irdistill card``
+    to check that results go into the card of the model that produced them)."""
+    from ..models import fingerprint
+
+    return {"retriever": retriever, **({"model": model, "weights": fingerprint(model)} if model else {})}
+
+
+def save_evaluation(folder: str, name: str, dataset: Dataset, scores: dict, run: pd.DataFrame | None = None,
+                    made_by: dict | None = None) -> None:
+    """``metrics.json`` (and the run, when given) into ``folder``, each file written atomically; ``made_by``
+    (``evaluated``) says what retrieved the run."""
     os.makedirs(folder, exist_ok=True)
     if run is not None:
         write_run(run, os.path.join(folder, "run.trec"), tag=name)
         write_run(run, os.path.join(folder, "run.parquet"))
     with atomic_path(os.path.join(folder, "metrics.json")) as tmp, open(tmp, "w") as f:
         json.dump({"run": name, "dataset": dataset.source or dataset.name, "split": dataset.split,
-                   "queries": len(dataset.qrels), "metrics": scores}, f, indent=1)
+                   "queries": len(dataset.qrels), "metrics": scores, **(made_by or {})}, f, indent=1)

@@ -160,7 +160,7 @@ def read_results(paths) -> list[dict]:
             if not ok:
                 raise InputError("not a metrics.json of `irdistill evaluate` (run, dataset, split, metrics)", f)
             _check_result(r, f)
-            found.append(r)
+            found.append({**r, "_path": f})
     return found
 
 
@@ -221,7 +221,26 @@ def add_results(model_dir: str, paths) -> tuple[str, int]:
     in ``model_dir``; returns the card's path and the number of results."""
     _card_path(model_dir)
     results = read_results(paths)
+    for r in results:
+        check_model(r, model_dir)
     return add_evaluations(model_dir, results), len(results)
+
+
+def check_model(result: dict, model_dir: str) -> None:
+    """InputError unless ``result`` (a metrics.json, its path in ``_path``) was measured with the weights in
+    ``model_dir``: a card holds its own model's results, not a BM25 run's or another model's."""
+    from ..models import fingerprint
+
+    where = result.get("_path")
+    if "weights" in result:
+        if result["weights"] != fingerprint(model_dir):
+            raise InputError(f"measured with {result.get('model')!r}, whose weights are not those in --model "
+                             f"{model_dir}", where)
+        return
+    if "retriever" in result:
+        raise InputError(f"measured with {result['retriever']}, no model: it does not belong in a model's card", where)
+    raise InputError("records no model (evaluated from a run file, or by an older irdistill), so it cannot be shown "
+                     "to be this model's; evaluate the model with `irdistill evaluate --model`", where)
 
 
 def add_evaluations(model_dir: str, results: list[dict]) -> str:
