@@ -10,7 +10,7 @@ assumed share of the peak until ``benchmarks/gpu_check.py`` has measured one; 8 
 assumption, the table's notes say which.
 
     python experiments/msmarco/estimate.py [--scale .cache/bench-scale/results.json] [--queries 50000]
-        [--write README.md]
+        [--write docs/guide.md]
 """
 
 from __future__ import annotations
