@@ -11,7 +11,7 @@ from ..lazy import module
 from ..progress import bar as progress_bar
 from ..progress import chunks
 from .base import Index, building, register_index
-from .java import start_jvm
+from .java import folder_bytes, start_jvm
 
 pd = module("pandas")  # imported on first use (lazy.py)
 
@@ -42,7 +42,7 @@ class BM25Index(Index):
     def __init__(self, path, k1: float = 0.9, b: float = 0.4):
         super().__init__(path)
         self.k1, self.b = k1, b
-        start_jvm()
+        start_jvm(folder_bytes(self.path))
         from pyserini.search.lucene import LuceneSearcher
 
         self.searcher = open_lucene(LuceneSearcher, self.path)
@@ -53,7 +53,7 @@ class BM25Index(Index):
               threads: int | None = None) -> "BM25Index":
         """Index ``corpus`` at ``path``, a batch of documents at a time under a progress bar, through Anserini's
         SimpleIndexer (the analyzer and fields of its IndexCollection: the same index, the same scores)."""
-        start_jvm()
+        start_jvm(corpus.table.nbytes)
         from jnius import autoclass
         from pyserini.index.lucene import LuceneIndexer
 

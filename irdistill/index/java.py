@@ -46,8 +46,31 @@ def anserini_jar() -> str:
     return max(jars, key=os.path.getmtime)
 
 
-def start_jvm() -> None:
-    """Start the JVM once per process; later calls do nothing."""
+def heap_mb(data_bytes: int = 0) -> int:
+    """The JVM's heap for work on ``data_bytes`` of corpus or index: 512 MB plus twice the data, at most a quarter of
+    the memory (the JVM's own default, which it takes whatever the index: 3.4 GB for BM25 on SciFact's 5k
+    documents). ``IRDISTILL_JVM_HEAP_MB`` sets it.
+
+    >>> heap_mb(0), heap_mb(100 << 20) - heap_mb(0)
+    (512, 200)
+    """
+    from ..errors import env_int
+
+    if os.environ.get("IRDISTILL_JVM_HEAP_MB"):
+        return env_int("IRDISTILL_JVM_HEAP_MB", 0, low=64)
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") >> 20
+    except (ValueError, OSError, AttributeError):
+        memory = 1 << 30
+    return int(min(512 + 2 * (data_bytes >> 20), max(512, memory // 4)))
+
+
+def folder_bytes(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(root, f)) for root, _, names in os.walk(path) for f in names)
+
+
+def start_jvm(data_bytes: int = 0) -> None:
+    """Start the JVM once per process (its heap sized by ``heap_mb(data_bytes)``); later calls do nothing."""
     import jnius_config
 
     if jnius_config.vm_running:
@@ -58,6 +81,10 @@ def start_jvm() -> None:
     if _VECTOR in _release(home).get("MODULES", _VECTOR).split():
         jnius_config.add_options(f"--add-modules={_VECTOR}")
     jnius_config.add_options("-Dslf4j.internal.verbosity=WARN")  # no SLF4J start-up banner
+    # a heap sized to the work; the serial collector's footprint is the smallest (its pauses matter little here).
+    # IRDISTILL_JVM_DEFAULTS=1 leaves the JVM's own (a quarter of the memory, G1): the baseline of bench_bm25_memory
+    if os.environ.get("IRDISTILL_JVM_DEFAULTS") != "1":
+        jnius_config.add_options(f"-Xmx{heap_mb(data_bytes)}m", "-XX:+UseSerialGC")
     from jnius import autoclass  # starts the JVM
 
     # Lucene logs through java.util.logging at INFO (e.g. which mmap implementation it picked): keep warnings only

@@ -24,7 +24,7 @@ from ..models import load_splade
 from .base import Index, building, register_index
 from .bm25 import allow_clauses, open_lucene, top_k
 from .encode import encode_in_chunks, on_first_rank
-from .java import start_jvm
+from .java import folder_bytes, start_jvm
 
 pd = module("pandas")  # imported on first use (lazy.py)
 
@@ -128,7 +128,7 @@ class SpladeIndex(Index):
     @classmethod
     def _index(cls, path: str, vectors: str, key: dict, stats: dict, threads: int | None) -> "SpladeIndex":
         """Lucene's IndexCollection over the encoded vectors; they are removed once the index is in place."""
-        start_jvm()
+        start_jvm(folder_bytes(vectors))
         from jnius import autoclass
 
         meta = {"kind": cls.name, "model": key["model"], "documents": stats["documents"], "scale": SCALE,
@@ -144,7 +144,7 @@ class SpladeIndex(Index):
     @property
     def searcher(self):
         if self._searcher is None:
-            start_jvm()
+            start_jvm(folder_bytes(self.path))
             from pyserini.search.lucene import LuceneImpactSearcher
 
             # min_idf=-1 keeps every query term that the index holds (pyserini drops idf <= min_idf)
