@@ -458,8 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="list the teachers, verify the part files, export a teacher's scores, import a teacher file, "
                         "or compact the part files")
     _add_cache(p)
-    p.add_argument("--teacher", help="the teacher's cache key (<teacher id>@<collection>, see `cache list`); for "
-                                     "import, a name the key starts with (default: the format)")
+    p.add_argument("--teacher", help="the teacher id (as `score` and `cache list` print it); for "
+                                     "import, a name the id starts with (default: the format)")
     p.add_argument("--output", help="file to write (export)")
     p.add_argument("--input", help="file to read (import)")
     p.add_argument("--format", choices=list(FORMATS), help="import: the file's layout (see irdistill/cache/teacher_files.py)")
