@@ -387,10 +387,10 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from .cache.teacher_files import FORMATS, SCALES
 
-    from . import __version__
+    from importlib.metadata import version
 
     parser = _Parser(prog="irdistill", description="Knowledge distillation for retrieval and ranking.")
-    parser.add_argument("--version", action="version", version=f"irdistill {__version__}")
+    parser.add_argument("--version", action="version", version=f"irdistill {version('irdistill')}")
     sub = parser.add_subparsers(dest="command", required=True)
     common = _Parser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars (they show only on a terminal)")

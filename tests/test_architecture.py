@@ -7,7 +7,7 @@ import os
 import irdistill
 
 ROOT = os.path.dirname(irdistill.__file__)
-LAYERS = {"errors": 0, "progress": 0, "data": 1, "models": 1, "index": 2, "cache": 3, "teachers": 3, "queries": 3, "training": 4,
+LAYERS = {"errors": 0, "progress": 0, "lazy": 0, "precision": 0, "data": 1, "models": 1, "index": 2, "cache": 3, "teachers": 3, "queries": 3, "training": 4,
           "evaluation": 5, "experiment": 6, "adapt": 6, "cli": 6, "__main__": 6}
 STUDENTS = {"bi-encoder", "cross-encoder", "colbert", "splade"}
 INDEX_KINDS = {"bm25", "dense", "colbert", "splade"}

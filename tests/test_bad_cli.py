@@ -169,11 +169,11 @@ def test_bm25_takes_a_huge_k_and_a_long_query(capsys, beir_dir, tmp_path):
     assert main(["index", "--dataset", beir_dir, "--index", str(tmp_path / "bm25")]) == 0
     capsys.readouterr()
     assert main(["search", "--index", str(tmp_path / "bm25"), "--query", "roasted coffee", "-k", "100000000000"]) == 0
-    hits = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    hits = [line.split() for line in capsys.readouterr().out.splitlines()]  # piped: TREC run lines
     assert hits[0][2] == "d6" and len(hits) <= 6
     words = " ".join(f"word{i}" for i in range(3000))
     assert main(["search", "--index", str(tmp_path / "bm25"), "--query", f"{words} roasted coffee seeds", "-k", "3"]) == 0
-    hits = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    hits = [line.split() for line in capsys.readouterr().out.splitlines()]
     assert [h[2] for h in hits] == ["d6"]  # the only document with any of the words
 
 

@@ -129,7 +129,11 @@ def model_dir(tmp_path):
 
 
 def metrics_json(tmp_path, **fields):
-    r = {"run": "r", "dataset": "toy", "split": "test", "metrics": {"ndcg@10": 0.5}, **fields}
+    """A metrics.json measured with the model in ``tmp_path/model`` (a card takes only its own model's results)."""
+    from irdistill.models import fingerprint
+
+    r = {"run": "r", "dataset": "toy", "split": "test", "metrics": {"ndcg@10": 0.5}, "retriever": "dense",
+         "model": "m", "weights": fingerprint(str(tmp_path / "model")), **fields}
     path = tmp_path / "metrics.json"
     path.write_text(json.dumps(r, allow_nan=True))
     return path

@@ -219,7 +219,7 @@ def _card_path(model_dir: str) -> str:
 def add_results(model_dir: str, paths) -> tuple[str, int]:
     """Add the results ``irdistill evaluate`` wrote under ``paths`` (see ``read_results``) to the card of the model
     in ``model_dir``; returns the card's path and the number of results."""
-    _card_path(model_dir)
+    _load_card(_card_path(model_dir))  # a damaged card is named before anything else
     results = read_results(paths)
     for r in results:
         check_model(r, model_dir)
@@ -243,20 +243,26 @@ def check_model(result: dict, model_dir: str) -> None:
                      "to be this model's; evaluate the model with `irdistill evaluate --model`", where)
 
 
-def add_evaluations(model_dir: str, results: list[dict]) -> str:
-    """Add evaluation results (``metrics.json`` contents: run, dataset, split, metrics) to the card of the model in
-    ``model_dir``: to its ``model-index`` and its "Evaluation (irdistill)" table. A result of the same dataset, split
-    and run replaces the earlier one. Returns the card's path."""
-    from huggingface_hub import EvalResult, ModelCard
+def _load_card(path: str):
+    from huggingface_hub import ModelCard
 
-    path = _card_path(model_dir)
     try:
-        card = ModelCard.load(path)
+        return ModelCard.load(path)
     except UnicodeDecodeError:
         raise InputError("the model card is not UTF-8 text", path) from None
     except Exception as e:  # its YAML header is malformed (yaml.YAMLError, ValueError)
         raise InputError(f"the model card's metadata header cannot be read ({' '.join(str(e).split())[:200]})",
                          path) from None
+
+
+def add_evaluations(model_dir: str, results: list[dict]) -> str:
+    """Add evaluation results (``metrics.json`` contents: run, dataset, split, metrics) to the card of the model in
+    ``model_dir``: to its ``model-index`` and its "Evaluation (irdistill)" table. A result of the same dataset, split
+    and run replaces the earlier one. Returns the card's path."""
+    from huggingface_hub import EvalResult
+
+    path = _card_path(model_dir)
+    card = _load_card(path)
     new = [EvalResult(task_type=TASK, task_name="Retrieval (irdistill evaluate)",
                       dataset_type=_public(r["dataset"]), dataset_name=_dataset_label(r["dataset"]),
                       dataset_split=r.get("split"), dataset_config=r.get("run"), metric_type=m, metric_name=m,

@@ -214,6 +214,7 @@ def train_embeddings(model: str, data: Dataset, cfg: EmbeddingConfig, output: st
     examples = pairs(data, cfg)
     vectors = teacher_vectors(teacher, [t for _, t in examples])
     student = SentenceTransformer(locate(model))
+    base_length = student.max_seq_length
     if max_seq_length:
         student.max_seq_length = max_seq_length
     vectors = targets(student, examples, vectors, cfg)
@@ -225,6 +226,7 @@ def train_embeddings(model: str, data: Dataset, cfg: EmbeddingConfig, output: st
                                          loss=embedding_loss(student, cfg, vectors.shape[1]))
     write_record(output, record, model)
     trainer.train()
+    student.max_seq_length = base_length  # a retriever keeps the model's own length (as ``train`` does)
     student.save(final + ".tmp")
     os.replace(final + ".tmp", final)
     return final
