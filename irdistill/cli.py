@@ -93,8 +93,6 @@ def cmd_search(args):
 
     Search a saved index. On a terminal: rank, score, id, title and a snippet per hit; piped, or with --format:
     TREC run lines or JSON lines. --output writes a run file instead."""
-    import sys
-
     from .data import read_queries, write_run
     from .index import load_index
     from .index.display import hits, remembered_corpus, render
@@ -111,7 +109,7 @@ def cmd_search(args):
         print(f"run: {args.output} ({run['qid'].nunique()} queries)")
         return
     fmt = args.format or ("table" if sys.stdout.isatty() else "trec")
-    corpus = _dataset(args).corpus if args.dataset else remembered_corpus(args.index) if fmt != "trec" else None
+    corpus = None if fmt == "trec" else _dataset(args).corpus if args.dataset else remembered_corpus(args.index)
     sys.stdout.write(render(hits(run, corpus), fmt, queries))
 
 
@@ -400,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
         every verb takes --quiet."""
         summary, _, rest = func.__doc__.partition("\n\n")
         p = sub.add_parser(func.__name__[4:].replace("_", "-"), parents=[common], help=summary[0].lower() + summary[1:-1],
-                           description=" ".join(rest.split()), formatter_class=_Help)
+                           description=" ".join(rest.split()))
         p.set_defaults(func=func)
         return p
 
@@ -551,11 +549,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .progress import quiet, terminal_only
+    from .progress import library_bars_off, quiet
 
     try:
         args = build_parser().parse_args(argv)
-        quiet() if args.quiet else terminal_only()
+        quiet() if args.quiet else library_bars_off()  # ours show on a terminal only (tqdm.auto)
         args.func(args)
     except InputError as e:
         print(f"irdistill: error: {e}", file=sys.stderr)

@@ -22,12 +22,8 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
-def native_bf16(cuda: bool | None = None) -> bool:
-    """Whether bf16 runs natively where the job runs (the GPU when there is one, else the CPU)."""
-    if cuda is None:
-        import torch
-
-        cuda = torch.cuda.is_available()
+def native_bf16(cuda: bool) -> bool:
+    """Whether bf16 runs natively where the job runs: the GPU if ``cuda``, else the CPU."""
     if cuda:
         import torch
 
@@ -46,14 +42,12 @@ def choose(requested: str, cuda: bool | None = None) -> tuple[str, str | None]:
     """
     if requested not in ("auto", "bf16"):
         return requested, None
+    if cuda is None:
+        import torch
+
+        cuda = torch.cuda.is_available()
     if native_bf16(cuda):
         return "bf16", None
-    where = "this GPU" if cuda or (cuda is None and _cuda()) else "this CPU (no avx512_bf16 or AMX)"
+    where = "this GPU" if cuda else "this CPU (no avx512_bf16 or AMX)"
     note = None if requested == "auto" else f"bf16 is not native on {where}: running in fp32"
     return "fp32", note
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()

@@ -38,11 +38,6 @@ def library_bars_off() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
-def terminal_only() -> None:
-    """The CLI's default: our bars on a terminal only (tqdm.auto's choice); the libraries' own loading bars never."""
-    library_bars_off()
-
-
 def bar(iterable=None, show: bool = True, **options) -> tqdm:
     """A tqdm bar (``desc``, ``total``, ``unit``...) unless ``show`` is False or the process is quiet; by default only
     on a terminal."""

@@ -25,7 +25,7 @@ def test_the_trainer_is_told_the_chosen_precision(monkeypatch, capsys):
     from irdistill.training.train import _device_arguments
 
     monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2"}))
-    monkeypatch.setattr(precision, "native_bf16", lambda cuda=None: False)
+    monkeypatch.setattr(precision, "native_bf16", lambda cuda: False)
     args = _device_arguments("bf16")
     assert args["bf16"] is False and args["fp16"] is False
     assert "running in fp32" in capsys.readouterr().err

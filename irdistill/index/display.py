@@ -66,9 +66,11 @@ def hits(run, corpus=None) -> list[dict]:
 
         from ..data import store
 
-        found = [d for d in dict.fromkeys(r["docid"] for r in rows) if corpus.contains([d])[0]]
+        ids = list(dict.fromkeys(r["docid"] for r in rows))
+        at = corpus.lookup(ids)  # -1: not in the corpus
+        found = [d for d, i in zip(ids, at) if i >= 0]
         if found:
-            part = store.take(corpus.table, corpus._rows(found))
+            part = store.take(corpus.table, at[at >= 0])
             fields = dict(zip(found, zip(part["title"].to_pylist(), pc.utf8_trim_whitespace(part["text"]).to_pylist())))
             for r in rows:
                 if r["docid"] in fields:

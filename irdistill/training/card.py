@@ -219,21 +219,22 @@ def _card_path(model_dir: str) -> str:
 def add_results(model_dir: str, paths) -> tuple[str, int]:
     """Add the results ``irdistill evaluate`` wrote under ``paths`` (see ``read_results``) to the card of the model
     in ``model_dir``; returns the card's path and the number of results."""
-    _load_card(_card_path(model_dir))  # a damaged card is named before anything else
-    results = read_results(paths)
-    for r in results:
-        check_model(r, model_dir)
-    return add_evaluations(model_dir, results), len(results)
-
-
-def check_model(result: dict, model_dir: str) -> None:
-    """InputError unless ``result`` (a metrics.json, its path in ``_path``) was measured with the weights in
-    ``model_dir``: a card holds its own model's results, not a BM25 run's or another model's."""
     from ..models import fingerprint
 
+    card = _load_card(_card_path(model_dir))  # a damaged card is named before anything else
+    results = read_results(paths)
+    weights = fingerprint(model_dir)
+    for r in results:
+        check_model(r, model_dir, weights)
+    return add_evaluations(model_dir, results, card), len(results)
+
+
+def check_model(result: dict, model_dir: str, weights: str | None) -> None:
+    """InputError unless ``result`` (a metrics.json, its path in ``_path``) was measured with ``weights``, those of
+    the model in ``model_dir``: a card holds its own model's results, not a BM25 run's or another model's."""
     where = result.get("_path")
     if "weights" in result:
-        if result["weights"] != fingerprint(model_dir):
+        if result["weights"] != weights:
             raise InputError(f"measured with {result.get('model')!r}, whose weights are not those in --model "
                              f"{model_dir}", where)
         return
@@ -255,14 +256,14 @@ def _load_card(path: str):
                          path) from None
 
 
-def add_evaluations(model_dir: str, results: list[dict]) -> str:
+def add_evaluations(model_dir: str, results: list[dict], card=None) -> str:
     """Add evaluation results (``metrics.json`` contents: run, dataset, split, metrics) to the card of the model in
-    ``model_dir``: to its ``model-index`` and its "Evaluation (irdistill)" table. A result of the same dataset, split
-    and run replaces the earlier one. Returns the card's path."""
+    ``model_dir`` (``card``, when read already): to its ``model-index`` and its "Evaluation (irdistill)" table. A result
+    of the same dataset, split and run replaces the earlier one. Returns the card's path."""
     from huggingface_hub import EvalResult
 
     path = _card_path(model_dir)
-    card = _load_card(path)
+    card = card or _load_card(path)
     new = [EvalResult(task_type=TASK, task_name="Retrieval (irdistill evaluate)",
                       dataset_type=_public(r["dataset"]), dataset_name=_dataset_label(r["dataset"]),
                       dataset_split=r.get("split"), dataset_config=r.get("run"), metric_type=m, metric_name=m,

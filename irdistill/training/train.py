@@ -60,11 +60,12 @@ def _device_arguments(precision: str) -> dict:
     from ..precision import choose
 
     world = parse_shard(None)[1]  # torchrun's RANK and WORLD_SIZE, checked on every device
-    precision, note = choose(precision)
+    cuda = torch.cuda.is_available()
+    precision, note = choose(precision, cuda)
     if note:
         print(f"irdistill: note: {note}", file=sys.stderr)
     out = {"bf16": precision == "bf16", "fp16": precision == "fp16"}
-    if not torch.cuda.is_available():
+    if not cuda:
         out["use_cpu"] = True
         if world > 1:
             out["ddp_backend"] = "gloo"
