@@ -49,6 +49,11 @@ def main() -> None:
     cands = candidates(args.queries, args.docs)
     cache = ScoreCache(args.cache)
     if args.go:  # say this process is ready, then start together with the other processes
+        # ready means imported: the cache defers pandas and pyarrow.dataset to first use (irdistill/lazy.py), and a
+        # worker importing them after the barrier (a second or more) starts after the other has scored everything
+        import pandas  # noqa: F401
+        import pyarrow.dataset  # noqa: F401
+
         open(f"{args.go}.ready-{os.getpid()}", "w").close()
     while args.go and not os.path.exists(args.go):
         time.sleep(0.005)
