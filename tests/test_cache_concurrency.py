@@ -139,3 +139,22 @@ def test_claims_of_a_released_owner_are_free(tmp_path):
     assert b.claim(KEY, ["q1", "q2", "q3"]) == ["q3"]
     a.release(KEY)
     assert b.claim(KEY, ["q1", "q2", "q3"]) == ["q1", "q2", "q3"]
+
+
+def test_a_claim_file_released_while_another_reads_it_is_no_error(tmp_path, monkeypatch):
+    """The CI failure of stop 39: b opened a's claim file, a released it (unlocked and removed), b found it unlocked
+    and its unlink raised FileNotFoundError. Release now holds the teacher's lock, and a file already gone is fine."""
+    from irdistill.cache import claims
+
+    a, b = ScoreCache(tmp_path / "cache"), ScoreCache(tmp_path / "cache")
+    assert a.claim(KEY, ["q1"]) == ["q1"]
+    real = claims._try_lock
+
+    def released_meanwhile(fd):
+        monkeypatch.setattr(claims, "_try_lock", real)
+        a._claims.release(a._dir(KEY))  # a's release, without the lock, between b's open and b's lock
+        return real(fd)
+
+    monkeypatch.setattr(claims, "_try_lock", released_meanwhile)
+    assert b.claim(KEY, ["q1", "q2"]) == ["q1", "q2"]
+    b.release(KEY)

@@ -51,8 +51,9 @@ class Claims:
             except OSError:
                 continue
             try:
-                if _try_lock(fd):  # nobody holds it: its owner is gone
-                    os.unlink(path)
+                if _try_lock(fd):  # nobody holds it: its owner is gone (or released it as we opened it)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
                     seen.pop(name, None)
                     continue
                 st = os.fstat(fd)
@@ -89,6 +90,10 @@ class Claims:
         if folder in self._mine:
             with contextlib.suppress(OSError):
                 os.utime(self._mine[folder][0])
+
+    def folders(self) -> list[str]:
+        """The teacher folders we hold a claim file in."""
+        return list(self._mine)
 
     def release(self, folder: str | None = None) -> None:
         """Drop our claims in ``folder`` (or everywhere): remove our claim file."""

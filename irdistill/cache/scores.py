@@ -423,8 +423,16 @@ class ScoreCache:
         self._claims.renew(self._dir(teacher))
 
     def release(self, teacher: str | None = None) -> None:
-        """Give up this process's claims (on ``teacher``, or all); a later ``claim`` starts a new claim file."""
-        self._claims.release(None if teacher is None else self._dir(teacher))
+        """Give up this process's claims (on ``teacher``, or all); a later ``claim`` starts a new claim file. Under the
+        teacher's lock, as ``taken`` runs: another process never finds our file unlocked before it is gone."""
+        for folder in [self._dir(teacher)] if teacher is not None else self._claims.folders():
+            if folder not in self._claims.folders():
+                continue
+            if not os.path.isdir(folder):  # the folder was removed under us: nothing to hide from
+                self._claims.release(folder)
+                continue
+            with file_lock(os.path.join(folder, LOCK)):
+                self._claims.release(folder)
 
     # reading -------------------------------------------------------------------------------------------------
     def _table(self, teacher: str, parts, columns, expr=None) -> pa.Table:
