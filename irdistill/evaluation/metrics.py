@@ -34,23 +34,38 @@ def _qrels(qrels: dict):
     return Qrels({q: {d: int(g) for d, g in docs.items()} for q, docs in qrels.items()})
 
 
+def comparable_run(qrels: dict, run: pd.DataFrame, name: str | None = None):
+    """A ranx Run of the judged queries only, a judged query missing from ``run`` with no documents (it scores 0).
+    What ranx's ``make_comparable`` does, done on Python dicts: ranx's does it on numba's typed dicts, whose methods
+    are compiled afresh in every process (4 s of CPU before the first number)."""
+    from ranx import Run
+
+    results = run_to_dict(run)
+    judged = {q: results.get(q, {}) for q in qrels}
+    if judged and not any(judged.values()):  # ranx needs one document somewhere: one no query judges
+        judged[next(iter(judged))] = {"": 0.0}
+    return Run(judged, name=name)
+
+
 def evaluate_run(qrels: dict, run: pd.DataFrame, metrics) -> dict[str, float]:
     """Mean of each metric over the judged queries (a judged query missing from the run scores 0)."""
-    from ranx import Run, evaluate
+    from ranx import evaluate
 
     metrics = parse_metrics(metrics)
-    out = evaluate(_qrels(qrels), Run(run_to_dict(run)), metrics, make_comparable=True)
+    # as typed lists: ranx's key check on its Qrels and Run compiles numba dict methods (3 s of CPU per process); the
+    # keys are the same by construction, and to_typed_list orders both by query id, as ranx's own conversion does
+    out = evaluate(_qrels(qrels).to_typed_list(), comparable_run(qrels, run).to_typed_list(), metrics)
     out = out if isinstance(out, dict) else {metrics[0]: out}
     return {m: float(v) for m, v in out.items()}
 
 
 def compare_runs(qrels: dict, runs: dict[str, pd.DataFrame], metrics, stat_test: str = "student", max_p: float = 0.05):
     """A ranx Report: every metric of every run, with paired significance tests (superscripts name the runs beaten)."""
-    from ranx import Run, compare
+    from ranx import compare
 
     metrics = parse_metrics(metrics)
-    rs = [Run(run_to_dict(df), name=name) for name, df in runs.items()]
-    return compare(_qrels(qrels), rs, metrics=metrics, stat_test=stat_test, max_p=max_p, make_comparable=True)
+    rs = [comparable_run(qrels, df, name) for name, df in runs.items()]
+    return compare(_qrels(qrels), rs, metrics=metrics, stat_test=stat_test, max_p=max_p)
 
 
 def compare_run_files(paths, qrels: dict, metrics, stat_test: str = "student", max_p: float = 0.05):
