@@ -106,11 +106,33 @@ def test_report_renders_in_a_browser(setting, tmp_path):
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=service)
     try:
+        driver.set_window_size(1280, 900)
         driver.get((out / "index.html").as_uri())
-        widths = driver.execute_script(
-            "return Array.from(document.images).map(i => i.complete ? i.naturalWidth : 0)")
+        sections = driver.execute_script("""
+            const main = document.querySelector('main').clientWidth;
+            return Array.from(document.querySelectorAll('section')).map(s => ({
+                id: s.id, heading: s.querySelector('h2').textContent,
+                explained: s.querySelector('.explain').textContent.length,
+                images: Array.from(s.querySelectorAll('img')).map(i => ({
+                    natural: i.complete ? i.naturalWidth : 0, shown: i.getBoundingClientRect().width / main})),
+                font: parseFloat(getComputedStyle(s).fontSize)}));""")
         logs = driver.get_log("browser")
     finally:
         driver.quit()
-    assert len(widths) == 5 and all(w > 0 for w in widths), widths
+    by_id = {s["id"]: s for s in sections}
+    assert list(by_id) == ["metrics", "deltas", "recall", "teacher", "training"], list(by_id)
+    assert [len(by_id[k]["images"]) for k in by_id] == [0, 1, 1, 2, 1]
+    for s in sections:
+        assert s["explained"] > 80 and s["font"] >= 16, s  # every section says how to read it, at a readable size
+        for image in s["images"]:  # rendered, drawn at the page's width (fonts stay legible), filling it
+            assert image["natural"] >= 1000 and image["shown"] > 0.85, (s["id"], image)
+    assert "wins over, ties with, or loses to" in page  # W/T/L explained
     assert [entry for entry in logs if entry["level"] in ("SEVERE", "WARNING")] == []
+
+
+def test_a_run_that_ties_the_baseline_everywhere_gets_a_note_not_an_empty_plot(setting, tmp_path):
+    work, folder, qrels, runs, training = setting
+    path = write_report(tmp_path / "page", qrels, {"bm25": runs["bm25"], "same": runs["bm25"].copy()})
+    page = open(path).read()
+    assert "same ties the baseline on every query" in page
+    assert not os.path.exists(tmp_path / "page" / "deltas.png") and page.count("<img") == 1  # recall only
