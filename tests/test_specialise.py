@@ -195,7 +195,8 @@ def test_interrupted_lora_training_resumes_to_the_same_model(cached, tiny_model_
             if state.global_step == 4:
                 raise KeyboardInterrupt("simulated interruption after checkpoint-4")
 
-    cfg = lambda out: config(folder, cache, tid, out, "bi-encoder", tiny_model_dir, lora=LORA, loss="infonce")
+    cfg = lambda out: config(folder, cache, tid, out, "bi-encoder", tiny_model_dir, lora=LORA, loss="infonce",
+                             save_steps=2)
     with pytest.raises(KeyboardInterrupt):
         train(cfg(tmp_path / "resumed"), callbacks=[Crash()], progress=False)
     a, b = train(cfg(tmp_path / "resumed"), progress=False), train(cfg(tmp_path / "clean"), progress=False)

@@ -86,7 +86,7 @@ def test_remove_query_cuts_a_copied_query_out_of_its_documents(tmp_path):
 def config(folder, cache, tid, output, student, model, **kw):
     return TrainConfig.from_dict({"output": str(output), "dataset": folder, "cache": cache, "student": student,
                                   "model": model, "examples": {"teacher": tid, "negatives": 3}, "batch_size": 4,
-                                  "max_steps": 6, "save_steps": 2, "logging_steps": 1, "learning_rate": 1e-3,
+                                  "max_steps": 6, "save_steps": 100, "logging_steps": 1, "learning_rate": 1e-3,
                                   "max_seq_length": 32, **kw})
 
 
@@ -147,9 +147,10 @@ def test_interrupted_training_resumes_to_the_same_model(cached, tiny_model_dir, 
 
     resumed = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
-        train(config(folder, cache, tid, resumed, "bi-encoder", tiny_model_dir), callbacks=[Crash()], progress=False)
+        train(config(folder, cache, tid, resumed, "bi-encoder", tiny_model_dir, save_steps=2), callbacks=[Crash()],
+              progress=False)
     assert os.path.isdir(resumed / "checkpoint-4") and not os.path.exists(resumed / "final")
-    a = train(config(folder, cache, tid, resumed, "bi-encoder", tiny_model_dir), progress=False)
+    a = train(config(folder, cache, tid, resumed, "bi-encoder", tiny_model_dir, save_steps=2), progress=False)
     b = train(config(folder, cache, tid, tmp_path / "clean", "bi-encoder", tiny_model_dir), progress=False)
     ta, tb = SentenceTransformer(a, device="cpu"), SentenceTransformer(b, device="cpu")
     for (name, pa_), (_, pb) in zip(ta.named_parameters(), tb.named_parameters()):
@@ -303,7 +304,7 @@ def test_checkpoints_resume_only_for_their_run_and_older_folders_are_judged_by_t
 
     folder, ds, cache, tid = cached
     out = tmp_path / "out"
-    cfg = lambda **kw: config(folder, cache, tid, out, "bi-encoder", tiny_model_dir, **{"max_steps": 2, **kw})
+    cfg = lambda **kw: config(folder, cache, tid, out, "bi-encoder", tiny_model_dir, **{"max_steps": 2, "save_steps": 2, **kw})
     final = train(cfg(), progress=False)
     shutil.rmtree(final)  # as if killed after its last checkpoint
     with pytest.raises(InputError, match=r"holds a run of another config \(learning_rate 0.001 -> 0.002\)"):
