@@ -51,6 +51,13 @@ def shown(show: bool = True) -> bool:
     return show and not _quiet and sys.stderr.isatty()
 
 
+def step(text: str, show: bool = True) -> None:
+    """One line on stderr naming a step that draws no bar (loading a model, scoring a run, writing files), where a bar
+    would show: so a terminal is never silent for long without saying why."""
+    if shown(show):
+        print(text, file=sys.stderr, flush=True)
+
+
 def chunks(items: list, size: int, show: bool = True, **options):
     """``items`` in slices of ``size``, under a bar that advances as the caller finishes each slice (for steps that
     work a batch at a time, such as searching many queries)."""

@@ -62,8 +62,11 @@ def test_evaluate_shows_encoding_indexing_and_search_bars_unless_quiet(beir_dir,
     bars = finished_bars(text)
     assert {"encoding", "indexing (flat)", "searching (dense)"} <= set(bars), text
     assert "6/6" in bars["encoding"] and "doc/s" in bars["encoding"] and "3/3" in bars["searching (dense)"]
+    for line in ("loading ", "checking the index", "computing ndcg@10, recall@100, mrr@10 over 3 judged queries",
+                 "writing runs"):  # the steps that draw no bar say what they do
+        assert line in text, (line, text)
     code, text = in_terminal([*args, "--rebuild", "--quiet"], tmp_path)
-    assert code == 0 and "%|" not in text and "ndcg@10" in text, text
+    assert code == 0 and "%|" not in text and "ndcg@10" in text and "computing" not in text, text
 
 
 def test_training_shows_the_trainers_bar_unless_quiet(cached, tiny_model_dir, tmp_path):  # noqa: F811
@@ -75,6 +78,7 @@ def test_training_shows_the_trainers_bar_unless_quiet(cached, tiny_model_dir, tm
     code, text = in_terminal(["train", "--config", "train.yaml"], tmp_path)
     assert code == 0, text
     assert re.search(r"\b4/4 \[\d\d:\d\d<00:00, +[\d.]+ ?(it/s|s/it)\]", finished_bars(text).get("", "")), text
+    assert "building training examples" in text and "saving " in text, text
     cfg["output"] = str(tmp_path / "quiet")
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(cfg))
     code, text = in_terminal(["train", "--config", "train.yaml", "-q"], tmp_path)

@@ -11,6 +11,7 @@ from ..data.dataset import Dataset
 from ..data.io import atomic_path, check_output
 from ..data.runs import read_run, write_run
 from ..index.base import index_class, retrieve
+from ..progress import step
 from .metrics import evaluate_run, parse_metrics
 
 
@@ -25,7 +26,9 @@ def evaluate_retrieval(dataset: Dataset, retriever: str = "bm25", model: str | N
     name = os.path.splitext(os.path.basename(run))[0] if run else index_class(retriever).run_name(dataset, model, kind)
     out = check_output(output or os.path.join("runs", name), "folder")  # and a wrong output folder
     found = read_run(run) if run else retrieve(dataset, retriever, model, kind, k, index, rebuild, batch_size, progress)
+    step(f"computing {', '.join(metrics)} over {len(dataset.qrels)} judged queries", progress)
     scores = evaluate_run(dataset.qrels, found, metrics)
+    step(f"writing {out}", progress)
     save_evaluation(out, name, dataset, scores, None if run else found, None if run else evaluated(retriever, model))
     return {"run": name, "metrics": scores, "output": out}
 

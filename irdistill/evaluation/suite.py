@@ -9,6 +9,7 @@ import os
 
 from ..data.io import atomic_path
 from ..errors import InputError
+from ..progress import step
 from .metrics import format_table, parse_metrics
 
 # The public BEIR test sets (Thakur et al., NeurIPS 2021 Datasets and Benchmarks) as ir_datasets ids; BioASQ,
@@ -91,6 +92,7 @@ def evaluate_suite(datasets, retriever: str = "bm25", model: str | None = None, 
     output = output or os.path.join("runs", "-".join(["suite", retriever, *([slug(model)] if model else [])]))
     rows = []
     for (source, split), name in zip(datasets, names):
+        step(f"{name}: reading {source}", progress)
         ds, folder = load_dataset(source, split), os.path.join(output, name)
         key = {"dataset": source, "split": split, "retriever": retriever, "model": model, "kind": kind, "k": k,
                **ds.fingerprint(), "version": fingerprint(model) if model else None}

@@ -32,6 +32,7 @@ from ..data.shards import parse_shard
 from ..errors import InputError
 from ..lazy import module
 from ..models import fingerprint
+from ..progress import step
 from .encode import use_local_gpu
 
 pd = module("pandas")  # imported on first use (lazy.py)
@@ -213,7 +214,9 @@ def open_index(dataset: Dataset, retriever: str = "bm25", model: str | None = No
     path = index or cls.folder(dataset, model, kind)
     if encoder is None and cls.loader:
         use_local_gpu()  # under torchrun, each rank loads the model onto its own GPU
+        step(f"loading {model}", progress)
         encoder = cls.load_model(model)
+    step(f"checking the index in {path} against the corpus{' and the weights' if cls.loader else ''}", progress)
     key = _stable(cls.key(dataset.corpus, model, encoder, kind, params))
     if not rebuild and os.path.exists(os.path.join(path, "meta.json")) and read_meta(path).get("key") == key:
         found = cls(path)

@@ -34,7 +34,7 @@ from ..data.shards import in_shard, parse_shard
 from ..errors import InputError
 from ..models import fingerprint, locate
 from ..models.merge import fresh_parameters, interpolate_model
-from ..progress import library_bars, shown
+from ..progress import library_bars, shown, step
 from ..teachers.spec import parse_spec
 from . import card
 from .config import TrainConfig, trackers
@@ -229,10 +229,12 @@ def _train(cfg: TrainConfig, callbacks, progress: bool) -> str:
     student, loss, path = get_student(cfg.student), make_loss(cfg.loss), locate(cfg.model)
     cache = ScoreCache(cfg.cache)
     dev = held_out_queries(data, cfg.dev_fraction, cfg.seed)
+    step(f"building training examples from teacher {cfg.examples.teacher or '(labels)'}", progress)
     examples = training_examples(cfg, data, cache, dev)
     train_ds = as_hf_dataset(examples, data, cfg.examples.text_view, cfg.examples.remove_query, cfg.seed)
     teacher, name = cache.describe(cfg.examples.teacher), card.dataset_label(data)
     report, tracker_callbacks = tracking(cfg)
+    step(f"loading {cfg.model} as a {cfg.student} student", progress)
     model = student.load(path, cfg)
     card.prepare(model, cfg, teacher, name)
     start = {k: v.detach().clone() for k, v in model.state_dict().items()} if cfg.merge_alpha is not None else None
@@ -274,6 +276,7 @@ def _train(cfg: TrainConfig, callbacks, progress: bool) -> str:
         write_record(cfg.output, record, cfg.model)
     trainer.train(resume_from_checkpoint=last_checkpoint(cfg.output, ADAPTER_FILE if cfg.lora else None))
     if trainer.is_world_process_zero():
+        step(f"saving {final}", progress)
         write_loss_curve(trainer.state.log_history, cfg.output)
         if cfg.lora:
             merge_lora(model)
