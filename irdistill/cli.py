@@ -4,6 +4,7 @@ and prints. Bad input exits with code 2 and a one-line error."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -39,6 +40,9 @@ def _add_retriever(p):
     p.add_argument("--rebuild", action="store_true", help="build the index (and its encoding) again even if it exists")
     p.add_argument("--batch-size", type=COUNT, help="encoding batch size (default: " + ", ".join(
         f"{n} {c.batch_size}" for n, c in INDEXES.items() if c.loader) + ")")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="encoders' precision: auto and bf16 run bf16 (autocast) only where the CPU or GPU runs it "
+                        "natively, else fp32; recorded in the index key and metrics.json")
 
 
 def _add_scale_out(p):
@@ -96,6 +100,7 @@ def cmd_search(args):
     from .data import read_queries, write_run
     from .index import load_index
     from .index.display import hits, remembered_corpus, render
+    from .precision import encoding
 
     check_output(args.output)
     if bool(args.query) == bool(args.queries):
@@ -103,7 +108,8 @@ def cmd_search(args):
     _positive("-k", args.k)
     queries = {"query": args.query} if args.query else read_queries(args.queries)
     index = load_index(args.index, args.model)
-    run = index.search(queries, args.k, progress=len(queries) > 1)
+    with encoding(index.meta.get("key", {}).get("precision", "fp32")):  # queries as the index's documents were
+        run = index.search(queries, args.k, progress=len(queries) > 1)
     if args.output:
         write_run(run, args.output)
         print(f"run: {args.output} ({run['qid'].nunique()} queries)")
@@ -548,13 +554,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _encoding(args):
+    """The precision encoders run in for a verb that takes --precision and encodes (a --model is given)."""
+    if getattr(args, "precision", None) is None or not getattr(args, "model", None):
+        return contextlib.nullcontext()
+    from .precision import encoding
+
+    return encoding(args.precision, getattr(args, "workers", 1) or 1)
+
+
 def main(argv: list[str] | None = None) -> int:
     from .progress import library_bars_off, quiet
 
     try:
         args = build_parser().parse_args(argv)
         quiet() if args.quiet else library_bars_off()  # ours show on a terminal only (tqdm.auto)
-        args.func(args)
+        with _encoding(args):
+            args.func(args)
     except InputError as e:
         print(f"irdistill: error: {e}", file=sys.stderr)
         return 2

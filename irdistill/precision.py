@@ -4,7 +4,9 @@ AVX2-only CPU: minutes a training step), so asking for bf16 there gets fp32 and 
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import sys
 
 NATIVE_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
@@ -51,3 +53,39 @@ def choose(requested: str, cuda: bool | None = None) -> tuple[str, str | None]:
     where = "this GPU" if cuda else "this CPU (no avx512_bf16 or AMX)"
     note = None if requested == "auto" else f"bf16 is not native on {where}: running in fp32"
     return "fp32", note
+
+
+# encoding (index, search, evaluate): the CLI runs a job under ``encoding(requested)`` ---------------------------------
+_encoding = "fp32"
+
+
+def encoding_precision() -> str:
+    """The precision corpus and query encoders run in now (``fp32`` outside ``encoding``); keys of encodings and indexes
+    name it when it is not fp32, so vectors of two precisions never mix."""
+    return _encoding
+
+
+@contextlib.contextmanager
+def encoding(requested: str = "auto", workers: int = 1):
+    """Run the block's encoders in ``requested`` precision (``choose``: bf16 only where native), through torch's
+    autocast (matrix products in bf16, normalisation and softmax in fp32); yields the precision used. Worker
+    processes would not inherit autocast, so with ``workers`` > 1 encoding stays fp32."""
+    global _encoding
+    if requested == "fp32" or workers > 1:
+        yield "fp32"
+        return
+    import torch
+
+    cuda = torch.cuda.is_available()
+    used, note = choose(requested, cuda)
+    if note:
+        print(f"irdistill: note: {note}", file=sys.stderr)
+    if used != "bf16":
+        yield used
+        return
+    saved, _encoding = _encoding, "bf16"
+    try:
+        with torch.autocast("cuda" if cuda else "cpu", dtype=torch.bfloat16):
+            yield "bf16"
+    finally:
+        _encoding = saved

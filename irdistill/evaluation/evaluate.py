@@ -38,7 +38,10 @@ def evaluated(retriever: str, model: str | None) -> dict:
     to check that results go into the card of the model that produced them)."""
     from ..models import fingerprint
 
-    return {"retriever": retriever, **({"model": model, "weights": fingerprint(model)} if model else {})}
+    from ..precision import encoding_precision
+
+    return {"retriever": retriever, **({"model": model, "weights": fingerprint(model), "precision": encoding_precision()}
+                                       if model else {})}
 
 
 def save_evaluation(folder: str, name: str, dataset: Dataset, scores: dict, run: pd.DataFrame | None = None,

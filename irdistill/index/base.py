@@ -33,7 +33,7 @@ from ..errors import InputError
 from ..lazy import module
 from ..models import fingerprint
 from ..progress import step
-from .encode import use_local_gpu
+from .encode import precision_key, use_local_gpu
 
 pd = module("pandas")  # imported on first use (lazy.py)
 
@@ -157,7 +157,7 @@ class Index:
     def key(cls, corpus, model_name: str | None, model, kind: str | None, params: dict) -> dict:
         """Everything that decides the index's content: the corpus (ids and texts), the model (name and weights),
         and the kind's ``settings``. An index folder is reused only when its key is equal."""
-        named = {"model": model_name, "version": fingerprint(model_name)} if cls.loader else {}
+        named = {"model": model_name, "version": fingerprint(model_name), **precision_key()} if cls.loader else {}
         return {"corpus": corpus.fingerprint(), **named, **cls.settings(corpus, model, kind, params)}
 
     def query_encoder(self):

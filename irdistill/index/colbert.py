@@ -117,7 +117,7 @@ class ColbertIndex(Index):
         processes, or the ranks of a torchrun job) and index it (in rank 0)."""
         path = os.path.abspath(os.fspath(path))
         encoding = path + ".encoding"
-        vectors = {k: key[k] for k in ("corpus", "model", "version", "config")}
+        vectors = {k: key[k] for k in ("corpus", "model", "version", "config", "precision") if k in key}
         parts, lengths = encode_tokens(model, corpus, encoding, vectors, batch_size, progress=progress, rebuild=rebuild,
                                        workers=workers)
 

@@ -195,7 +195,16 @@ class Embeddings:
 def vectors_key(corpus: Corpus, model_name: str, model) -> dict:
     """What decides a corpus encoding: the texts, the model's name and weights, how it reads them."""
     return {"corpus": corpus.fingerprint(), "model": model_name, "version": fingerprint(model_name),
-            "max_seq_length": model.max_seq_length, "normalized": wants_normalized(model)}
+            "max_seq_length": model.max_seq_length, "normalized": wants_normalized(model), **precision_key()}
+
+
+def precision_key() -> dict:
+    """``{"precision": "bf16"}`` while encoders run in bf16 (``precision.encoding``); nothing in fp32, so the keys
+    of fp32 encodings and indexes are those they always were."""
+    from ..precision import encoding_precision
+
+    used = encoding_precision()
+    return {} if used == "fp32" else {"precision": used}
 
 
 def embeddings_folder(index_path, key: dict) -> str:
