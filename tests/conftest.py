@@ -76,3 +76,14 @@ def pytest_collection_finish(session):
     if len(session.items) > 20:  # a long run: import the stack once up front, then freeze it
         import sentence_transformers  # noqa: F401
     gc.freeze()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Longest first: files with slow tests before the others, SciFact's (an encoding of its corpus, minutes) first
+    of all, so that with two processes (``-n 2 --dist loadfile``) neither waits alone on a long file at the end."""
+    def rank(item):
+        if item.path.name == "test_scifact.py":
+            return 0
+        return 1 if item.get_closest_marker("slow") else 2
+
+    items.sort(key=rank)  # stable: the order within each rank stays pytest's
