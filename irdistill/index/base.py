@@ -219,6 +219,7 @@ def open_index(dataset: Dataset, retriever: str = "bm25", model: str | None = No
     step(f"checking the index in {path} against the corpus{' and the weights' if cls.loader else ''}", progress)
     key = _stable(cls.key(dataset.corpus, model, encoder, kind, params))
     if not rebuild and os.path.exists(os.path.join(path, "meta.json")) and read_meta(path).get("key") == key:
+        step(f"opening the index in {path}", progress)
         found = cls(path)
     else:
         found = cls.build(dataset.corpus, path, key, encoder, kind, batch_size or cls.batch_size, progress, rebuild,

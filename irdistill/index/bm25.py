@@ -9,7 +9,7 @@ from ..data.runs import rank_run
 from ..errors import InputError
 from ..lazy import module
 from ..progress import bar as progress_bar
-from ..progress import chunks
+from ..progress import chunks, step
 from .base import Index, building, register_index
 from .java import folder_bytes, start_jvm
 
@@ -70,6 +70,7 @@ class BM25Index(Index):
                         bar.update(len(ids))
             finally:
                 indexer.close()
+        step("opening the Lucene searcher (pyserini imports its neural encoders' modules first: seconds)", progress)
         return cls(path)
 
     def search(self, queries: dict[str, str], k: int = 1000, batch_size=None, progress=False,
