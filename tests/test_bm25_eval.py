@@ -48,3 +48,16 @@ def test_compare_runs_marks_significance():
     report = compare_runs(qrels, {"good": good, "bad": bad}, "mrr@10")
     assert report.results["good"]["mrr@10"] == 1.0 and report.results["bad"]["mrr@10"] == 0.5
     assert "good" in str(report) and "ᵇ" in str(report)  # "good" is marked as significantly better than run b
+
+
+def test_numpy_linear_algebra_works_after_the_jvm_starts():
+    """The JVM starts on the main thread and put its stack guard pages 1 MB down it: any np.linalg.solve after BM25
+    then crashed the process (adapt with aligned embeddings segfaulted). A fresh process, as the JVM starts once."""
+    import subprocess
+    import sys
+
+    code = ("from irdistill.index.java import start_jvm; start_jvm(10**7); import numpy as np; "
+            "x = np.random.default_rng(0).normal(size=(400, 385)); "
+            "print(np.linalg.solve(x.T @ x, x.T @ np.ones((400, 384))).shape)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "(385, 384)" in out.stdout, (out.returncode, out.stderr[-1000:])

@@ -69,6 +69,14 @@ def folder_bytes(path: str) -> int:
     return sum(os.path.getsize(os.path.join(root, f)) for root, _, names in os.walk(path) for f in names)
 
 
+def main_stack_mb() -> int:
+    """The main thread's stack size in MB (the soft RLIMIT_STACK; 8 MB, Linux's default, when unlimited)."""
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_STACK)[0]
+    return 8 if soft in (resource.RLIM_INFINITY, -1) or soft <= 0 else max(1, soft // (1 << 20))
+
+
 def start_jvm(data_bytes: int = 0) -> None:
     """Start the JVM once per process (its heap sized by ``heap_mb(data_bytes)``); later calls do nothing."""
     import jnius_config
@@ -81,6 +89,10 @@ def start_jvm(data_bytes: int = 0) -> None:
     if _VECTOR in _release(home).get("MODULES", _VECTOR).split():
         jnius_config.add_options(f"--add-modules={_VECTOR}")
     jnius_config.add_options("-Dslf4j.internal.verbosity=WARN")  # no SLF4J start-up banner
+    # the JVM starts on this (the main) thread and puts its stack guard pages where -Xss says the stack ends (1 MB by
+    # default): native code that needs more of the main thread's stack then crashes (numpy's LAPACK: any
+    # np.linalg.solve after BM25 was a segfault). The stack is the process's own: as large as its limit says
+    jnius_config.add_options(f"-Xss{main_stack_mb()}m")
     # a heap sized to the work; the serial collector's footprint is the smallest (its pauses matter little here).
     # IRDISTILL_JVM_DEFAULTS=1 leaves the JVM's own (a quarter of the memory, G1): the baseline of bench_bm25_memory
     if os.environ.get("IRDISTILL_JVM_DEFAULTS") != "1":
