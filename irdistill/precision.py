@@ -55,6 +55,14 @@ def choose(requested: str, cuda: bool | None = None) -> tuple[str, str | None]:
     return "fp32", note
 
 
+def resolve(requested: str, cuda: bool) -> str:
+    """``choose``'s precision, its note (if any) said on stderr: what training and encoding both run in."""
+    used, note = choose(requested, cuda)
+    if note:
+        print(f"irdistill: note: {note}", file=sys.stderr)
+    return used
+
+
 # encoding (index, search, evaluate): the CLI runs a job under ``encoding(requested)`` ---------------------------------
 _encoding = "fp32"
 
@@ -77,9 +85,7 @@ def encoding(requested: str = "auto", workers: int = 1):
     import torch
 
     cuda = torch.cuda.is_available()
-    used, note = choose(requested, cuda)
-    if note:
-        print(f"irdistill: note: {note}", file=sys.stderr)
+    used = resolve(requested, cuda)
     if used != "bf16":
         yield used
         return

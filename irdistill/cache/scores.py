@@ -425,9 +425,8 @@ class ScoreCache:
     def release(self, teacher: str | None = None) -> None:
         """Give up this process's claims (on ``teacher``, or all); a later ``claim`` starts a new claim file. Under the
         teacher's lock, as ``taken`` runs: another process never finds our file unlocked before it is gone."""
-        for folder in [self._dir(teacher)] if teacher is not None else self._claims.folders():
-            if folder not in self._claims.folders():
-                continue
+        held = self._claims.folders()
+        for folder in held if teacher is None else [f for f in held if f == self._dir(teacher)]:
             if not os.path.isdir(folder):  # the folder was removed under us: nothing to hide from
                 self._claims.release(folder)
                 continue

@@ -57,13 +57,11 @@ def _device_arguments(precision: str) -> dict:
     the CPU settings: several CPU processes (torchrun without GPUs) train together over gloo."""
     import torch
 
-    from ..precision import choose
+    from ..precision import resolve
 
     world = parse_shard(None)[1]  # torchrun's RANK and WORLD_SIZE, checked on every device
     cuda = torch.cuda.is_available()
-    precision, note = choose(precision, cuda)
-    if note:
-        print(f"irdistill: note: {note}", file=sys.stderr)
+    precision = resolve(precision, cuda)
     out = {"bf16": precision == "bf16", "fp16": precision == "fp16"}
     if not cuda:
         out["use_cpu"] = True
