@@ -16,6 +16,7 @@ from .errors import SEED_RANGE, InputError, arg_type, number, safe_name
 DEFAULT_METRICS = "ndcg@10,recall@100,mrr@10"
 COUNT = arg_type(number, int, low=1)  # argparse types: checked before any verb runs
 SEED = arg_type(number, int, **SEED_RANGE)
+TEMPERATURE = arg_type(number, float, above=0)
 
 
 def _add_dataset(p, required=True, many=False):
@@ -197,7 +198,7 @@ def cmd_score(args):
 
 
 CACHE_NEEDS = {"export-trec": ["output"], "export-margin-mse": ["output", "dataset"], "export-jsonl": ["output", "dataset"],
-               "import": ["input", "format"], "import-margin-mse": ["input"]}
+               "import": ["input", "format"], "import-margin-mse": ["input"], "sparsify": ["k", "dataset"]}
 
 
 def cmd_cache(args):
@@ -206,8 +207,10 @@ def cmd_cache(args):
     list: teachers in the cache; verify: check every part (readable, no pair twice, no NaN); export-trec /
     export-margin-mse / export-jsonl (--style flagembedding or tevatron, texts joined): write a teacher's scores;
     import: load a published teacher file (--format: margin-mse, st-scores, st-hard-negatives, run, colbert,
-    pylate), keyed by its content; import-margin-mse: import --format margin-mse; compact: merge part files."""
-    from .cache import ScoreCache, export_jsonl, export_margin_mse, import_teacher_file
+    pylate), keyed by its content; import-margin-mse: import --format margin-mse; compact: merge part files;
+    sparsify: keep per query the teacher's top --k or --k draws from its distribution, weighted (--keep sample:
+    Random-Sampling KD), as a new teacher entry for the --dataset's queries."""
+    from .cache import ScoreCache, export_jsonl, export_margin_mse, import_teacher_file, sparsify
     from .data import write_run
 
     needs = ["teacher"] * (args.action not in ("list", "verify", "import", "import-margin-mse")) + \
@@ -252,6 +255,11 @@ def cmd_cache(args):
         print(f"{export_margin_mse(cache, args.teacher, _dataset(args).qrels, args.output, args.max_negatives)} lines")
     elif args.action == "compact":
         cache.compact(args.teacher)
+    elif args.action == "sparsify":
+        ds = _dataset(args)
+        key = sparsify(cache, args.teacher, ds, args.k, args.keep, args.temperature, args.seed)
+        print(f"teacher {key}: {cache.count_pairs(key)} pairs of {len(cache.scored_qids(key))} queries "
+              f"(from {cache.count_pairs(args.teacher)} pairs of {args.teacher})")
 
 
 def cmd_generate_queries(args):
@@ -458,9 +466,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb(cmd_cache)
     p.add_argument("action", choices=["list", "verify", "export-trec", "export-margin-mse", "export-jsonl", "import",
-                                      "import-margin-mse", "compact"],
+                                      "import-margin-mse", "compact", "sparsify"],
                    help="list the teachers, verify the part files, export a teacher's scores, import a teacher file, "
-                        "or compact the part files")
+                        "compact the part files, or keep K scores per query (sparsify)")
     _add_cache(p)
     p.add_argument("--teacher", help="the teacher id (as `score` and `cache list` print it); for "
                                      "import, a name the id starts with (default: the format)")
@@ -472,6 +480,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-negatives", type=COUNT, help="negatives per query in a Margin-MSE or jsonl export")
     p.add_argument("--style", choices=["flagembedding", "tevatron"], default="flagembedding",
                    help="export-jsonl: the trainer's layout (default flagembedding)")
+    p.add_argument("--k", type=COUNT, help="sparsify: candidates kept (top) or drawn (sample) per query")
+    p.add_argument("--keep", choices=["sample", "top"], default="sample",
+                   help="sparsify: K draws from the teacher's distribution with importance weights, or its top K "
+                        "(default sample)")
+    p.add_argument("--temperature", type=TEMPERATURE, default=1.0,
+                   help="sparsify --keep sample: the distribution softmax(minmax(score) / T) (default 1.0; train "
+                        "with the same examples.temperature)")
+    p.add_argument("--seed", type=SEED, default=0, help="sparsify: seed of the draws (default 0)")
     _add_dataset(p, required=False)
 
     p = verb(cmd_generate_queries)

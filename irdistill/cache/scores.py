@@ -70,6 +70,8 @@ pd = module("pandas")  # imported on first use (lazy.py)
 pads = module("pyarrow.dataset")  # (which imports pandas)
 
 SCHEMA = pa.schema([("qid", pa.string()), ("docid", pa.string()), ("score", pa.float32())])
+# a sampled entry's parts add each row's importance weight (cache/sparse.py); other parts read it as null
+WEIGHTED = SCHEMA.append(pa.field("weight", pa.float32()))
 INDEX, LOCK = ".qids.jsonl", ".lock"
 META = "_teacher.json"
 
@@ -305,15 +307,19 @@ class ScoreCache:
             raise InputError("cannot write to the cache (permission denied)", folder) from None
 
     # writing -------------------------------------------------------------------------------------------------
-    def commit(self, teacher: str, qids, docids, scores, texts: dict[str, str] | None = None) -> int:
+    def commit(self, teacher: str, qids, docids, scores, texts: dict[str, str] | None = None, weights=None) -> int:
         """Store the block's (qid, docid, score) rows whose (qid, docid) the cache does not hold yet, as one part file,
         under the teacher's lock; returns the number of rows written. Safe to call from many processes at once.
         Also renews this process's claims on the teacher. ``texts`` (qid -> the query's text) is what the scores were
-        made from: its hashes go into the index, and a query the cache holds with another text is an InputError."""
+        made from: its hashes go into the index, and a query the cache holds with another text is an InputError.
+        ``weights``: each row's importance weight, for a sampled entry (``cache/sparse.py``)."""
         qids, docids = [str(q) for q in qids], [str(d) for d in docids]
         values = np.asarray(scores, dtype=np.float32).reshape(-1)
-        if not len(qids) == len(docids) == len(values):
-            raise ValueError(f"commit: {len(qids)} qids, {len(docids)} docids and {len(values)} scores")
+        if weights is not None:
+            weights = np.asarray(weights, dtype=np.float32).reshape(-1)
+        if not len(qids) == len(docids) == len(values) == (len(values) if weights is None else len(weights)):
+            raise ValueError(f"commit: {len(qids)} qids, {len(docids)} docids and {len(values)} scores"
+                             + (f" and {len(weights)} weights" if weights is not None else ""))
         if np.isnan(values).any():
             i = int(np.flatnonzero(np.isnan(values))[0])
             raise ValueError(f"commit: the score of ({qids[i]!r}, {docids[i]!r}) is NaN")
@@ -331,7 +337,9 @@ class ScoreCache:
             rows = rows[new_rows]
             if len(rows):
                 part = f"part-{uuid.uuid4().hex}.parquet"
-                table = block.filter(new_rows).append_column("score", pa.array(values[rows])).cast(SCHEMA)
+                table = block.filter(new_rows).append_column("score", pa.array(values[rows]))
+                table = table.append_column("weight", pa.array(weights[rows])).cast(WEIGHTED) \
+                    if weights is not None else table.cast(SCHEMA)
                 with atomic_path(os.path.join(folder, part)) as tmp:
                     pq.write_table(table, tmp, row_group_size=100_000)
                 new = list(dict.fromkeys(table["qid"].to_pylist()))
@@ -439,9 +447,9 @@ class ScoreCache:
         folder = self._dir(teacher)
         paths = [os.path.join(folder, p) for p in parts]
         if not paths:
-            return SCHEMA.empty_table().select(list(columns))
+            return WEIGHTED.empty_table().select(list(columns))
         try:
-            return pads.dataset(paths, schema=SCHEMA, format="parquet").to_table(columns=list(columns), filter=expr)
+            return pads.dataset(paths, schema=WEIGHTED, format="parquet").to_table(columns=list(columns), filter=expr)
         except (pa.ArrowException, OSError) as e:
             for path in paths:  # find the damaged part (metadata first, then the data)
                 try:
@@ -453,7 +461,7 @@ class ScoreCache:
     def dataset(self) -> pads.Dataset:
         if not os.path.isdir(self.folder):
             raise InputError("no such cache folder", self.folder)
-        return pads.dataset(self.folder, format="parquet", partitioning="hive", schema=SCHEMA.append(pa.field("teacher", pa.string())))
+        return pads.dataset(self.folder, format="parquet", partitioning="hive", schema=WEIGHTED.append(pa.field("teacher", pa.string())))
 
     def _select(self, teacher: str, idx: _Index, qids, columns, bounds=None) -> tuple[pa.Table, list[str]]:
         """``columns`` of the rows of ``qids`` (every row with None) and the parts read: only those holding them."""
@@ -591,11 +599,14 @@ class ScoreCache:
             parts = sorted(idx.parts)
             if len(parts) < 2 and idx.clean():
                 return
-            table = self._table(teacher, parts, ("qid", "docid", "score"))
+            table = self._table(teacher, parts, WEIGHTED.names)
+            if not pc.any(pc.is_valid(table["weight"])).as_py():
+                table = table.drop_columns(["weight"])
             df = table.to_pandas().drop_duplicates(["qid", "docid"]).sort_values(["qid", "docid"])
             merged = f"part-{uuid.uuid4().hex}.parquet"
             with atomic_path(os.path.join(folder, merged)) as tmp:
-                pq.write_table(pa.Table.from_pandas(df, schema=SCHEMA, preserve_index=False), tmp, row_group_size=100_000)
+                schema = WEIGHTED if "weight" in df else SCHEMA
+                pq.write_table(pa.Table.from_pandas(df, schema=schema, preserve_index=False), tmp, row_group_size=100_000)
             qids = df["qid"].unique().tolist()
             line = {"part": merged, "qids": qids, "unique": True}
             if idx.texts:

@@ -108,6 +108,8 @@ class TrainConfig:
             raise InputError(f"loss: {e}") from None
         if loss.reads_reference and not d["examples"].get("regularizer"):
             raise InputError("option loss: the regularizer loss needs examples: {regularizer: <teacher id>}")
+        if d["examples"].get("strategy") == "sample":
+            _check_sampled(loss, d["examples"].get("temperature", ExampleConfig.temperature))
         if d.get("lora") is not None:
             check_lora(d["lora"])
         if d.get("embeddings") is not None:
@@ -198,6 +200,16 @@ def _check_loss(spec) -> None:
                 number(value, "option loss weight", float)
             elif key != "name":
                 _check(f"loss.{key}", value, types.get(key, object))
+
+
+def _check_sampled(loss, temperature: float) -> None:
+    """Strategy ``sample`` takes the teacher's distribution at ``examples.temperature``, on min-max scaled scores; a
+    listwise KL that names another one would be silently ignored."""
+    for part in getattr(loss, "parts", {"": loss}).values():
+        if part.reads_weights and (part.teacher_temperature != temperature or part.normalize != "minmax"):
+            raise InputError(f"option loss: with examples: {{strategy: sample}} the teacher's distribution is the "
+                             f"one the negatives are drawn from (examples.temperature {temperature:g}, min-max "
+                             f"scaled): set the loss's teacher_temperature to {temperature:g} and normalize minmax")
 
 
 def _plain(value, name: str = "") -> None:

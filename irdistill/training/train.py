@@ -39,7 +39,7 @@ from ..teachers.spec import parse_spec
 from . import card
 from .config import TrainConfig, trackers
 from .embedding_distill import EmbeddingConfig, embedding_part, recorded
-from .examples import ExampleConfig, as_hf_dataset, build_examples
+from .examples import ExampleConfig, as_hf_dataset, build_examples, epoch_callback
 from .lora import ADAPTER_FILE, add_lora, checkpoint_callback, load_checkpoint, merge_lora
 from .losses import make_loss
 from .scale import check_scale
@@ -229,7 +229,11 @@ def _train(cfg: TrainConfig, callbacks, progress: bool) -> str:
     dev = held_out_queries(data, cfg.dev_fraction, cfg.seed)
     step(f"building training examples from teacher {cfg.examples.teacher or '(labels)'}", progress)
     examples = training_examples(cfg, data, cache, dev)
-    train_ds = as_hf_dataset(examples, data, cfg.examples.text_view, cfg.examples.remove_query, cfg.seed)
+    sampled = cfg.examples.strategy == "sample"
+    train_ds = as_hf_dataset(examples, data, cfg.examples.text_view, cfg.examples.remove_query, cfg.seed,
+                             cfg.examples.negatives if sampled else None)
+    if sampled:  # negatives drawn anew each epoch
+        callbacks = [*callbacks, epoch_callback(train_ds.epoch_token)]
     teacher, name = cache.describe(cfg.examples.teacher), card.dataset_label(data)
     report, tracker_callbacks = tracking(cfg)
     step(f"loading {cfg.model} as a {cfg.student} student", progress)
@@ -259,7 +263,7 @@ def _train(cfg: TrainConfig, callbacks, progress: bool) -> str:
         raise InputError(f"option extra: {clash[0]} is set from the config already (its own option, or irdistill's "
                          "choice); leave it out of extra")
     args = student.arguments(**chosen, **cfg.extra)
-    for note in check_scale(loss, cache.read(cfg.examples.teacher, qids=sorted({e["query_id"] for e in examples})[:500]),
+    for note in [] if sampled else check_scale(loss, cache.read(cfg.examples.teacher, qids=sorted({e["query_id"] for e in examples})[:500]),
                             teacher, getattr(model, "similarity_fn_name", None) == "cosine"):
         print(f"irdistill: note: {note}", file=sys.stderr)
     datasets, objective = train_ds, student.objective(model, loss, cfg)

@@ -8,6 +8,9 @@
 - ``reference`` (B, N), only for losses with ``reads_reference = True``: a second teacher's scores of the same
   candidates (``examples: {regularizer: <teacher id>}``), e.g. the starting model's own, for a regulariser term
   (``regularizer.py``). Every other loss is called without it.
+- ``weights`` (w, m), each (B, N), only for losses with ``reads_weights = True``, from examples of strategy
+  ``sample`` (``examples.py``): each candidate's importance weight in the teacher's distribution (w) and in the
+  student's normaliser (m). Losses without it train on the drawn candidates' scores as they are.
 
 The students' objectives (``irdistill.training.students``) compute these scores and plug the loss into the
 sentence-transformers trainers.
@@ -26,6 +29,7 @@ class RankingLoss(nn.Module):
     regulariser's scores sets ``reads_reference = True`` and takes ``forward(scores, targets, in_batch, reference)``."""
 
     reads_reference: ClassVar[bool] = False
+    reads_weights: ClassVar[bool] = False
 
     def forward(self, scores: Tensor, targets: Tensor, in_batch: Tensor | None = None) -> Tensor:  # pragma: no cover
         raise NotImplementedError
@@ -35,14 +39,18 @@ class RankingLoss(nn.Module):
 
 
 def apply_loss(loss: RankingLoss, scores: Tensor, labels: Tensor, in_batch: Tensor | None = None):
-    """Call ``loss`` with the batch's labels: (B, N) teacher scores, or (B, 2, N) teacher and regulariser scores (the
-    regulariser's go to losses that read them, as ``reference``)."""
-    targets, reference = (labels[:, 0], labels[:, 1]) if labels.dim() == 3 else (labels, None)
-    if not loss.reads_reference:
-        return loss(scores, targets, in_batch)
-    if reference is None:
-        raise ValueError("this loss needs the regulariser's scores: set examples: {regularizer: <teacher id>}")
-    return loss(scores, targets, in_batch, reference)
+    """Call ``loss`` with the batch's labels: (B, N) teacher scores; (B, 2, N) teacher and regulariser scores (the
+    regulariser's go to losses that read them, as ``reference``); or (B, 3, N) teacher scores and the importance
+    weights w and m of strategy ``sample`` (to losses that read them, as ``weights``)."""
+    channels = labels.unbind(1) if labels.dim() == 3 else (labels,)
+    extra = {}
+    if loss.reads_reference:
+        if len(channels) != 2:
+            raise ValueError("this loss needs the regulariser's scores: set examples: {regularizer: <teacher id>}")
+        extra["reference"] = channels[1]
+    if loss.reads_weights and len(channels) == 3:
+        extra["weights"] = channels[1:]
+    return loss(scores, channels[0], in_batch, **extra)
 
 
 def minmax(x: Tensor, dim: int = -1, eps: float = 1e-9) -> Tensor:

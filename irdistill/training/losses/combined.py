@@ -1,6 +1,6 @@
 """A weighted sum of ranking losses: L = sum_i w_i L_i. Returns the weighted parts as a dict, which the
-sentence-transformers trainer sums and logs part by part. It reads the regulariser's scores when a part does, and
-hands them only to those parts."""
+sentence-transformers trainer sums and logs part by part. It reads the regulariser's scores (and the importance
+weights of sampled examples) when a part does, and hands them only to those parts."""
 
 from __future__ import annotations
 
@@ -15,11 +15,15 @@ class WeightedSumLoss(RankingLoss):
         self.parts = nn.ModuleDict({name: loss for name, (loss, _) in losses.items()})
         self.weights = {name: float(w) for name, (_, w) in losses.items()}
         self.reads_reference = any(loss.reads_reference for loss in self.parts.values())
+        self.reads_weights = any(loss.reads_weights for loss in self.parts.values())
 
     def forward(self, scores: Tensor, targets: Tensor, in_batch: Tensor | None = None,
-                reference: Tensor | None = None) -> dict[str, Tensor]:
-        return {name: self.weights[name] * (loss(scores, targets, in_batch, reference) if loss.reads_reference
-                                            else loss(scores, targets, in_batch))
+                reference: Tensor | None = None, weights=None) -> dict[str, Tensor]:
+        def extra(loss):
+            return {**({"reference": reference} if loss.reads_reference else {}),
+                    **({"weights": weights} if loss.reads_weights and weights is not None else {})}
+
+        return {name: self.weights[name] * loss(scores, targets, in_batch, **extra(loss))
                 for name, loss in self.parts.items()}
 
     def config(self) -> dict:
