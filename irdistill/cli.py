@@ -24,6 +24,9 @@ def _add_dataset(p, required=True, many=False):
                    help="BEIR folder, MS MARCO folder (collection.tsv) or ir_datasets id"
                         + ("; repeat it (or give a comma list) for one table over several" if many else ""))
     p.add_argument("--split", help="split (BEIR default: test; MS MARCO default: dev.small; ir_datasets: appended to the id)")
+    p.add_argument("--query-view-file", action="append", metavar="NAME=FILE",
+                   help="attach the queries of FILE (queries.jsonl or qid<TAB>text) as query view NAME, e.g. an LLM's "
+                        "rewrites for a teacher's query_view (repeatable)")
 
 
 def _add_retriever(p):
@@ -72,7 +75,25 @@ def _retrieval(args) -> dict:
 def _dataset(args):
     from .data import load_dataset
 
-    return load_dataset(args.dataset, args.split)
+    return _query_views(load_dataset(args.dataset, args.split), args)
+
+
+def _query_views(ds, args):
+    """``ds`` with the query views of ``--query-view-file NAME=FILE`` attached, and read as its queries where
+    ``--query-view`` names one (the split then reads ``<split>-<view>`` in the names of runs)."""
+    from dataclasses import replace
+
+    from .data.dataset import read_queries
+
+    for item in getattr(args, "query_view_file", None) or []:
+        name, eq, path = item.partition("=")
+        if not eq or not name or not path:
+            raise InputError(f"--query-view-file takes NAME=FILE, not {item!r}")
+        ds.add_query_view(name, read_queries(path))
+    view = getattr(args, "query_view", None)
+    if view:
+        ds = replace(ds, queries=ds.query_texts(view), split=f"{ds.split or 'queries'}-{view}")
+    return ds
 
 
 def _positive(name: str, value: int | None) -> None:
@@ -138,7 +159,9 @@ def cmd_evaluate(args):
         print(format_suite(evaluate_suite(datasets, k=args.k, metrics=args.metrics, output=args.output, run=args.run,
                                           **_retrieval(args))))
         return
-    result = evaluate_retrieval(load_dataset(*datasets[0]), k=args.k, metrics=args.metrics, run=args.run,
+    if len(datasets) > 1 and (args.query_view or args.query_view_file):
+        raise InputError("--query-view and --query-view-file take one --dataset")
+    result = evaluate_retrieval(_query_views(load_dataset(*datasets[0]), args), k=args.k, metrics=args.metrics, run=args.run,
                                 output=args.output, **_retrieval(args))
     print(format_table([{"run": result["run"], **result["metrics"]}]))
     print(f"wrote {result['output']}/")
@@ -282,6 +305,34 @@ def cmd_generate_queries(args):
     counts = res.meta["counts"]
     print(f"queries: {res.folder} ({counts['kept']} queries for {counts['documents_with_queries']} passages, "
           f"{sum(counts['dropped'].values())} filtered out; generated {res.generated} passages now)")
+
+
+def cmd_rewrite(args):
+    """Rewrite conversational queries into self-contained ones with an LLM (a query view).
+
+    Each query of --dataset, as its --from view reads (default conversation: the turn and the turns before it), is
+    rewritten greedily by --llm MODEL (in-process, a GGUF file with --option gguf_file=F, or an OpenAI-compatible
+    server with --option endpoint=URL) into --output (queries.jsonl). Answers are cached beside it by content: a
+    killed run resumes, a rerun asks nothing. Attach the view with --query-view-file NAME=FILE, e.g. for a
+    teacher's query_view."""
+    from .models.llm import make_backend
+    from .queries.rewrite import rewrite_queries
+    from .queries.spec import parse_options
+    from .teachers.llm.spec import BACKEND_KEYS
+
+    check_output(args.output)
+    options = parse_options(args.option, "--option")
+    unknown = sorted(set(options) - (set(BACKEND_KEYS) - {"model"}) - {"max_tokens", "batch_size"})
+    if unknown:
+        raise InputError(f"--option {unknown[0]}: not an option of the rewriter (its backend's: "
+                         f"{', '.join(k for k in BACKEND_KEYS if k != 'model')}; max_tokens, batch_size)")
+    ds = _dataset(args)
+    texts = ds.query_texts(args.source)
+    run = {k: options.pop(k) for k in ("max_tokens", "batch_size") if k in options}
+    for k, v in run.items():
+        number(v, f"--option {k}", int, low=1)
+    view = rewrite_queries(texts, make_backend(args.llm, **options), args.output, **run)
+    print(f"wrote {len(view)} rewrites of {ds.name} ({args.source}) to {args.output}")
 
 
 def cmd_adapt(args):
@@ -436,6 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb(cmd_evaluate)
     _add_dataset(p, required=False, many=True)
+    p.add_argument("--query-view", metavar="NAME", help="read this view of the queries (e.g. conversation, manual: a "
+                                                         "conversational collection's; or one of --query-view-file)")
     p.add_argument("--suite", choices=["beir"], help="add the public BEIR test sets (ir_datasets ids)")
     _add_retriever(p)
     p.add_argument("--metrics", default=DEFAULT_METRICS, help="comma-separated ranx metrics")
@@ -445,6 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb(cmd_candidates)
     _add_dataset(p)
+    p.add_argument("--query-view", metavar="NAME", help="read this view of the queries (e.g. conversation, manual: a "
+                                                         "conversational collection's; or one of --query-view-file)")
     _add_retriever(p)
     _add_scale_out(p)
     p.add_argument("-k", "--k", type=COUNT, default=100, help="candidates per query")
@@ -507,6 +562,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=SEED, default=0, help="seed of the sample and of sampled queries (default 0)")
     p.add_argument("--split", default="train", help="name of the split the pseudo-qrels are written as (default train)")
     p.add_argument("--shard", help="i/n: generate only this share of the passages (n processes at once)")
+
+    p = verb(cmd_rewrite)
+    _add_dataset(p)
+    p.add_argument("--llm", required=True, metavar="MODEL", help="the rewriting LLM (hub name or folder; with "
+                                                                 "--option endpoint=URL, the server's model name)")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="backend option (repeatable): endpoint=URL, gguf_file=F, api_key=K, device, dtype; or "
+                        "max_tokens (64), batch_size (8)")
+    p.add_argument("--from", dest="source", default="conversation", metavar="VIEW",
+                   help="the query view each prompt shows (default conversation)")
+    p.add_argument("--output", required=True, help="queries.jsonl to write (its cache: <output>.cache.jsonl)")
 
     p = verb(cmd_adapt)
     p.add_argument("--dataset", required=True, help="BEIR folder (corpus.jsonl; qrels/<eval-split>.tsv to evaluate)")

@@ -6,8 +6,10 @@ time, and the cache each keeps per query.
     python experiments/scifact/sampling.py [--rows all|none|full,top-4,...] [--write docs/results.md]
 
 The teacher is the BM25 + MiniLM ensemble of run.py (scored on SciFact train's BM25 top 100, positives added). To
-fit a 2-core machine every row trains on the same seeded 300 train queries, 3 epochs, passages cut to 64 tokens
-(bf16 where the CPU has it natively, else fp32). Each row is stored in results/sampling-<row>.json and resumes.
+fit a 2-core machine every row trains on the same seeded 150 train queries, 3 epochs, passages cut to 64 tokens
+(bf16 where the CPU has it natively, else fp32); their scores are copied into a cache of their own
+(cache/scifact-sampling-150), where the sparse entries are made. Each row is stored in results/sampling/<row>.json
+and resumes.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import time
 import numpy as np
 from recipe import CACHE, MODEL, SCIFACT, teachers_on_train
 
-from irdistill.cache import sparsify
+from irdistill.cache import ScoreCache, sparsify
 from irdistill.data import load_dataset, read_run, write_run
 from irdistill.evaluation import evaluate_run, format_table
 from irdistill.experiment import config_hash, missing_rows, table_main
@@ -28,7 +30,7 @@ from irdistill.index import retrieve
 from irdistill.training import TrainConfig, train
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-QUERIES, SEED, TAU = 300, 0, 0.3
+QUERIES, SEED, TAU = 150, 0, 0.3
 KL = {"name": "listwise-kl", "student_temperature": 0.05, "teacher_temperature": TAU}
 STUDENT = {"max_seq_length": 64, "epochs": 3, "batch_size": 8, "learning_rate": 5e-5, "seed": 42, "save_steps": 20,
            "precision": "auto", "loss": KL}
@@ -47,35 +49,47 @@ def train_queries():
     return dataclasses.replace(ds, queries={q: ds.queries[q] for q in qids}, qrels={q: ds.qrels[q] for q in qids})
 
 
-def entry(row: str, ds) -> str:
+def sample_cache(ds) -> tuple[ScoreCache, str]:
+    """A cache of the ensemble's scores of the sampled queries only (so training reads no other query)."""
+    teacher = teachers_on_train(stacked=False)["ensemble"]
+    cache = ScoreCache(f"cache/scifact-sampling-{QUERIES}")
+    cache.register(teacher, CACHE.describe(teacher))
+    if not cache.scored_qids(teacher) >= set(ds.queries):
+        df = CACHE.read(teacher, qids=sorted(ds.queries))
+        cache.commit(teacher, df["qid"], df["docid"], df["score"].to_numpy(), ds.queries)
+    return cache, teacher
+
+
+def entry(row: str, ds) -> tuple[ScoreCache, str]:
     """The row's cache entry: the full list (the top 1000 of 100), the top K, or K weighted draws."""
     keep, k = ROWS[row]
-    teacher = teachers_on_train(stacked=False)["ensemble"]
-    return sparsify(CACHE, teacher, ds, k, keep=keep, temperature=TAU, seed=SEED)
+    cache, teacher = sample_cache(ds)
+    return cache, sparsify(cache, teacher, ds, k, keep=keep, temperature=TAU, seed=SEED)
 
 
-def examples(row: str, key: str, ds) -> dict:
+def examples(row: str, cache: ScoreCache, key: str, ds) -> dict:
     keep, k = ROWS[row]
     if keep == "sample":
         return {"teacher": key, "strategy": "sample", "negatives": k, "temperature": TAU}
     if row == "full":  # every query's whole list: as many negatives as the shortest list has
-        df = CACHE.read(key)
+        df = cache.read(key)
         negatives = min(len(g) - sum(ds.qrels[q].get(d, 0) > 0 for d in g["docid"]) for q, g in df.groupby("qid"))
         return {"teacher": key, "strategy": "top", "negatives": negatives}
     return {"teacher": key, "strategy": "top", "negatives": k}
 
 
-def cache_size(key: str) -> dict:
-    folder = CACHE._dir(key)
+def cache_size(cache: ScoreCache, key: str) -> dict:
+    cache.compact(key)  # one part file: its size is the entry's
+    folder = cache._dir(key)
     size = sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder) if f.endswith(".parquet"))
-    return {"pairs_per_query": CACHE.count_pairs(key) / len(CACHE.scored_qids(key)), "bytes": size}
+    return {"pairs_per_query": cache.count_pairs(key) / len(cache.scored_qids(key)), "bytes": size}
 
 
 def run_row(row: str) -> dict:
     ds = train_queries()
-    key = entry(row, ds)
-    ex = examples(row, key, ds)
-    cfg = TrainConfig.from_dict({**STUDENT, "dataset": SCIFACT, "cache": CACHE.folder, "model": MODEL,
+    cache, key = entry(row, ds)
+    ex = examples(row, cache, key, ds)
+    cfg = TrainConfig.from_dict({**STUDENT, "dataset": SCIFACT, "cache": cache.folder, "model": MODEL,
                                  "examples": ex, "output": f"models/scifact-sampling-{row}-{CONFIGS[row]}"})
     wall, cpu = time.time(), resource.getrusage(resource.RUSAGE_SELF)
     model = train(cfg)
@@ -86,7 +100,7 @@ def run_row(row: str) -> dict:
     run = retrieve(test, "dense", model, k=100)
     write_run(run, f"runs/scifact-sampling-{row}-{CONFIGS[row]}.parquet")
     return {"system": LABELS[row], "model": model, "negatives": ex["negatives"],
-            "scifact": evaluate_run(test.qrels, run, METRICS), **timing, **cache_size(key)}
+            "scifact": evaluate_run(test.qrels, run, METRICS), **timing, **cache_size(cache, key)}
 
 
 def overlap(row: str) -> float | None:

@@ -28,6 +28,8 @@ class Dataset:
     split: str | None = None
     views: dict[str, Corpus] = field(default_factory=dict)  # other texts of the same documents, e.g. {"en": originals}
     source: str | None = None  # the folder or ir_datasets id it was loaded from (``load_dataset``), for other splits
+    query_views: dict[str, dict[str, str]] = field(default_factory=dict)  # other texts of the queries: a
+    # conversation's turns, a person's or an LLM's rewrite (conversations.py); qid -> text, by view name
 
     def other_split(self, split: str) -> "Dataset":
         """Another split of the same collection (e.g. the training split whose labels fit an ensemble's weights)."""
@@ -44,6 +46,23 @@ class Dataset:
         if name not in self.views:
             raise InputError(f"{self.name} has no text view {name!r} (has: {', '.join(self.views) or 'none'})")
         return self.views[name]
+
+    def query_texts(self, name: str | None = None) -> dict[str, str]:
+        """The split's queries (``name`` None) or their texts in query view ``name`` (every query must have one)."""
+        if name is None:
+            return self.queries
+        if name not in self.query_views:
+            raise InputError(f"{self.name} has no query view {name!r} (has: {', '.join(self.query_views) or 'none'})")
+        view = self.query_views[name]
+        missing = [q for q in self.queries if q not in view]
+        if missing:
+            raise InputError(f"query view {name!r} of {self.name} lacks query {missing[0]!r} ({len(missing)} missing)")
+        return {q: view[q] for q in self.queries}
+
+    def add_query_view(self, name: str, texts: dict[str, str]) -> None:
+        """Attach ``texts`` (qid -> text) as query view ``name``; extra ids are kept for other splits."""
+        safe_name(name, "query view")
+        self.query_views[name] = dict(texts)
 
     def fingerprint(self) -> dict[str, str]:
         """The split by content: the corpus's fingerprint and those of its queries and judgements, each hashed as
@@ -175,6 +194,8 @@ def load_beir(folder, split: str = "test", corpus_file: str = "corpus.jsonl") ->
     ds = load_files(os.path.join(folder, corpus_file), os.path.join(folder, "queries.jsonl"), qrels, name, split)
     for path in sorted(glob.glob(os.path.join(folder, "corpus.*.jsonl"))):  # corpus.en.jsonl: view "en"
         ds.add_view(os.path.basename(path)[len("corpus."):-len(".jsonl")], Corpus.from_jsonl(path))
+    for path in sorted(glob.glob(os.path.join(folder, "queries.*.jsonl"))):  # queries.manual.jsonl: query view
+        ds.add_query_view(os.path.basename(path)[len("queries."):-len(".jsonl")], read_queries(path))
     return ds
 
 
@@ -240,7 +261,13 @@ def _load_ir_dataset(ds, dataset_id: str, docs_only: bool):
     corpus = _ir_datasets_corpus(ds, dataset_id, records(), source)
     if docs_only:
         return corpus
-    queries = {q.query_id: q.text if hasattr(q, "text") else q.default_text() for q in ds.queries_iter()}
+    from .conversations import is_conversational, query_views, turns_from_records
+
+    records = list(ds.queries_iter())
+    queries = {q.query_id: q.text if hasattr(q, "text") else q.default_text() for q in records}
+    views = query_views(turns_from_records(records)) if records and is_conversational(records[0]) else {}
+    if views:  # TREC CAsT: the queries are the users' turns as said; the conversation and rewrites are views
+        queries = {q: t for q, t in views.pop("raw").items()}
     qrels: Qrels = {}
     if ds.has_qrels():
         rows = list(ds.qrels_iter())
@@ -252,8 +279,8 @@ def _load_ir_dataset(ds, dataset_id: str, docs_only: bool):
         queries = {q: t for q, t in queries.items() if q in qrels}
     parent, _, last = dataset_id.rpartition("/")
     if parent in ir_datasets.registry and ir_datasets.registry[parent].has_docs():  # beir/scifact/test: split test
-        return Dataset(parent.replace("/", "-"), corpus, queries, qrels, last)
-    return Dataset(dataset_id.replace("/", "-"), corpus, queries, qrels, None)  # beir/arguana: no split in the id
+        return Dataset(parent.replace("/", "-"), corpus, queries, qrels, last, query_views=views)
+    return Dataset(dataset_id.replace("/", "-"), corpus, queries, qrels, None, query_views=views)  # beir/arguana
 
 
 def _ir_datasets_corpus(ds, dataset_id: str, records, source: str) -> Corpus:

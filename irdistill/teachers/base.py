@@ -46,6 +46,7 @@ class Teacher:
     kind: ClassVar[str] = "teacher"
     batch_size = 32
     text_view: str | None = None  # read another text of each document (e.g. "en", the source of a translation)
+    query_view: str | None = None  # read another text of each query (e.g. "manual", a person's rewrite of a turn)
     scale: str = "unknown"  # what the scores are (logit, cosine, bm25, rank...): kept in the cache entry for the losses
 
     @classmethod
@@ -64,6 +65,7 @@ class Teacher:
 
     def describe(self) -> dict:
         view = {"text_view": self.text_view} if self.text_view else {}
+        view.update({"query_view": self.query_view} if self.query_view else {})
         return {"kind": self.kind, **self.config(), **view}
 
     @property
@@ -102,7 +104,8 @@ class Teacher:
         """Score every (qid, docid) of ``run`` (of this ``shard`` of its queries) into ``cache`` under
         ``cache_key(dataset)``, skipping the pairs the cache holds already: a query scored before gets only its new
         candidates (a top 40 after a top 20: ranks 21 to 40). A query id the cache holds with another text is an
-        InputError. The teacher reads the documents' ``text_view`` (the corpus itself by default).
+        InputError. The teacher reads the documents' ``text_view`` (the corpus itself by default) and the queries'
+        ``query_view`` (their texts by default; the texts it read key the scores).
 
         Queries are taken whole, in run order, in blocks of about ``flush_pairs`` pairs. Each block's queries are
         claimed in the cache and their missing pairs looked up again (so processes started on the same queries, or
@@ -111,12 +114,13 @@ class Teacher:
         so the call returns with every pair of its shard in the cache. A killed job loses at most the block it was
         scoring and, run again, scores exactly the rest."""
         dataset.view(self.text_view)  # fail early on a missing view
+        texts = dataset.query_texts(self.query_view)
         key = self.cache_key(dataset)
         cache.register(key, {**self.describe(), "collection": dataset.name, "documents": len(dataset.corpus),
                              "scale": self.scale})
         pairs = shard_of(run, shard)[["qid", "docid"]]
         qids = pd.unique(pairs["qid"]).tolist()
-        cache.check_texts(key, {q: dataset.queries[q] for q in qids if q in dataset.queries})
+        cache.check_texts(key, {q: texts[q] for q in qids if q in texts})
         todo = cache.missing(key, pairs)
         stats = ScoreStats(key, skipped_queries=len(qids) - todo["qid"].nunique(), qids=qids)
         unknown = todo["qid"][~todo["qid"].isin(list(dataset.queries))]
@@ -155,13 +159,14 @@ class Teacher:
         """Score and commit ``block``: ``(qid, docids)`` of each of its queries."""
         try:
             corpus = dataset.view(self.text_view)
-            lists = [(dataset.queries[q], corpus.texts(docids)) for q, docids in block]
+            queries = dataset.query_texts(self.query_view)
+            lists = [(queries[q], corpus.texts(docids)) for q, docids in block]
         except KeyError as e:
             raise InputError(f"run names a document that {dataset.name} does not have: {e.args[0]}") from None
         scores = self.score_lists(lists, [docids for _, docids in block])
         qids = [q for q, docids in block for _ in docids]
         docids = [d for _, ds in block for d in ds]
-        cache.commit(key, qids, docids, [s for arr in scores for s in arr], {q: dataset.queries[q] for q, _ in block})
+        cache.commit(key, qids, docids, [s for arr in scores for s in arr], {q: queries[q] for q, _ in block})
 
 
 def _blocks(todo: pd.DataFrame, pairs: int):

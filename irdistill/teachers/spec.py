@@ -68,13 +68,14 @@ def check_spec(spec: dict, given=()) -> dict:
 
 
 def _options(cls) -> dict:
-    """Option -> type of a teacher kind: its constructor's keywords (an LLM's backend's too), ``kind`` and
-    ``text_view``."""
+    """Option -> type of a teacher kind: its constructor's keywords (an LLM's backend's too), ``kind``, ``text_view``
+    and ``query_view``."""
     from .llm.spec import LLMSpec
 
     out = keyword_types(cls.__init__, skip=("dataset", "backend"))  # a defaultdict if it takes **kwargs
     out.update({k: UNANNOTATED[k] for k in UNANNOTATED.keys() & out.keys() if out[k] is object})
-    out.update({**(backend_types() if issubclass(cls, LLMSpec) else {}), "kind": str, "text_view": str | None})
+    out.update({**(backend_types() if issubclass(cls, LLMSpec) else {}), "kind": str, "text_view": str | None,
+                "query_view": str | None})
     return out
 
 
@@ -89,10 +90,10 @@ def backend_types() -> dict:
 
 def build_teacher(spec, dataset=None, options=()) -> Teacher:
     """A Teacher from a spec (see ``parse_spec``). ``text_view: en`` makes any teacher read that text view of the
-    documents (Translate-Distill); teachers that need the collection (BM25's index, an ensemble's fit split) take it
+    documents (Translate-Distill), ``query_view: manual`` that view of the queries (a rewrite, as in DiSCo); teachers that need the collection (BM25's index, an ensemble's fit split) take it
     from ``dataset``."""
     spec = parse_spec(spec, options)
-    kind, view = spec.pop("kind"), spec.pop("text_view", None)
+    kind, view, query_view = spec.pop("kind"), spec.pop("text_view", None), spec.pop("query_view", None)
     teacher = TEACHERS[kind].from_spec(spec, dataset, view)
-    teacher.text_view = view
+    teacher.text_view, teacher.query_view = view, query_view
     return teacher

@@ -48,6 +48,7 @@ class ExampleConfig:
     text_view: str | None = None    # the student reads this text view of the documents (default: the corpus)
     regularizer: str | None = None  # a second teacher id in the cache: its scores of the same documents as well
     remove_query: float = 0.0       # cut a query's text out of a document that holds it verbatim, with this probability
+    query_view: str | None = None   # the student reads this view of the queries (e.g. a conversation; default: the queries)
 
 
 def build_examples(dataset: Dataset, cache: ScoreCache, cfg: ExampleConfig, block: int = 10_000) -> list[dict]:
@@ -60,7 +61,7 @@ def build_examples(dataset: Dataset, cache: ScoreCache, cfg: ExampleConfig, bloc
     if cfg.strategy not in STRATEGIES:
         raise InputError(f"unknown sampling strategy {cfg.strategy!r} (choose from {', '.join(STRATEGIES)})")
     for key in filter(None, (cfg.teacher, cfg.regularizer)):  # scores made from other texts under these ids
-        cache.check_texts(key, dataset.queries)
+        cache.check_texts(key, dataset.query_texts(cache.describe(key).get("query_view")))
     sampled = cfg.strategy == "sample" and _sampled_entry(cache, cfg)
     rng = np.random.default_rng(cfg.seed)
     out, queries, referenced = [], 0, 0
@@ -210,11 +211,11 @@ def _sample(neg: np.ndarray, t: np.ndarray, cfg: ExampleConfig, rng) -> np.ndarr
 
 
 def as_hf_dataset(examples: list[dict], dataset: Dataset, text_view: str | None = None, remove_query: float = 0.0,
-                  seed: int = 0, draw: int | None = None):
+                  seed: int = 0, draw: int | None = None, query_view: str | None = None):
     """A ``datasets.Dataset`` of ids and scores whose rows read as ``query, document_1 .. document_N, scores``
     (documents from ``text_view``, the corpus by default). Texts are looked up in the corpus when a batch is read
     (``ResolveTexts``), so no copy of the documents' texts is made; unknown ids fail here, before training.
-    ``remove_query``: as ``ExampleConfig``'s, each (query, document) pair drawn once from ``seed``. ``draw``: the
+    ``query_view``: the queries' texts from that view. ``remove_query``: as ``ExampleConfig``'s, each (query, document) pair drawn once from ``seed``. ``draw``: the
     examples are pools of strategy ``sample``, ``draw`` negatives drawn from each at batch time (``DrawNegatives``;
     the dataset's ``epoch_token`` names it for ``epoch_callback``)."""
     import datasets
@@ -225,7 +226,8 @@ def as_hf_dataset(examples: list[dict], dataset: Dataset, text_view: str | None 
     rows = corpus.lookup(flat)
     if len(rows) and rows.min() < 0:
         raise KeyError(f"unknown document id {flat[int(np.argmin(rows))].as_py()!r} in {corpus.source}")
-    queries = {q: dataset.queries[q] for q in sorted({e["query_id"] for e in examples})}
+    texts = dataset.query_texts(query_view)
+    queries = {q: texts[q] for q in sorted({e["query_id"] for e in examples})}
     ds = datasets.Dataset.from_list(examples)
     token = f"{id(ds)}-{seed}"
     sampler = DrawNegatives(draw, seed, token) if draw else None

@@ -22,6 +22,7 @@ weights on save (``lora.py``); ``merge_alpha: a`` saves ``(1 - a) * start + a * 
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import sys
@@ -108,6 +109,9 @@ def run_record(cfg: TrainConfig, data: Dataset) -> dict:
     inputs = {**data.fingerprint(), "weights": fingerprint(cfg.model)}
     if cfg.examples.text_view:
         inputs["view"] = data.view(cfg.examples.text_view).fingerprint()
+    if cfg.examples.query_view:
+        texts = json.dumps(data.query_texts(cfg.examples.query_view), sort_keys=True)
+        inputs["query_view"] = hashlib.sha1(texts.encode()).hexdigest()[:16]
     config = _json(asdict(cfg))
     if config.get("embeddings"):  # the embedding teacher by what it computes, not where it is reached
         config["embeddings"] = {**config["embeddings"], "teacher": recorded(parse_spec(config["embeddings"]["teacher"]))}
@@ -194,7 +198,8 @@ def dev_inputs(cfg: TrainConfig, data: Dataset, cache: ScoreCache, dev: set[str]
     texts = dict(zip(docs, data.view(cfg.examples.text_view).texts(docs)))
     relevant = {q: {d for d, g in data.qrels[q].items() if g > 0} for q in dev}
     candidates = scored.groupby("qid")["docid"].apply(list).to_dict()
-    return {q: data.queries[q] for q in sorted(dev)}, texts, relevant, candidates
+    queries = data.query_texts(cfg.examples.query_view)
+    return {q: queries[q] for q in sorted(dev)}, texts, relevant, candidates
 
 
 def tracking(cfg: TrainConfig) -> tuple[dict, list]:
@@ -231,7 +236,7 @@ def _train(cfg: TrainConfig, callbacks, progress: bool) -> str:
     examples = training_examples(cfg, data, cache, dev)
     sampled = cfg.examples.strategy == "sample"
     train_ds = as_hf_dataset(examples, data, cfg.examples.text_view, cfg.examples.remove_query, cfg.seed,
-                             cfg.examples.negatives if sampled else None)
+                             cfg.examples.negatives if sampled else None, cfg.examples.query_view)
     if sampled:  # negatives drawn anew each epoch
         callbacks = [*callbacks, epoch_callback(train_ds.epoch_token)]
     teacher, name = cache.describe(cfg.examples.teacher), card.dataset_label(data)
