@@ -133,11 +133,12 @@ def test_an_ir_datasets_conversational_collection_loads_with_its_views(tmp_path)
 
 
 def write_conversations(folder, tmp_path):
-    """A BEIR folder of the 2020 fixture: each turn's canonical passage and distractors; views as query files."""
+    """A BEIR folder of the 2020 fixture: each turn's canonical passage and distractors; views as query files;
+    split train holds every turn, test the second topic's."""
     views = query_views(turns_from_records(cast_records(2020, tmp_path)))
     topics = {"d1": "garage door opener going bad signs noise", "d2": "garage door opener stopped working reasons",
               "d3": "garage door opener replacement cost price", "d4": "volcano eruption magma pressure",
-              "d5": "volcano erupted last year eruption"}
+              "d5": "volcano mount etna recent activity"}
     docs = {**topics, **{f"x{i}": f"unrelated passage number {i} about cooking pasta" for i in range(6)}}
     os.makedirs(folder / "qrels")
     with open(folder / "corpus.jsonl", "w") as f:
@@ -147,13 +148,13 @@ def write_conversations(folder, tmp_path):
         with open(folder / ("queries.jsonl" if name == "raw" else f"queries.{name}.jsonl"), "w") as f:
             for q, text in views[name].items():
                 f.write(json.dumps({"_id": q, "text": text}) + "\n")
-    canonical = {t["number"]: t for topic in CAST[2020] for t in topic["turn"]}
-    with open(folder / "qrels" / "train.tsv", "w") as f:
-        f.write("query-id\tcorpus-id\tscore\n")
-        for topic in CAST[2020]:
-            for t in topic["turn"]:
-                f.write(f"{topic['number']}_{t['number']}\t{t['manual_canonical_result_id'][6:]}\t2\n")
-    return str(folder), docs, canonical
+    for split, topics in (("train", CAST[2020]), ("test", CAST[2020][1:])):
+        with open(folder / "qrels" / f"{split}.tsv", "w") as f:
+            f.write("query-id\tcorpus-id\tscore\n")
+            for topic in topics:
+                for t in topic["turn"]:
+                    f.write(f"{topic['number']}_{t['number']}\t{t['manual_canonical_result_id'][6:]}\t2\n")
+    return str(folder), docs
 
 
 @contextlib.contextmanager
@@ -188,7 +189,7 @@ def rewriting_llm():
 
 def test_disco_rewrite_then_teachers_on_rewrites_then_a_splade_student_on_the_conversation(
         tmp_path, tiny_model_dir, tiny_mlm, capsys):  # noqa: F811
-    folder, docs, _ = write_conversations(tmp_path / "cast", tmp_path)
+    folder, docs = write_conversations(tmp_path / "cast", tmp_path)
     rewrites = str(tmp_path / "llm.jsonl")
     with rewriting_llm() as (url, asked):
         rewrite = ["rewrite", "--dataset", folder, "--split", "train", "--llm", "rewriter", "--option",
@@ -238,7 +239,7 @@ def test_disco_rewrite_then_teachers_on_rewrites_then_a_splade_student_on_the_co
 
 
 def test_bad_query_views_are_named(tmp_path, capsys):
-    folder, _, _ = write_conversations(tmp_path / "cast", tmp_path)
+    folder, _ = write_conversations(tmp_path / "cast", tmp_path)
     out = str(tmp_path / "out")
     assert main(["evaluate", "--dataset", folder, "--split", "train", "--query-view", "llm", "--run", "x",
                  "--output", out]) == 2
@@ -249,3 +250,37 @@ def test_bad_query_views_are_named(tmp_path, capsys):
     assert main(["score", "--teacher", "bm25", "--run", "x", "--dataset", folder, "--split", "train",
                  "--query-view-file", "llm", "--cache", str(tmp_path / "c")]) == 2
     assert "--query-view-file takes NAME=FILE" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_cast_recipe_runs_end_to_end_on_a_fixture(tmp_path, tiny_model_dir, tiny_mlm):  # noqa: F811
+    """experiments/cast/run.sh as a user runs it (the CLI in fresh processes), two LLM rewriters behind a server."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    folder, _ = write_conversations(tmp_path / "cast", tmp_path)
+    recipe = yaml.safe_load(open(os.path.join(root, "experiments", "cast", "splade.yaml")))
+    config = tmp_path / "splade.yaml"
+    config.write_text(yaml.safe_dump({**recipe, "model": tiny_mlm, "max_steps": 2, "batch_size": 2,
+                                      "max_seq_length": 32, "precision": "fp32", "examples": {
+                                          **recipe["examples"], "negatives": 2}}))
+    work = tmp_path / "work"
+    work.mkdir()
+    with rewriting_llm() as (url, asked):
+        env = {**os.environ, "CAST": folder, "REWRITERS": "first second", "REWRITE_OPTIONS": f"endpoint={url}",
+               "TEACHER": f"bi-encoder:{tiny_model_dir}", "CONFIG": str(config), "DEPTH": "6",
+               "IRDISTILL": f"{sys.executable} -m irdistill", "IRDISTILL_INDEXES": str(work / "indexes")}
+        done = subprocess.run(["bash", os.path.join(root, "experiments", "cast", "run.sh")], cwd=work, env=env,
+                              capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(asked) == 10  # 5 turns, 2 rewriters
+    teacher = json.loads((work / "runs" / "cast-teacher.json").read_text())
+    assert [m["query_view"] for m in teacher["members"]] == ["llm-1", "llm-2"]
+    metrics = {name: json.loads((work / "runs" / name / "metrics.json").read_text())["metrics"]
+               for name in ("cast-student", "cast-bm25-raw", "cast-bm25-conversation", "cast-bm25-manual")}
+    assert all({"ndcg@3", "ndcg@10", "recall@100"} <= set(m) for m in metrics.values())
+    # the manual rewrites find the canonical passages that the raw turns miss
+    assert metrics["cast-bm25-manual"]["ndcg@3"] > metrics["cast-bm25-raw"]["ndcg@3"]
