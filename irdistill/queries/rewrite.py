@@ -7,7 +7,7 @@ a JSONL file beside the output, so a killed run resumes and a rerun asks the LLM
 atomically as a BEIR ``queries.jsonl`` (``_id``, ``text``), which ``--query-view-file NAME=FILE`` or a BEIR
 folder's ``queries.<name>.jsonl`` attaches.
 
->>> chat("What was its impact? [SEP] Tell me about the Bronze Age collapse.")[1]["content"].splitlines()[-2:]
+>>> chat("What was its impact? [SEP] Tell me about the Bronze Age collapse.")[-1]["content"].splitlines()[-2:]
 ['Question: What was its impact?', 'Rewritten question:']
 """
 
@@ -22,19 +22,26 @@ from ..data.io import atomic_path
 from ..errors import InputError
 from ..progress import bar
 
-PROMPT_VERSION = 1
+PROMPT_VERSION = 2
 SYSTEM = ("You rewrite the last question of a conversation so that it can be understood without the conversation: "
           "replace pronouns and fill in what it leaves out from the earlier turns. Answer with the rewritten "
           "question only, on one line.")
 
 
+EXAMPLE = ("What is throat cancer? [SEP] Is it treatable?", "Is throat cancer treatable?")  # shown first
+
+
 def chat(conversation: str) -> list[dict]:
-    """The prompt for one turn, from its conversation text (the turn, then earlier turns newest first)."""
+    """The prompt for one turn, from its conversation text (the turn, then earlier turns newest first), after one
+    worked example (small models copy the example's form instead of answering the question)."""
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": _ask(EXAMPLE[0])},
+            {"role": "assistant", "content": EXAMPLE[1]}, {"role": "user", "content": _ask(conversation)}]
+
+
+def _ask(conversation: str) -> str:
     turn, *earlier = conversation.split(SEP)
     context = "\n".join(f"- {t}" for t in reversed(earlier)) or "(none)"
-    return [{"role": "system", "content": SYSTEM},
-            {"role": "user", "content": f"Earlier turns, oldest first:\n{context}\n\nQuestion: {turn}\n"
-                                        "Rewritten question:"}]
+    return f"Earlier turns, oldest first:\n{context}\n\nQuestion: {turn}\nRewritten question:"
 
 
 def clean(answer: str, fallback: str) -> str:
