@@ -207,6 +207,11 @@ class ScoreCache:
             raise InputError(f"no teacher {teacher!r} in the cache", self.folder)
         return self._meta(path)
 
+    def described(self, teacher: str) -> dict:
+        """``describe``, or {} for scores committed without a description (the query view they read: none)."""
+        path = os.path.join(self._dir(teacher), META)
+        return self._meta(path) if os.path.exists(path) else {}
+
     def _teacher_ids(self) -> list[str]:
         if not os.path.isdir(self.folder):
             return []
@@ -425,10 +430,6 @@ class ScoreCache:
                 return False
             shutil.rmtree(folder, ignore_errors=True)
         return True
-
-    def heartbeat(self, teacher: str) -> None:
-        """Renew this process's claims without committing (for blocks that take longer than a lease)."""
-        self._claims.renew(self._dir(teacher))
 
     def release(self, teacher: str | None = None) -> None:
         """Give up this process's claims (on ``teacher``, or all); a later ``claim`` starts a new claim file. Under the

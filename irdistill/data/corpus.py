@@ -172,10 +172,6 @@ class Corpus:
                     raise InputError(f"{what}{where} must be a string, not {type(col[i]).__name__}", source, line)
                 check_text(col[i], what + where, source, line)
 
-    def check_unique(self) -> None:
-        """InputError if an id is empty, repeated or holds whitespace."""
-        _check_ids(self.ids, self.source)
-
     @classmethod
     def _from_file(cls, path: str, records) -> "Corpus":
         """Parse ``records`` of the file at ``path``, or map the store kept of it while the file is unchanged."""

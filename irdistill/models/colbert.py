@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import loading, locate, model_type
+from .hub import loading, locate, model_type
 
 # ColBERT markers: PyLate's and Stanford ColBERT's choice, unused BERT vocabulary entries (no new embeddings)
 COLBERT_PROMPTS = {"query": "[unused0] ", "document": "[unused1] "}

@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from ..errors import InputError
-from . import fingerprint, locate
+from .hub import fingerprint, locate
 from .http import JSONEndpoint
 
 

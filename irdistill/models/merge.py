@@ -16,7 +16,7 @@ import os
 import shutil
 
 from ..errors import InputError
-from . import fingerprint, loading, locate, model_type
+from .hub import fingerprint, loading, locate, model_type
 
 WEIGHT_FILES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import loading, locate
+from .hub import loading, locate
 
 
 def load_splade(name: str, device: str | None = None):

@@ -186,7 +186,7 @@ def _check_fused_over(cache: ScoreCache, eid: str, pairs: pd.DataFrame, todo: pd
 def _check_cached(cache: ScoreCache, ids: list[str], run: pd.DataFrame, dataset) -> None:
     """InputError unless every (qid, docid) of ``run`` is in the cache under each of ``ids``, from the same texts."""
     for tid in ids:  # each by the texts it read (a query view, or the queries)
-        queries = dataset.query_texts(cache.describe(tid).get("query_view"))
+        queries = dataset.query_texts(cache.described(tid).get("query_view"))
         cache.check_texts(tid, {q: queries[q] for q in pd.unique(run["qid"]) if q in queries})
         missing = cache.missing(tid, run[["qid", "docid"]])
         if len(missing):

@@ -61,7 +61,7 @@ def build_examples(dataset: Dataset, cache: ScoreCache, cfg: ExampleConfig, bloc
     if cfg.strategy not in STRATEGIES:
         raise InputError(f"unknown sampling strategy {cfg.strategy!r} (choose from {', '.join(STRATEGIES)})")
     for key in filter(None, (cfg.teacher, cfg.regularizer)):  # scores made from other texts under these ids
-        cache.check_texts(key, dataset.query_texts(cache.describe(key).get("query_view")))
+        cache.check_texts(key, dataset.query_texts(cache.described(key).get("query_view")))
     sampled = cfg.strategy == "sample" and _sampled_entry(cache, cfg)
     rng = np.random.default_rng(cfg.seed)
     out, queries, referenced = [], 0, 0
@@ -122,7 +122,7 @@ def _query_examples(qid: str, group, judged: dict, cfg: ExampleConfig, rng, out:
 def _sampled_entry(cache: ScoreCache, cfg: ExampleConfig) -> bool:
     """Whether ``cfg.teacher`` is a sampled sparse entry (its rows carry weights); its temperature must be
     ``cfg.temperature``, the one the examples and the loss take the teacher's distribution at."""
-    desc = cache.describe(cfg.teacher)
+    desc = cache.described(cfg.teacher)
     if cfg.regularizer:
         raise InputError("examples: strategy sample takes no regularizer (its weights and the regulariser's scores "
                          "would share the labels)")

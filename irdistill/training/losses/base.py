@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import torch
 from torch import Tensor, nn
 
 
@@ -57,9 +56,3 @@ def minmax(x: Tensor, dim: int = -1, eps: float = 1e-9) -> Tensor:
     """Per-row min-max scaling into [0, 1] (a constant row becomes all zeros)."""
     lo, hi = x.min(dim, keepdim=True).values, x.max(dim, keepdim=True).values
     return (x - lo) / (hi - lo).clamp_min(eps)
-
-
-def own_candidates_mask(batch: int, n: int, device=None) -> Tensor:
-    """(B, B*N) boolean: True where column j is one of row i's own candidates."""
-    rows = torch.arange(batch, device=device).unsqueeze(1)
-    return torch.arange(batch * n, device=device).unsqueeze(0) // n == rows
