@@ -187,6 +187,7 @@ def rewriting_llm():
         server.shutdown()
 
 
+@pytest.mark.slow
 def test_disco_rewrite_then_teachers_on_rewrites_then_a_splade_student_on_the_conversation(
         tmp_path, tiny_model_dir, tiny_mlm, capsys):  # noqa: F811
     folder, docs = write_conversations(tmp_path / "cast", tmp_path)
