@@ -14,7 +14,7 @@ from .lora import check_lora
 RANGES = {"epochs": {"above": 0}, "max_steps": {"low": -1}, "batch_size": {"low": 1}, "learning_rate": {"above": 0},
           "warmup_ratio": {"low": 0, "below": 1}, "grad_accum": {"low": 1}, "dev_fraction": {"low": 0, "below": 1},
           "save_steps": {"low": 1}, "save_total_limit": {"low": 1}, "logging_steps": {"low": 1},
-          "eval_steps": {"low": 1}, "max_seq_length": {"low": 1}, "negatives": {"low": 1}, "seed": SEED_RANGE,
+          "eval_steps": {"low": 1}, "max_seq_length": {"low": 1}, "mini_batch_size": {"low": 1}, "negatives": {"low": 1}, "seed": SEED_RANGE,
           "remove_query": {"low": 0, "high": 1}, "merge_alpha": {"low": 0, "high": 1}, "k": {"low": 1},
           **{t: {"above": 0} for t in ("temperature", "student_temperature", "teacher_temperature",
                                         "infonce_temperature", "sigma")}}
@@ -53,6 +53,7 @@ class TrainConfig:
     trust_remote_code: bool = False
     flops: dict | None = None        # splade: FLOPS regulariser weights {query: .., document: ..}
     gather_across_devices: bool = True  # under DDP, score each query against every process's documents
+    mini_batch_size: int | None = None  # bi-encoder: cached losses (GradCache), this many texts embedded at a time
     lora: dict | None = None         # train a LoRA adapter, merged on save: {r, alpha, dropout, target_modules, ...}
     merge_alpha: float | None = None  # WiSE-FT: save (1 - a) * start + a * trained (models/merge.py)
     report_to: object = "none"       # tensorboard, wandb, mlflow or none; or a list of them
@@ -96,6 +97,9 @@ class TrainConfig:
             number(value, f"option flops.{key}", float, low=0)
         trackers(d.get("report_to", "none"))
         student = get_student(d.get("student", "bi-encoder"))
+        if d.get("mini_batch_size") and student.name != "bi-encoder":
+            raise InputError(f"option mini_batch_size: cached losses (GradCache) train bi-encoder students, not "
+                             f"{student.name}")
         if d.get("extra"):
             known = {f.name for f in fields(student.arguments)}
             unknown = sorted(set(d["extra"]) - known)
