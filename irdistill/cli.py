@@ -185,18 +185,23 @@ def cmd_compare(args):
 def cmd_candidates(args):
     """Retrieve top-k candidates for a split and write them as a run.
 
-    First-stage candidates (top-k of any retriever) for teacher scoring, as a run file."""
+    First-stage candidates (top-k of any retriever) for teacher scoring, as a run file. With --shard i/n (default
+    under torchrun: RANK/WORLD_SIZE) a process retrieves only shard i's queries and writes them to <output> with
+    .part-i-of-n before its extension; `score --shard i/n --run` that part then reads no other query."""
     from .data import write_run
+    from .data.shards import parse_shard, shard_path
     from .index.base import candidates
 
     check_output(args.output)
     check_output(args.index, "folder", "--index")
     _positive("-k", args.k)
     _positive("--sample-queries", args.sample_queries)
+    shard = parse_shard(args.shard)
+    output = shard_path(args.output, shard)
     run = candidates(_dataset(args), k=args.k, positives=args.add_positives, queries=args.sample_queries,
-                     **_retrieval(args), **_scale_out(args))
-    write_run(run, args.output)
-    print(f"candidates: {args.output} ({run['qid'].nunique()} queries, {len(run)} pairs)")
+                     shard=shard, **_retrieval(args), **_scale_out(args))
+    write_run(run, output)
+    print(f"candidates: {output} ({run['qid'].nunique()} queries, {len(run)} pairs)")
 
 
 def cmd_score(args):
@@ -507,6 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--add-positives", action="store_true",
                    help="append judged-relevant documents the retriever missed (training candidates)")
     p.add_argument("--sample-queries", type=COUNT, metavar="N", help="only a seeded sample of N queries of the split")
+    p.add_argument("--shard", help="i/n: only this slice of the (sampled) queries, written as <output>.part-i-of-n "
+                                   "(default: RANK/WORLD_SIZE of torchrun)")
 
     p = verb(cmd_score)
     p.add_argument("--teacher", required=True,

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from irdistill.data import load_dataset
@@ -201,3 +202,31 @@ def test_hnsw_search_for_more_than_ef_search_widens_the_beam(tmp_path):
     _, rows = index.search_vectors(queries, 200)
     assert np.mean([len(set(a) & set(b)) / 200 for a, b in zip(rows, exact)]) >= 0.9
     assert index.index.hnsw.efSearch == 200
+
+
+def test_candidate_shards_split_the_queries_as_score_does(tmp_path, capsys):
+    """Each `candidates --shard i/n` writes its own part; together they are the whole run, split as score splits."""
+    from conftest import write_beir
+
+    from irdistill.cli import main
+    from irdistill.data import read_run
+    from irdistill.data.shards import in_shard
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(30)]
+    docs = {f"d{i}": ("", " ".join(rng.choice(words, 8))) for i in range(30)}
+    queries = {f"q{i}": " ".join(rng.choice(words, 3)) for i in range(12)}
+    beir_dir = write_beir(tmp_path / "toy", docs, queries, {"test": [(q, "d0", 1) for q in queries]})
+
+    out = str(tmp_path / "train.parquet")
+    common = ["candidates", "--dataset", beir_dir, "--split", "test", "-k", "3", "--index", str(tmp_path / "bm25")]
+    assert main([*common, "--output", out]) == 0
+    whole = read_run(out)
+    parts = []
+    for i in range(2):
+        assert main([*common, "--output", out, "--shard", f"{i}/2"]) == 0
+        part = read_run(tmp_path / f"train.part-{i}-of-2.parquet")
+        assert all(in_shard(q, (i, 2)) for q in part["qid"])
+        parts.append(part)
+    assert sorted(map(tuple, pd.concat(parts)[["qid", "docid"]].values)) == \
+        sorted(map(tuple, whole[["qid", "docid"]].values))

@@ -47,3 +47,17 @@ def shard_of(run, shard: tuple[int, int]):
     import pandas as pd
 
     return run if shard[1] == 1 else run[run["qid"].isin([q for q in pd.unique(run["qid"]) if in_shard(q, shard)])]
+
+
+def shard_path(path: str, shard: tuple[int, int]) -> str:
+    """Where shard ``(i, n)`` of a file goes: ``path`` itself for one shard, else ``.part-i-of-n`` before the extension.
+
+    >>> shard_path("runs/train.parquet", (1, 4))
+    'runs/train.part-1-of-4.parquet'
+    """
+    if shard[1] == 1:
+        return path
+    import os
+
+    stem, ext = os.path.splitext(path)
+    return f"{stem}.part-{shard[0]}-of-{shard[1]}{ext}"

@@ -264,17 +264,22 @@ def retrieve(dataset: Dataset, retriever: str = "bm25", model: str | None = None
 
 
 def candidates(dataset: Dataset, retriever: str = "bm25", model: str | None = None, k: int = 100,
-               positives: bool = False, queries: int | None = None, seed: int = 0, **options) -> pd.DataFrame:
+               positives: bool = False, queries: int | None = None, seed: int = 0, shard: tuple[int, int] = (0, 1),
+               **options) -> pd.DataFrame:
     """First-stage candidates for a teacher to score: the top ``k`` of ``retrieve``; with ``positives``, each
     query's judged-relevant documents that the retriever missed are appended (training candidates must hold them).
-    ``queries``: a seeded sample of that many of the dataset's queries (e.g. 50,000 of MS MARCO's 500k)."""
+    ``queries``: a seeded sample of that many of the dataset's queries (e.g. 50,000 of MS MARCO's 500k).
+    ``shard``: ``(i, n)``, only the sampled queries of shard i of n (``data.shards.in_shard``, as ``score`` splits)."""
     import random
     from dataclasses import replace
 
     from ..data.runs import add_positives
+    from ..data.shards import in_shard
 
     if queries is not None and queries < len(dataset.queries):
         keep = sorted(random.Random(seed).sample(sorted(dataset.queries), queries))
         dataset = replace(dataset, queries={q: dataset.queries[q] for q in keep})
+    if shard[1] > 1:
+        dataset = replace(dataset, queries={q: t for q, t in dataset.queries.items() if in_shard(q, shard)})
     run = retrieve(dataset, retriever, model, k=k, **options)
     return add_positives(run, dataset.qrels) if positives else run
