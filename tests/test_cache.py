@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from irdistill.cache import ScoreCache, export_margin_mse, import_teacher_file
@@ -76,10 +77,12 @@ def test_read_by_qid_prunes_and_compact_keeps_everything(tmp_path):
     key = score_run(t, run, ds, cache, flush_pairs=10, progress=False).key
     before = cache.read(key).sort_values(["qid", "docid"]).reset_index(drop=True)
     assert set(cache.read(key, qids=["q3", "q7"]).qid) == {"q3", "q7"}
-    cache.compact(key)
+    cache.compact(key, queries=3)  # streamed: three queries at a time, in qid order, into one file
     parts = [f for f in os.listdir(tmp_path / "cache" / f"teacher={key}") if f.startswith("part-")]
     assert len(parts) == 1
     pd.testing.assert_frame_equal(cache.read(key).sort_values(["qid", "docid"]).reset_index(drop=True), before)
+    stored = pq.read_table(tmp_path / "cache" / f"teacher={key}" / parts[0]).to_pandas()
+    assert stored["qid"].tolist() == sorted(stored["qid"])  # sorted: row groups prune on qid filters
 
 
 def test_shards_are_disjoint_and_complete(tmp_path):
@@ -243,7 +246,6 @@ def test_truncated_part_is_named(tmp_path):
 def test_count_pairs_verify_and_compact_of_an_old_cache_with_duplicates(tmp_path):
     """Parts written by older versions (no index, a pair stored twice) are read, counted and compacted right."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from irdistill.cache.scores import SCHEMA
 

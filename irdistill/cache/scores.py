@@ -459,6 +459,13 @@ class ScoreCache:
                     raise _unreadable(path, bad) from None
             raise _unreadable(folder, e) from None
 
+    @staticmethod
+    def _columns(path: str) -> list[str]:
+        try:
+            return pq.read_schema(path).names
+        except (pa.ArrowException, OSError) as e:
+            raise _unreadable(path, e) from None
+
     def dataset(self) -> pads.Dataset:
         if not os.path.isdir(self.folder):
             raise InputError("no such cache folder", self.folder)
@@ -590,9 +597,11 @@ class ScoreCache:
             reports.append(rep)
         return reports
 
-    def compact(self, teacher: str) -> None:
+    def compact(self, teacher: str, queries: int = 10_000) -> None:
         """Merge a teacher's parts into one file sorted by qid (row groups then prune well on qid filters), dropping
-        any pair stored twice. Runs under the teacher's lock; readers during it may briefly see a pair twice."""
+        any pair stored twice. Streams: ``queries`` whole queries at a time are read (``read_blocks``), sorted and
+        written, so memory holds one block, not the teacher. Runs under the teacher's lock; readers during it may
+        briefly see a pair twice."""
         if not os.path.isdir(self._dir(teacher)):
             raise InputError(f"no teacher {teacher!r} in the cache", self.folder)
         with self._locked(teacher) as folder:
@@ -600,15 +609,16 @@ class ScoreCache:
             parts = sorted(idx.parts)
             if len(parts) < 2 and idx.clean():
                 return
-            table = self._table(teacher, parts, WEIGHTED.names)
-            if not pc.any(pc.is_valid(table["weight"])).as_py():
-                table = table.drop_columns(["weight"])
-            df = table.to_pandas().drop_duplicates(["qid", "docid"]).sort_values(["qid", "docid"])
-            merged = f"part-{uuid.uuid4().hex}.parquet"
+            weighted = any("weight" in self._columns(os.path.join(folder, p)) for p in parts)
+            schema = WEIGHTED if weighted else SCHEMA
+            merged, qids = f"part-{uuid.uuid4().hex}.parquet", []
             with atomic_path(os.path.join(folder, merged)) as tmp:
-                schema = WEIGHTED if "weight" in df else SCHEMA
-                pq.write_table(pa.Table.from_pandas(df, schema=schema, preserve_index=False), tmp, row_group_size=100_000)
-            qids = df["qid"].unique().tolist()
+                with pq.ParquetWriter(tmp, schema) as writer:
+                    for block in self.read_blocks(teacher, queries=queries, columns=schema.names):
+                        block = block.sort_values(["qid", "docid"])
+                        writer.write_table(pa.Table.from_pandas(block, schema=schema, preserve_index=False),
+                                           row_group_size=100_000)
+                        qids += pd.unique(block["qid"]).tolist()
             line = {"part": merged, "qids": qids, "unique": True}
             if idx.texts:
                 line["texts"] = [idx.texts.get(q) for q in qids]
