@@ -44,6 +44,7 @@ def test_a_trained_student_has_a_card_that_names_its_teacher_loss_data_and_sched
     assert "data, split <code>train</code>: 18 training examples from 18 queries (6 more held out" in distill
     assert "6 steps (1.5 epochs), batch size 4, learning rate 0.001" in distill and "seed 42" in distill
     assert f"Student:</strong> {student}" in distill
+    assert "References:</strong> Tamber et al., 2025" in distill and "van den Oord et al., 2018" in distill
     dev = [json.loads(line) for line in open(tmp_path / "out" / "loss.jsonl") if "eval_runtime" in line][-1]
     ndcg = next(v for k, v in dev.items() if k.endswith("ndcg@10"))
     assert f"Dev nDCG@10:</strong> {ndcg:.4f} on the 6 held-out queries (step 6)" in distill

@@ -77,7 +77,11 @@ def distillation_section(cfg, teacher: dict, dataset_name: str, examples: int, q
 
     specs = cfg.loss if isinstance(cfg.loss, list) else [cfg.loss]
     names = " + ".join(s if isinstance(s, str) else str(s.get("name")) for s in specs)
-    settings = json.dumps(make_loss(cfg.loss).config(), default=str)
+    from .examples import SAMPLING_REFERENCE
+
+    loss = make_loss(cfg.loss)
+    settings = json.dumps(loss.config(), default=str)
+    references = loss.references() + ([SAMPLING_REFERENCE] if cfg.examples.strategy == "sample" else [])
     sampling = {k: v for k, v in vars(cfg.examples).items() if k != "teacher"}
     lines = [
         "## Distillation",
@@ -97,6 +101,8 @@ def distillation_section(cfg, teacher: dict, dataset_name: str, examples: int, q
         + f", learning rate {cfg.learning_rate:g}, warmup ratio {cfg.warmup_ratio:g}, max sequence length "
         f"{cfg.max_seq_length}, precision {cfg.precision}, seed {cfg.seed}",
     ]
+    if references:
+        lines.append(f"- **References:** {'; '.join(references)}")
     dev = dev_ndcg(history)
     if dev:
         lines.append(f"- **Dev nDCG@10:** {dev[0]:.4f} on the {held_out} held-out queries (step {dev[1]})")

@@ -32,6 +32,7 @@ from ..errors import InputError
 
 log = logging.getLogger(__name__)
 STRATEGIES = ("top", "random", "teacher", "sample")
+SAMPLING_REFERENCE = "Anshumann et al., 2025: Sparse Logit Sampling: Accelerating Knowledge Distillation in LLMs"
 EPOCHS: dict[str, int] = {}  # the epoch each sampling dataset draws for (``EpochCallback``), by the dataset's token
 
 

@@ -28,3 +28,6 @@ class WeightedSumLoss(RankingLoss):
 
     def config(self) -> dict:
         return {name: {"weight": self.weights[name], **loss.config()} for name, loss in self.parts.items()}
+
+
+WeightedSumLoss.__doc__ = __doc__

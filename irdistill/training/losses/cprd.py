@@ -24,6 +24,7 @@ from .infonce import InfoNCELoss
 
 
 class CPRDLoss(RankingLoss):
+    reference = 'Chen et al., 2024: How to Make Cross Encoder a Good Teacher for Efficient Image-Text Retrieval? (CVPR)'
     def __init__(self, k: int = 4, temperature: float = 0.05, weight: float = 1.0, infonce_temperature: float = 0.05):
         super().__init__()
         self.k, self.temperature, self.weight = k, temperature, weight
@@ -47,3 +48,6 @@ class CPRDLoss(RankingLoss):
     def config(self) -> dict:
         return {"k": self.k, "temperature": self.temperature, "weight": self.weight,
                 "infonce_temperature": self.infonce.temperature}
+
+
+CPRDLoss.__doc__ = __doc__  # the formula, its inputs and its paper, on the class too (help())

@@ -16,6 +16,7 @@ from .base import RankingLoss
 
 
 class InfoNCELoss(RankingLoss):
+    reference = 'van den Oord et al., 2018: Representation Learning with Contrastive Predictive Coding (arXiv:1807.03748); in-batch negatives as in Karpukhin et al., 2020: Dense Passage Retrieval for Open-Domain Question Answering (EMNLP)'
     def __init__(self, temperature: float = 0.05):
         super().__init__()
         self.temperature = temperature
@@ -29,3 +30,6 @@ class InfoNCELoss(RankingLoss):
 
     def config(self) -> dict:
         return {"temperature": self.temperature}
+
+
+InfoNCELoss.__doc__ = __doc__  # the formula, its inputs and its paper, on the class too (help())

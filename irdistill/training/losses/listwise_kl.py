@@ -27,6 +27,7 @@ from .base import RankingLoss, minmax
 
 
 class ListwiseKLLoss(RankingLoss):
+    reference = 'Tamber et al., 2025: Teaching Dense Retrieval Models to Specialize with Listwise Distillation and LLM Data Augmentation'
     reads_weights = True
 
     def __init__(self, student_temperature: float = 0.05, teacher_temperature: float = 0.3, normalize: str | None = "minmax"):
@@ -49,3 +50,6 @@ class ListwiseKLLoss(RankingLoss):
     def config(self) -> dict:
         return {"student_temperature": self.student_temperature, "teacher_temperature": self.teacher_temperature,
                 "normalize": self.normalize}
+
+
+ListwiseKLLoss.__doc__ = __doc__  # the formula, its inputs and its paper, on the class too (help())

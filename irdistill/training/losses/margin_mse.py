@@ -15,6 +15,7 @@ from .base import RankingLoss
 
 
 class MarginMSELoss(RankingLoss):
+    reference = 'Hofstätter et al., 2020: Improving Efficient Neural Ranking Models with Cross-Architecture Knowledge Distillation (arXiv:2010.02666)'
     def __init__(self, student_temperature: float = 1.0, teacher_temperature: float = 1.0):
         super().__init__()
         self.student_temperature, self.teacher_temperature = student_temperature, teacher_temperature
@@ -26,3 +27,6 @@ class MarginMSELoss(RankingLoss):
 
     def config(self) -> dict:
         return {"student_temperature": self.student_temperature, "teacher_temperature": self.teacher_temperature}
+
+
+MarginMSELoss.__doc__ = __doc__  # the formula, its inputs and its paper, on the class too (help())

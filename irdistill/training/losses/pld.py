@@ -28,6 +28,7 @@ from .base import RankingLoss, minmax
 
 
 class PLDLoss(RankingLoss):
+    reference = 'Bassam, Zhu and Bian, 2025: PLD: A Choice-Theoretic List-Wise Knowledge Distillation'
     def __init__(self, student_temperature: float = 0.05, teacher_temperature: float = 0.3,
                  normalize: str | None = "minmax"):
         super().__init__()
@@ -47,3 +48,6 @@ class PLDLoss(RankingLoss):
     def config(self) -> dict:
         return {"student_temperature": self.student_temperature, "teacher_temperature": self.teacher_temperature,
                 "normalize": self.normalize}
+
+
+PLDLoss.__doc__ = __doc__  # the formula, its inputs and its paper, on the class too (help())

@@ -13,6 +13,7 @@ from .base import RankingLoss
 
 
 class RankNetLoss(RankingLoss):
+    reference = 'Burges et al., 2005: Learning to Rank using Gradient Descent (ICML)'
     def __init__(self, sigma: float = 1.0):
         super().__init__()
         self.sigma = sigma
@@ -25,3 +26,6 @@ class RankNetLoss(RankingLoss):
 
     def config(self) -> dict:
         return {"sigma": self.sigma}
+
+
+RankNetLoss.__doc__ = __doc__  # the formula, its inputs and its paper, on the class too (help())

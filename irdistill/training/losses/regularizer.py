@@ -37,3 +37,6 @@ class RegularizerLoss(RankingLoss):
 
     def config(self) -> dict:
         return {"loss": type(self.inner).__name__, **self.inner.config()}
+
+
+RegularizerLoss.__doc__ = __doc__
