@@ -46,5 +46,5 @@ def test_a_bi_encoder_trains_with_a_cached_loss(cached, tiny_model_dir, tmp_path
     final = train(config(folder, cache, tid, tmp_path / "out", "bi-encoder", tiny_model_dir, loss=loss,
                          mini_batch_size=3), progress=False)
     assert (tmp_path / "out" / "loss.jsonl").exists() and final.endswith("final")
-    with pytest.raises(InputError, match="mini_batch_size: cached losses .* not splade"):
+    with pytest.raises(InputError, match="mini_batch_size: cached losses .* train bi-encoder students, not splade"):
         config(folder, cache, tid, tmp_path / "o", "splade", tiny_model_dir, mini_batch_size=3)

@@ -65,7 +65,7 @@ class TrainConfig:
     def from_dict(cls, d) -> "TrainConfig":
         """Check every option (names, types, ranges, the student and the loss) and build the config."""
         from .losses import make_loss
-        from .students import get_student
+        from .students import STUDENTS, get_student
 
         if not isinstance(d, dict):
             raise InputError(f"a training config is a mapping of options, not a {type(d).__name__}")
@@ -97,8 +97,9 @@ class TrainConfig:
             number(value, f"option flops.{key}", float, low=0)
         trackers(d.get("report_to", "none"))
         student = get_student(d.get("student", "bi-encoder"))
-        if d.get("mini_batch_size") and student.name != "bi-encoder":
-            raise InputError(f"option mini_batch_size: cached losses (GradCache) train bi-encoder students, not "
+        if d.get("mini_batch_size") and not student.cached_losses:
+            can = ", ".join(s.name for s in STUDENTS.values() if s.cached_losses)
+            raise InputError(f"option mini_batch_size: cached losses (GradCache) train {can} students, not "
                              f"{student.name}")
         if d.get("extra"):
             known = {f.name for f in fields(student.arguments)}

@@ -50,6 +50,7 @@ class Student:
     objective_class: ClassVar[type] = None
     retriever: ClassVar[str | None] = None
     teacher: ClassVar[str | None] = None
+    cached_losses: ClassVar[bool] = False  # takes mini_batch_size (GradCache: the objective embeds in mini-batches)
     recipe_defaults: ClassVar[dict] = {}  # settings a recipe (``irdistill adapt``) gives this kind over its TRAINING
 
     def _st(self, suffix: str = ""):

@@ -75,6 +75,7 @@ class BiEncoderStudent(Student):
     objective_class = BiEncoderObjective
     retriever = "dense"
     teacher = "bi-encoder"
+    cached_losses = True
 
     def objective(self, model, loss, cfg):
         if cfg.mini_batch_size:
