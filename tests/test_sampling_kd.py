@@ -5,6 +5,7 @@ only the drawn candidates)."""
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -149,6 +150,11 @@ def test_sparse_entries_keep_k_per_query_with_unbiased_weights(cached):
         assert np.exp(group["score"]).max() <= 1.0  # scores are log-probabilities of the full list
     assert sparsify(cache, tid, ds, k=6, temperature=TAU, progress=False) == key  # a rerun adds nothing
     assert cache.count_pairs(key) == len(df)
+    cache.compact(key, queries=5)  # the weights survive compaction, and the entry verifies
+    kept = cache.read(key, columns=("qid", "docid", "score", "weight"))
+    pd.testing.assert_frame_equal(kept.sort_values(["qid", "docid"]).reset_index(drop=True),
+                                  df.sort_values(["qid", "docid"]).reset_index(drop=True))
+    assert cache.verify(key)[0].ok
     top = sparsify(cache, tid, ds, k=6, keep="top", progress=False)
     kept = cache.read(top)
     assert kept.groupby("qid").size().max() <= 7 and kept["score"].isin(full["score"]).all()
