@@ -68,8 +68,8 @@ def sparsify(cache: ScoreCache, teacher: str, dataset, k: int, keep: str = "samp
                              [(i, None) for i in np.flatnonzero(~exact)[np.argsort(-t[~exact], kind="stable")[:k]]]
                 else:
                     rng = np.random.default_rng(int(hashlib.sha1(f"{seed}\0{qid}".encode()).hexdigest()[:15], 16))
-                    picked = draw(t, k, temperature, exact, rng)
-                    log_p = log_softmax(minmax(t) / temperature)
+                    log_p = log_distribution(t, temperature)
+                    picked = draw(t, k, temperature, exact, rng, np.exp(log_p))
                 for i, w in picked:
                     qids.append(qid)
                     docids.append(docs[i])
@@ -84,10 +84,12 @@ def sparsify(cache: ScoreCache, teacher: str, dataset, k: int, keep: str = "samp
     return key
 
 
-def draw(t: np.ndarray, k: int, temperature: float, exact: np.ndarray, rng) -> list[tuple[int, float]]:
+def draw(t: np.ndarray, k: int, temperature: float, exact: np.ndarray, rng, p: np.ndarray | None = None
+         ) -> list[tuple[int, float]]:
     """``[(candidate, weight)]`` of one query (scores ``t``): the ``exact`` ones with weight ``p_i``, then ``k`` draws
-    with replacement from ``p`` over the others, each distinct one with weight ``c_i (1 - P_exact) / k``."""
-    p = np.exp(log_softmax(minmax(t) / temperature))
+    with replacement from ``p`` over the others, each distinct one with weight ``c_i (1 - P_exact) / k``. ``p``: the
+    teacher's distribution when the caller has it already (``log_distribution``)."""
+    p = np.exp(log_distribution(t, temperature)) if p is None else p
     out = [(int(i), float(p[i])) for i in np.flatnonzero(exact)]
     rest = np.flatnonzero(~exact)
     if not len(rest):
@@ -95,6 +97,11 @@ def draw(t: np.ndarray, k: int, temperature: float, exact: np.ndarray, rng) -> l
     mass = float(p[rest].sum())
     counts = rng.multinomial(k, p[rest] / mass)
     return out + [(int(i), float(c * mass / k)) for i, c in zip(rest, counts) if c]
+
+
+def log_distribution(t: np.ndarray, temperature: float) -> np.ndarray:
+    """``log softmax(minmax(t) / temperature)``: the teacher's distribution over one query's list, as sampled."""
+    return log_softmax(minmax(t) / temperature)
 
 
 def minmax(t: np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..cache.scores import ScoreCache
+from ..cache.sparse import log_distribution
 from ..data.dataset import Dataset
 from ..errors import InputError
 
@@ -61,9 +62,10 @@ def build_examples(dataset: Dataset, cache: ScoreCache, cfg: ExampleConfig, bloc
     queries beside), so its size is bounded by the examples drawn, not by the pairs scored."""
     if cfg.strategy not in STRATEGIES:
         raise InputError(f"unknown sampling strategy {cfg.strategy!r} (choose from {', '.join(STRATEGIES)})")
-    for key in filter(None, (cfg.teacher, cfg.regularizer)):  # scores made from other texts under these ids
-        cache.check_texts(key, dataset.query_texts(cache.described(key).get("query_view")))
-    sampled = cfg.strategy == "sample" and _sampled_entry(cache, cfg)
+    described = {key: cache.described(key) for key in filter(None, (cfg.teacher, cfg.regularizer))}
+    for key, desc in described.items():  # scores made from other texts under these ids
+        cache.check_texts(key, dataset.query_texts(desc.get("query_view")))
+    sampled = cfg.strategy == "sample" and _sampled_entry(described[cfg.teacher], cfg)
     rng = np.random.default_rng(cfg.seed)
     out, queries, referenced = [], 0, 0
     skipped = {"no scored positive": 0, "too few negatives": 0, "no regulariser score": 0}
@@ -120,10 +122,9 @@ def _query_examples(qid: str, group, judged: dict, cfg: ExampleConfig, rng, out:
         out.append({"query_id": qid, "document_ids": ids, "scores": targets})
 
 
-def _sampled_entry(cache: ScoreCache, cfg: ExampleConfig) -> bool:
-    """Whether ``cfg.teacher`` is a sampled sparse entry (its rows carry weights); its temperature must be
-    ``cfg.temperature``, the one the examples and the loss take the teacher's distribution at."""
-    desc = cache.described(cfg.teacher)
+def _sampled_entry(desc: dict, cfg: ExampleConfig) -> bool:
+    """Whether ``cfg.teacher`` (described by ``desc``) is a sampled sparse entry (its rows carry weights); its
+    temperature must be ``cfg.temperature``, the one the examples and the loss take the teacher's distribution at."""
     if cfg.regularizer:
         raise InputError("examples: strategy sample takes no regularizer (its weights and the regulariser's scores "
                          "would share the labels)")
@@ -142,9 +143,7 @@ def _pool(qid: str, docs, t, p: int, neg, cfg: ExampleConfig, weight) -> dict:
     weights, and ``b = weight / p``."""
     rows = np.array([p, *neg])
     if weight is None:
-        z = (t[rows] - t[rows].min()) / max(t[rows].max() - t[rows].min(), 1e-9) / cfg.temperature
-        a = np.exp(z - z.max())
-        a, b = a / a.sum(), np.ones(len(rows))
+        a, b = np.exp(log_distribution(t[rows], cfg.temperature)), np.ones(len(rows))
     else:
         a, b = weight[rows], weight[rows] / np.exp(t[rows])
     return {"query_id": qid, "document_ids": list(docs[rows]), "scores": [float(x) for x in t[rows]],
@@ -216,9 +215,10 @@ def as_hf_dataset(examples: list[dict], dataset: Dataset, text_view: str | None 
     """A ``datasets.Dataset`` of ids and scores whose rows read as ``query, document_1 .. document_N, scores``
     (documents from ``text_view``, the corpus by default). Texts are looked up in the corpus when a batch is read
     (``ResolveTexts``), so no copy of the documents' texts is made; unknown ids fail here, before training.
-    ``query_view``: the queries' texts from that view. ``remove_query``: as ``ExampleConfig``'s, each (query, document) pair drawn once from ``seed``. ``draw``: the
-    examples are pools of strategy ``sample``, ``draw`` negatives drawn from each at batch time (``DrawNegatives``;
-    the dataset's ``epoch_token`` names it for ``epoch_callback``)."""
+    ``query_view``: the queries' texts from that view. ``remove_query``: as ``ExampleConfig``'s, each (query,
+    document) pair drawn once from ``seed``. ``draw``: the examples are pools of strategy ``sample``, ``draw``
+    negatives drawn from each at batch time (``DrawNegatives``; the dataset's ``epoch_token`` names it for
+    ``epoch_callback``)."""
     import datasets
     import pyarrow as pa
 
