@@ -136,7 +136,7 @@ class Teacher:
                         work = cache.missing(key, block[block["qid"].isin(mine)])
                         if len(work):
                             lists = [(q, d.tolist()) for q, d in work.groupby("qid", sort=False)["docid"]]
-                            self._score_block(key, lists, dataset, cache)
+                            self._score_block(key, lists, dataset, texts, cache)
                             stats.queries += work["qid"].nunique()
                             stats.pairs += len(work)
                         cache.release(key)
@@ -155,11 +155,10 @@ class Teacher:
                 cache.forget_if_empty(key)
         return stats
 
-    def _score_block(self, key: str, block, dataset: Dataset, cache: ScoreCache) -> None:
-        """Score and commit ``block``: ``(qid, docids)`` of each of its queries."""
+    def _score_block(self, key: str, block, dataset: Dataset, queries: dict[str, str], cache: ScoreCache) -> None:
+        """Score and commit ``block``: ``(qid, docids)`` of each of its queries, whose texts are ``queries``."""
         try:
             corpus = dataset.view(self.text_view)
-            queries = dataset.query_texts(self.query_view)
             lists = [(queries[q], corpus.texts(docids)) for q, docids in block]
         except KeyError as e:
             raise InputError(f"run names a document that {dataset.name} does not have: {e.args[0]}") from None
