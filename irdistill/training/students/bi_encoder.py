@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..losses.base import apply_loss
-from .base import Objective, Student, gather_documents, own_scores, register_student
+from .base import Objective, Student, register_student
 
 
 class BiEncoderObjective(Objective):
@@ -29,8 +28,11 @@ class BiEncoderObjective(Objective):
     def embed(self, features) -> tuple:
         from sentence_transformers.base.losses.merged_forward import embed_columns
 
-        emb = embed_columns(self.model, features)
-        q, docs = emb[0], torch.stack(emb[1:], 1)  # (B, D), (B, N, D)
+        return self.arrange(embed_columns(self.model, features))
+
+    def arrange(self, columns: list[Tensor]) -> tuple:
+        """The columns' embeddings (query, document_1 .. document_N) as queries (B, D) and documents (B, N, D)."""
+        q, docs = columns[0], torch.stack(columns[1:], 1)
         if self.cosine:
             q, docs = F.normalize(q, dim=-1), F.normalize(docs, dim=-1)
         return q, docs, None
@@ -47,17 +49,11 @@ def cached_objective(model, loss, gather: bool, mini_batch_size: int) -> Objecti
         def forward(self, features, labels):
             return self.forward_cached(features, labels)
 
+        def embed(self, columns: list[Tensor]) -> tuple:  # the columns' embeddings, made a mini-batch at a time
+            return self.arrange(columns)
+
         def calculate_loss(self, reps, labels=None, *, with_backward: bool = False) -> Tensor:
-            q, docs = torch.cat(reps[0]), torch.stack([torch.cat(column) for column in reps[1:]], 1)
-            if self.cosine:
-                q, docs = F.normalize(q, dim=-1), F.normalize(docs, dim=-1)
-            n = docs.shape[1]
-            if self.gather:
-                docs, _ = gather_documents(docs)
-            in_batch = self.similarity(q, docs)
-            labels = torch.stack(labels) if isinstance(labels, list) else labels
-            scores = own_scores(in_batch, n)
-            out = apply_loss(self.loss, scores, labels.to(scores.device, scores.dtype), in_batch)
+            out = BiEncoderObjective.forward(self, [torch.cat(column) for column in reps], labels)
             total = sum(out.values()) if isinstance(out, dict) else out
             if with_backward:
                 total.backward()
