@@ -210,7 +210,7 @@ def _check_loss(spec) -> None:
 def _check_sampled(loss, temperature: float) -> None:
     """Strategy ``sample`` takes the teacher's distribution at ``examples.temperature``, on min-max scaled scores; a
     listwise KL that names another one would be silently ignored."""
-    for part in getattr(loss, "parts", {"": loss}).values():
+    for part in loss.terms():
         if part.reads_weights and (part.teacher_temperature != temperature or part.normalize != "minmax"):
             raise InputError(f"option loss: with examples: {{strategy: sample}} the teacher's distribution is the "
                              f"one the negatives are drawn from (examples.temperature {temperature:g}, min-max "

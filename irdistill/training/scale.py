@@ -20,17 +20,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .losses import ListwiseKLLoss, MarginMSELoss, PLDLoss, RankingLoss, WeightedSumLoss
+from .losses import ListwiseKLLoss, MarginMSELoss, PLDLoss, RankingLoss
 
 UNIFORM, ONE_HOT, AIM = 0.1, 100.0, 3.0
-
-
-def _parts(loss: RankingLoss):
-    if isinstance(loss, WeightedSumLoss):
-        for part in loss.parts.values():
-            yield from _parts(part)
-    else:
-        yield loss
 
 
 def spread(scores: pd.DataFrame, normalize: str | None = None) -> float:
@@ -55,7 +47,7 @@ def check_scale(loss: RankingLoss, scores: pd.DataFrame, teacher: dict, cosine_s
     (see the module doc). ``scores``: a sample of the teacher's cached scores (qid, docid, score)."""
     scale = teacher.get("scale") or "not declared"
     notes = []
-    for part in _parts(loss):
+    for part in loss.terms():
         if isinstance(part, (ListwiseKLLoss, PLDLoss)):
             norm = getattr(part, "normalize", None)
             ratio = spread(scores, norm) / part.teacher_temperature

@@ -31,12 +31,13 @@ class RankingLoss(nn.Module):
     reads_weights: ClassVar[bool] = False
     reference: ClassVar[str | None] = None  # the paper it comes from, cited in model cards
 
+    def terms(self):
+        """The losses this one sums (a ``WeightedSumLoss``'s parts, each as its own terms), or itself."""
+        yield self
+
     def references(self) -> list[str]:
         """The papers of this loss and of the losses it is made of (model cards cite them)."""
-        parts = getattr(self, "parts", None) or {}
-        inner = [r for p in parts.values() for r in p.references()] + \
-            (self.inner.references() if isinstance(getattr(self, "inner", None), RankingLoss) else [])
-        return list(dict.fromkeys(([self.reference] if self.reference else []) + inner))
+        return [self.reference] if self.reference else []
 
     def forward(self, scores: Tensor, targets: Tensor, in_batch: Tensor | None = None) -> Tensor:  # pragma: no cover
         raise NotImplementedError

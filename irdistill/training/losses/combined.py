@@ -26,6 +26,13 @@ class WeightedSumLoss(RankingLoss):
         return {name: self.weights[name] * loss(scores, targets, in_batch, **extra(loss))
                 for name, loss in self.parts.items()}
 
+    def terms(self):
+        for part in self.parts.values():
+            yield from part.terms()
+
+    def references(self) -> list[str]:
+        return list(dict.fromkeys(r for part in self.parts.values() for r in part.references()))
+
     def config(self) -> dict:
         return {name: {"weight": self.weights[name], **loss.config()} for name, loss in self.parts.items()}
 

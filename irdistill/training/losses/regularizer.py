@@ -35,6 +35,9 @@ class RegularizerLoss(RankingLoss):
                 reference: Tensor | None = None) -> Tensor:
         return self.inner(scores, reference, in_batch)
 
+    def references(self) -> list[str]:
+        return self.inner.references()
+
     def config(self) -> dict:
         return {"loss": type(self.inner).__name__, **self.inner.config()}
 
