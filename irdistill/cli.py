@@ -29,6 +29,11 @@ def _add_dataset(p, required=True, many=False):
                         "rewrites for a teacher's query_view (repeatable)")
 
 
+def _add_query_view(p):
+    p.add_argument("--query-view", metavar="NAME", help="read this view of the queries (e.g. conversation, manual: a "
+                                                         "conversational collection's; or one of --query-view-file)")
+
+
 def _add_retriever(p):
     from .index import INDEXES
 
@@ -492,8 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb(cmd_evaluate)
     _add_dataset(p, required=False, many=True)
-    p.add_argument("--query-view", metavar="NAME", help="read this view of the queries (e.g. conversation, manual: a "
-                                                         "conversational collection's; or one of --query-view-file)")
+    _add_query_view(p)
     p.add_argument("--suite", choices=["beir"], help="add the public BEIR test sets (ir_datasets ids)")
     _add_retriever(p)
     p.add_argument("--metrics", default=DEFAULT_METRICS, help="comma-separated ranx metrics")
@@ -503,8 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb(cmd_candidates)
     _add_dataset(p)
-    p.add_argument("--query-view", metavar="NAME", help="read this view of the queries (e.g. conversation, manual: a "
-                                                         "conversational collection's; or one of --query-view-file)")
+    _add_query_view(p)
     _add_retriever(p)
     _add_scale_out(p)
     p.add_argument("-k", "--k", type=COUNT, default=100, help="candidates per query")

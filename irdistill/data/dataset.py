@@ -267,7 +267,7 @@ def _load_ir_dataset(ds, dataset_id: str, docs_only: bool):
     queries = {q.query_id: q.text if hasattr(q, "text") else q.default_text() for q in records}
     views = query_views(turns_from_records(records)) if records and is_conversational(records[0]) else {}
     if views:  # TREC CAsT: the queries are the users' turns as said; the conversation and rewrites are views
-        queries = {q: t for q, t in views.pop("raw").items()}
+        queries = views.pop("raw")
     qrels: Qrels = {}
     if ds.has_qrels():
         rows = list(ds.qrels_iter())

@@ -63,18 +63,19 @@ def rewrite_queries(queries: dict[str, str], backend, output: str, max_tokens: i
     cache_path = output + ".cache.jsonl"
     done = _read_cache(cache_path)
     _cut_partial_line(cache_path)
-    todo = [q for q in queries if key(queries[q]) not in done]
+    keys = {q: key(text) for q, text in queries.items()}
+    todo = [q for q in queries if keys[q] not in done]
     with bar(total=len(todo), desc="rewriting", unit="query", show=progress) as pbar, \
             open(cache_path, "a", encoding="utf-8") as cache:
         for i in range(0, len(todo), batch_size):
             batch = todo[i : i + batch_size]
             answers = backend.generate([chat(queries[q]) for q in batch], max_tokens, stop=["\n\n"])
             for q, answer in zip(batch, answers):
-                done[key(queries[q])] = clean(answer, queries[q].split(SEP)[0])
-                cache.write(json.dumps({"key": key(queries[q]), "text": done[key(queries[q])]}) + "\n")
+                done[keys[q]] = clean(answer, queries[q].split(SEP)[0])
+                cache.write(json.dumps({"key": keys[q], "text": done[keys[q]]}) + "\n")
             cache.flush()
             pbar.update(len(batch))
-    view = {q: done[key(queries[q])] for q in queries}
+    view = {q: done[keys[q]] for q in queries}
     with atomic_path(output) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for q, text in view.items():
             f.write(json.dumps({"_id": q, "text": text}) + "\n")

@@ -90,8 +90,8 @@ def backend_types() -> dict:
 
 def build_teacher(spec, dataset=None, options=()) -> Teacher:
     """A Teacher from a spec (see ``parse_spec``). ``text_view: en`` makes any teacher read that text view of the
-    documents (Translate-Distill), ``query_view: manual`` that view of the queries (a rewrite, as in DiSCo); teachers that need the collection (BM25's index, an ensemble's fit split) take it
-    from ``dataset``."""
+    documents (Translate-Distill), ``query_view: manual`` that view of the queries (a rewrite, as in DiSCo);
+    teachers that need the collection (BM25's index, an ensemble's fit split) take it from ``dataset``."""
     spec = parse_spec(spec, options)
     kind, view, query_view = spec.pop("kind"), spec.pop("text_view", None), spec.pop("query_view", None)
     teacher = TEACHERS[kind].from_spec(spec, dataset, view)

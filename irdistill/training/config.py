@@ -14,7 +14,8 @@ from .lora import check_lora
 RANGES = {"epochs": {"above": 0}, "max_steps": {"low": -1}, "batch_size": {"low": 1}, "learning_rate": {"above": 0},
           "warmup_ratio": {"low": 0, "below": 1}, "grad_accum": {"low": 1}, "dev_fraction": {"low": 0, "below": 1},
           "save_steps": {"low": 1}, "save_total_limit": {"low": 1}, "logging_steps": {"low": 1},
-          "eval_steps": {"low": 1}, "max_seq_length": {"low": 1}, "mini_batch_size": {"low": 1}, "negatives": {"low": 1}, "seed": SEED_RANGE,
+          "eval_steps": {"low": 1}, "max_seq_length": {"low": 1}, "mini_batch_size": {"low": 1},
+          "negatives": {"low": 1}, "seed": SEED_RANGE,
           "remove_query": {"low": 0, "high": 1}, "merge_alpha": {"low": 0, "high": 1}, "k": {"low": 1},
           **{t: {"above": 0} for t in ("temperature", "student_temperature", "teacher_temperature",
                                         "infonce_temperature", "sigma")}}

@@ -24,7 +24,9 @@ from .infonce import InfoNCELoss
 
 
 class CPRDLoss(RankingLoss):
-    reference = 'Chen et al., 2024: How to Make Cross Encoder a Good Teacher for Efficient Image-Text Retrieval? (CVPR)'
+    reference = ("Chen et al., 2024: How to Make Cross Encoder a Good Teacher for Efficient Image-Text Retrieval? "
+                 "(CVPR)")
+
     def __init__(self, k: int = 4, temperature: float = 0.05, weight: float = 1.0, infonce_temperature: float = 0.05):
         super().__init__()
         self.k, self.temperature, self.weight = k, temperature, weight

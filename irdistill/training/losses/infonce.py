@@ -16,7 +16,10 @@ from .base import RankingLoss
 
 
 class InfoNCELoss(RankingLoss):
-    reference = 'van den Oord et al., 2018: Representation Learning with Contrastive Predictive Coding (arXiv:1807.03748); in-batch negatives as in Karpukhin et al., 2020: Dense Passage Retrieval for Open-Domain Question Answering (EMNLP)'
+    reference = ("van den Oord et al., 2018: Representation Learning with Contrastive Predictive Coding "
+                 "(arXiv:1807.03748); in-batch negatives as in Karpukhin et al., 2020: Dense Passage Retrieval for "
+                 "Open-Domain Question Answering (EMNLP)")
+
     def __init__(self, temperature: float = 0.05):
         super().__init__()
         self.temperature = temperature

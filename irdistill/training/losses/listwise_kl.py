@@ -27,7 +27,8 @@ from .base import RankingLoss, minmax
 
 
 class ListwiseKLLoss(RankingLoss):
-    reference = 'Tamber et al., 2025: Teaching Dense Retrieval Models to Specialize with Listwise Distillation and LLM Data Augmentation'
+    reference = ("Tamber et al., 2025: Teaching Dense Retrieval Models to Specialize with Listwise Distillation and "
+                 "LLM Data Augmentation")
     reads_weights = True
 
     def __init__(self, student_temperature: float = 0.05, teacher_temperature: float = 0.3, normalize: str | None = "minmax"):

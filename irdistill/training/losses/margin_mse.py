@@ -15,7 +15,9 @@ from .base import RankingLoss
 
 
 class MarginMSELoss(RankingLoss):
-    reference = 'Hofstätter et al., 2020: Improving Efficient Neural Ranking Models with Cross-Architecture Knowledge Distillation (arXiv:2010.02666)'
+    reference = ("Hofstätter et al., 2020: Improving Efficient Neural Ranking Models with Cross-Architecture Knowledge "
+                 "Distillation (arXiv:2010.02666)")
+
     def __init__(self, student_temperature: float = 1.0, teacher_temperature: float = 1.0):
         super().__init__()
         self.student_temperature, self.teacher_temperature = student_temperature, teacher_temperature

@@ -28,7 +28,8 @@ from .base import RankingLoss, minmax
 
 
 class PLDLoss(RankingLoss):
-    reference = 'Bassam, Zhu and Bian, 2025: PLD: A Choice-Theoretic List-Wise Knowledge Distillation'
+    reference = "Bassam, Zhu and Bian, 2025: PLD: A Choice-Theoretic List-Wise Knowledge Distillation"
+
     def __init__(self, student_temperature: float = 0.05, teacher_temperature: float = 0.3,
                  normalize: str | None = "minmax"):
         super().__init__()

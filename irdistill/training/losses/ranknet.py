@@ -13,7 +13,8 @@ from .base import RankingLoss
 
 
 class RankNetLoss(RankingLoss):
-    reference = 'Burges et al., 2005: Learning to Rank using Gradient Descent (ICML)'
+    reference = "Burges et al., 2005: Learning to Rank using Gradient Descent (ICML)"
+
     def __init__(self, sigma: float = 1.0):
         super().__init__()
         self.sigma = sigma
