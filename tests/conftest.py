@@ -18,6 +18,18 @@ QUERIES = {"q1": "which animal purrs", "q2": "memory safe programming language",
 QRELS = {"test": [("q1", "d1", 1), ("q2", "d4", 2), ("q2", "d3", 1), ("q3", "d6", 1)], "train": [("q4", "d5", 1)]}
 
 
+def random_collection(documents: int, queries: int, doc_words: int, vocabulary: int, query_words: int = 3,
+                      prefix: str = "w", seed: int = 0) -> tuple[dict, dict]:
+    """Documents ``d<i>`` and queries ``q<i>`` of random words from ``<prefix>0 .. <prefix><vocabulary-1>``: every
+    query shares words with many documents, so a retriever or teacher finds candidates for all of them."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    words = [f"{prefix}{i}" for i in range(vocabulary)]
+    docs = {f"d{i}": ("", " ".join(rng.choice(words, doc_words))) for i in range(documents)}
+    return docs, {f"q{i}": " ".join(rng.choice(words, query_words)) for i in range(queries)}
+
+
 def write_beir(folder, docs=DOCS, queries=QUERIES, qrels=QRELS):
     os.makedirs(os.path.join(folder, "qrels"), exist_ok=True)
     with open(os.path.join(folder, "corpus.jsonl"), "w") as f:

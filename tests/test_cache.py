@@ -123,12 +123,9 @@ def test_margin_mse_export_import_round_trip(tmp_path):
 
 def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path, tiny_model_dir):
     """Kill ``irdistill score`` with SIGKILL part-way; the resumed cache equals an uninterrupted run's."""
-    from conftest import write_beir
+    from conftest import random_collection, write_beir
 
-    rng = np.random.default_rng(1)
-    words = [f"term{i}" for i in range(50)]
-    docs = {f"d{i}": ("", " ".join(rng.choice(words, 40))) for i in range(400)}
-    queries = {f"q{i}": " ".join(rng.choice(words, 4)) for i in range(80)}
+    docs, queries = random_collection(400, 80, doc_words=40, vocabulary=50, query_words=4, prefix="term", seed=1)
     folder = write_beir(tmp_path / "data", docs, queries, {"test": [(q, "d0", 1) for q in queries]})
     run = run_from_dict({q: {f"d{(i * 7 + j) % 400}": float(-j) for j in range(50)} for i, q in enumerate(queries)})
     write_run(run, tmp_path / "cands.parquet")

@@ -55,14 +55,10 @@ def test_the_readmes_python_quickstart_runs(tmp_path, tiny_model_dir):
     import subprocess
     import sys
 
-    import numpy as np
     import yaml
-    from conftest import write_beir
+    from conftest import random_collection, write_beir
 
-    rng = np.random.default_rng(0)
-    words = [f"w{i}" for i in range(40)]
-    docs = {f"d{i}": ("", " ".join(rng.choice(words, 12))) for i in range(40)}
-    queries = {f"q{i}": " ".join(rng.choice(words, 3)) for i in range(12)}
+    docs, queries = random_collection(40, 12, doc_words=12, vocabulary=40)
     qrels = {"train": [(f"q{i}", f"d{i}", 1) for i in range(8)], "test": [(f"q{i}", f"d{i}", 1) for i in range(8, 12)]}
     beir_dir = write_beir(tmp_path / "toy", docs, queries, qrels)
 

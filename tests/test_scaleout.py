@@ -206,16 +206,13 @@ def test_hnsw_search_for_more_than_ef_search_widens_the_beam(tmp_path):
 
 def test_candidate_shards_split_the_queries_as_score_does(tmp_path, capsys):
     """Each `candidates --shard i/n` writes its own part; together they are the whole run, split as score splits."""
-    from conftest import write_beir
+    from conftest import random_collection, write_beir
 
     from irdistill.cli import main
     from irdistill.data import read_run
     from irdistill.data.shards import in_shard
 
-    rng = np.random.default_rng(0)
-    words = [f"w{i}" for i in range(30)]
-    docs = {f"d{i}": ("", " ".join(rng.choice(words, 8))) for i in range(30)}
-    queries = {f"q{i}": " ".join(rng.choice(words, 3)) for i in range(12)}
+    docs, queries = random_collection(30, 12, doc_words=8, vocabulary=30)
     beir_dir = write_beir(tmp_path / "toy", docs, queries, {"test": [(q, "d0", 1) for q in queries]})
 
     out = str(tmp_path / "train.parquet")

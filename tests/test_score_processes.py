@@ -20,13 +20,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, tiny_model_dir):
-    from conftest import write_beir
+    from conftest import random_collection, write_beir
 
     work = tmp_path_factory.mktemp("score-procs")
-    rng = np.random.default_rng(0)
-    words = [f"w{i}" for i in range(50)]
-    docs = {f"d{i}": ("", " ".join(rng.choice(words, 12))) for i in range(60)}
-    queries = {f"q{i}": " ".join(rng.choice(words, 3)) for i in range(60)}
+    docs, queries = random_collection(60, 60, doc_words=12, vocabulary=50)
     folder = write_beir(work / "data", docs, queries, {"test": [(q, "d0", 1) for q in queries]})
     ds = load_dataset(folder, "test")
     write_run(run_from_dict({q: {d: 0.0 for d in docs} for q in ds.queries}), work / "run.parquet")

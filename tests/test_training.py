@@ -18,12 +18,9 @@ from test_cache import Overlap
 @pytest.fixture
 def cached(tmp_path):
     """A toy collection whose every query has all documents scored by the word-overlap teacher."""
-    from conftest import write_beir
+    from conftest import random_collection, write_beir
 
-    rng = np.random.default_rng(0)
-    words = [f"w{i}" for i in range(40)]
-    docs = {f"d{i}": ("", " ".join(rng.choice(words, 12))) for i in range(40)}
-    queries = {f"q{i}": " ".join(rng.choice(words, 3)) for i in range(24)}
+    docs, queries = random_collection(40, 24, doc_words=12, vocabulary=40)
     qrels = {"train": [(q, f"d{i}", 1) for i, q in enumerate(queries)], "test": [("q0", "d0", 1)]}
     folder = write_beir(tmp_path / "data", docs, queries, qrels)
     ds = load_dataset(folder, "train")
