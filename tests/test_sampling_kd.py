@@ -2,6 +2,7 @@
 listwise KL (unbiased against the full list where the student's normaliser covers it; consistent where it covers
 only the drawn candidates)."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -155,6 +156,11 @@ def test_sparse_entries_keep_k_per_query_with_unbiased_weights(cached):
     pd.testing.assert_frame_equal(kept.sort_values(["qid", "docid"]).reset_index(drop=True),
                                   df.sort_values(["qid", "docid"]).reset_index(drop=True))
     assert cache.verify(key)[0].ok
+    # another input makes another entry: other labels, more scores of the source
+    relabelled = dataclasses.replace(ds, qrels={**ds.qrels, "q0": {"d1": 1}})
+    assert sparsify(cache, tid, relabelled, k=6, temperature=TAU, progress=False) != key
+    cache.commit(tid, ["q0"], ["extra-doc"], [0.5], {"q0": ds.queries["q0"]})
+    assert sparsify(cache, tid, ds, k=6, temperature=TAU, progress=False) != key
     top = sparsify(cache, tid, ds, k=6, keep="top", progress=False)
     kept = cache.read(top)
     assert kept.groupby("qid").size().max() <= 7 and kept["score"].isin(full["score"]).all()

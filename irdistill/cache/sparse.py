@@ -42,13 +42,16 @@ def sparsify(cache: ScoreCache, teacher: str, dataset, k: int, keep: str = "samp
     ``k`` (``keep="top"``, the teacher's scores as they are) or ``k`` draws from its distribution at ``temperature``
     (``keep="sample"``, log-probabilities and importance weights, as the module says). With ``positives``, a query's
     labelled positives are kept as well (exactly). Returns the new entry's cache key; a rerun (or a killed run) does
-    only the queries the entry lacks."""
+    only the queries the entry lacks, and other labels or more scores of the source make another entry."""
     if keep not in KEEP:
         raise InputError(f"keep must be one of {', '.join(KEEP)}, not {keep!r}")
     if k < 1 or not temperature > 0:
         raise InputError(f"sparsify needs k >= 1 and a temperature > 0 (not k={k}, temperature={temperature})")
     source = cache.describe(teacher)
-    settings = {"source": teacher, "keep": keep, "k": k, "positives": positives,
+    # keyed by what makes it: the source's scores (its content key, and how many pairs it holds: a deeper run of the
+    # same teacher makes another entry), the settings, and the labels kept exactly
+    settings = {"source": teacher, "source_pairs": cache.count_pairs(teacher), "keep": keep, "k": k,
+                "positives": dataset.fingerprint()["qrels"] if positives else False,
                 **({"temperature": temperature, "normalize": "minmax", "seed": seed} if keep == "sample" else {})}
     digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     key = f"{keep}{k}-{digest}@{teacher.rpartition('@')[2]}"
