@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import itertools
 import os
 import re
 from dataclasses import dataclass, field
@@ -263,11 +264,14 @@ def _load_ir_dataset(ds, dataset_id: str, docs_only: bool):
         return corpus
     from .conversations import is_conversational, query_views, turns_from_records
 
-    records = list(ds.queries_iter())
-    queries = {q.query_id: q.text if hasattr(q, "text") else q.default_text() for q in records}
-    views = query_views(turns_from_records(records)) if records and is_conversational(records[0]) else {}
+    records = ds.queries_iter()  # streamed: MS MARCO's train queries are 800k records
+    first = next(records, None)
+    records = itertools.chain([first] if first is not None else [], records)
+    views = query_views(turns_from_records(records)) if first is not None and is_conversational(first) else {}
     if views:  # TREC CAsT: the queries are the users' turns as said; the conversation and rewrites are views
         queries = views.pop("raw")
+    else:
+        queries = {q.query_id: q.text if hasattr(q, "text") else q.default_text() for q in records}
     qrels: Qrels = {}
     if ds.has_qrels():
         rows = list(ds.qrels_iter())
